@@ -1,0 +1,37 @@
+# vk-eci developer commands. Everything the project needs is installed from here.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: dev test unit e2e lint zipapp demo demo-down bench bench-fake clean
+
+# Re-install only when the dependency list changes, so `make dev` is fast when nothing did.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+dev: $(STAMP)
+
+test: dev
+	$(PY) -m pytest
+
+unit: dev
+	$(PY) -m pytest -m "not e2e"
+
+e2e: dev
+	$(PY) -m pytest -m e2e
+
+lint: dev
+	$(VENV)/bin/ruff check vkeci fakes e2e tests scripts vkeci.py
+	$(VENV)/bin/ruff format --check vkeci fakes e2e tests scripts vkeci.py
+	$(VENV)/bin/mypy vkeci fakes $(wildcard e2e/*.py scripts/*.py)
+
+zipapp: dev
+	@mkdir -p dist
+	$(VENV)/bin/shiv --compressed -q -c vkeci -o dist/vkeci.pyz .
+	@echo "built dist/vkeci.pyz"
+
+clean:
+	rm -rf $(VENV) dist build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

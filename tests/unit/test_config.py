@@ -1,0 +1,98 @@
+import pytest
+
+from vkeci.config import Config, ConfigError, Secret, load, public_view
+
+
+def test_defaults_when_nothing_is_set():
+    config = load(env={})
+    assert config == Config()
+    assert config.taint_key == "virtual-kubelet.io/provider"
+    assert config.kubelet_port == 10250
+
+
+def test_go_provider_environment_names_are_accepted():
+    env = {
+        "ECI_REGION": "cn-shanghai",
+        "ECI_ACCESS_KEY": "AKID",
+        "ECI_SECRET_KEY": "very-secret",
+        "ECI_SECURITY_GROUP": "sg-1",
+        "ECI_VSWITCH": "vsw-a, vsw-b,,",
+        "ECI_CLUSTER_NAME": "prod",
+        "ECI_QUOTA_CPU": "500",
+        "ECI_QUOTA_MEMORY": "2Ti",
+        "ECI_QUOTA_POD": "300",
+        "KUBELET_PORT": "10260",
+        "VKUBELET_TAINT_KEY": "k",
+        "VKUBELET_TAINT_VALUE": "v",
+        "VKUBELET_TAINT_EFFECT": "NoExecute",
+        "DEFAULT_NODE_NAME": "vk-eci-1",
+        "ECI_ENDPOINT": "127.0.0.1:8080",
+        "ECI_PROTOCOL": "http",
+    }
+    config = load(env=env)
+    assert config.region == "cn-shanghai"
+    assert config.vswitches == ("vsw-a", "vsw-b")
+    assert config.quota_pods == 300 and config.kubelet_port == 10260
+    assert config.taint_effect == "NoExecute" and config.node_name == "vk-eci-1"
+    assert config.access_key_secret is not None and config.access_key_secret.reveal() == "very-secret"
+    assert config.endpoint() == "127.0.0.1:8080" and config.eci_protocol == "http"
+
+
+def test_any_region_is_accepted_without_a_whitelist():
+    assert load(env={"ECI_REGION": "xx-newregion-9"}).endpoint() == "eci.xx-newregion-9.aliyuncs.com"
+
+
+def test_flags_override_env_override_file(tmp_path):
+    path = tmp_path / "vkeci.yaml"
+    path.write_text("region: from-file\ncluster_name: file-cluster\nnode_name: file-node\nvswitches: [a, b]\n")
+    config = load(
+        flags={"region": "from-flag", "node_name": None},
+        env={"ECI_REGION": "from-env", "ECI_CLUSTER_NAME": "env-cluster"},
+        config_file=str(path),
+    )
+    assert config.region == "from-flag"
+    assert config.cluster_name == "env-cluster"
+    assert config.node_name == "file-node"
+    assert config.vswitches == ("a", "b")
+
+
+@pytest.mark.parametrize(
+    ("env", "names"),
+    [
+        ({"ECI_QUOTA_CPU": "lots"}, ["ECI_QUOTA_CPU", "'lots'", "CPU quantity"]),
+        ({"KUBELET_PORT": "70000"}, ["KUBELET_PORT", "'70000'", "between 1 and 65535"]),
+        ({"VKUBELET_TAINT_EFFECT": "Never"}, ["VKUBELET_TAINT_EFFECT", "NoSchedule"]),
+        ({"ECI_ENDPOINT": "http://x:1"}, ["ECI_ENDPOINT", "without a scheme"]),
+        ({"DEFAULT_NODE_NAME": "Bad_Name"}, ["DEFAULT_NODE_NAME", "DNS-1123"]),
+    ],
+)
+def test_invalid_values_fail_with_one_line_naming_setting_value_and_expectation(env, names):
+    with pytest.raises(ConfigError) as info:
+        load(env=env)
+    message = str(info.value)
+    assert "\n" not in message
+    for name in names:
+        assert name in message
+
+
+def test_secret_never_appears_in_errors_reprs_or_public_view():
+    config = load(env={"ECI_ACCESS_KEY": "AKID-123", "ECI_SECRET_KEY": "s3cr3t-value"})
+    assert "s3cr3t-value" not in repr(config)
+    assert "s3cr3t-value" not in str(public_view(config))
+    assert public_view(config)["access_key_secret"] == "set"
+    assert repr(Secret("x")) == "Secret('***')"
+
+
+def test_bad_file_is_reported_with_its_path(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("regoin: cn-hangzhou\n")
+    with pytest.raises(ConfigError, match="unknown setting 'regoin'"):
+        load(env={}, config_file=str(path))
+    path.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="expected a mapping"):
+        load(env={}, config_file=str(path))
+
+
+def test_require_names_the_environment_variable():
+    with pytest.raises(ConfigError, match="ECI_SECURITY_GROUP is not set"):
+        load(env={}).require("security_group")

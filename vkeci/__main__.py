@@ -1,0 +1,5 @@
+import sys
+
+from vkeci.cli import main
+
+sys.exit(main())

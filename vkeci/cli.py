@@ -1,0 +1,54 @@
+"""The `vkeci` command line: one argparse subcommand per job.
+
+Each subcommand lives in the module that owns its job. Those modules keep heavy imports
+(the SDK, the kubernetes package) inside `run()`, so building the parser stays cheap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+from vkeci import __version__
+
+# name -> (module, help). The module provides `add_arguments(parser)` and `run(args) -> int`.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "version": ("vkeci.cli", "print the vk-eci version"),
+    # "fake-eci": ("fakes.eci.cli", "serve a fake ECI OpenAPI for tests and demos"),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`vkeci version` takes no arguments."""
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the version."""
+    print(f"vkeci {__version__}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand registered."""
+    parser = argparse.ArgumentParser(prog="vkeci", description="A virtual kubelet for Alibaba Cloud ECI.")
+    parser.add_argument("--version", action="version", version=f"vkeci {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        module = importlib.import_module(module_name)
+        module.add_arguments(command)
+        handler: Callable[[argparse.Namespace], int] = module.run
+        command.set_defaults(handler=handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script, `python vkeci.py` and `dist/vkeci.pyz`."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help(sys.stderr)
+        return 2
+    return int(args.handler(args) or 0)

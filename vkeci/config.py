@@ -1,0 +1,295 @@
+"""Daemon configuration: flags override the environment, the environment overrides an
+optional YAML file, and that overrides the defaults.
+
+The environment variable names are those of the original Go provider (``ECI_REGION``,
+``ECI_VSWITCH``...) so that existing deployments keep working. Credentials may also come
+from the standard Alibaba Cloud chain (``ALIBABA_CLOUD_ACCESS_KEY_ID`` and friends, an
+STS token, a RAM role), resolved by ``alibabacloud-credentials``.
+
+Every problem is reported as one line that names the setting, shows the bad value (never
+for a secret) and says what is expected.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vkeci.quantity import QuantityError, parse_quantity
+
+
+class ConfigError(ValueError):
+    """Invalid configuration. The message is one line meant for the operator."""
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A secret string that never shows itself in logs, reprs or exception messages."""
+
+    _value: str = field(repr=False)
+
+    def reveal(self) -> str:
+        """The secret itself; call only where it is handed to a credential provider."""
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class Setting:
+    """How one configuration field is read: its environment names, YAML key and parser."""
+
+    name: str
+    env: tuple[str, ...]
+    parse: Callable[[str], Any]
+    expected: str
+    secret: bool = False
+
+
+def _text(value: str) -> str:
+    return value.strip()
+
+
+def _csv(value: str) -> tuple[str, ...]:
+    items = tuple(item.strip() for item in value.split(",") if item.strip())
+    return items
+
+
+def _port(value: str) -> int:
+    port = int(value)
+    if not 0 < port < 65536:
+        raise ValueError(value)
+    return port
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number <= 0:
+        raise ValueError(value)
+    return number
+
+
+def _quantity(value: str) -> str:
+    if parse_quantity(value) <= 0:
+        raise QuantityError(value)
+    return value.strip()
+
+
+def _seconds(value: str) -> float:
+    number = float(value)
+    if number <= 0:
+        raise ValueError(value)
+    return number
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise ValueError(value)
+        return value
+
+    return parse
+
+
+_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+def _node_name(value: str) -> str:
+    if not _NODE_NAME.match(value):
+        raise ValueError(value)
+    return value
+
+
+def _endpoint(value: str) -> str:
+    # The SDK wants host[:port]; a scheme belongs in ECI_PROTOCOL.
+    value = value.strip()
+    if not value or "://" in value or "/" in value:
+        raise ValueError(value)
+    return value
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("region", ("ECI_REGION",), _text, "an Alibaba Cloud region id such as cn-hangzhou"),
+    Setting("access_key_id", ("ECI_ACCESS_KEY",), _text, "an AccessKey ID", secret=True),
+    Setting("access_key_secret", ("ECI_SECRET_KEY",), _text, "an AccessKey secret", secret=True),
+    Setting("security_token", ("ECI_SECURITY_TOKEN",), _text, "an STS security token", secret=True),
+    Setting("security_group", ("ECI_SECURITY_GROUP",), _text, "a security group id such as sg-xxxx"),
+    Setting("vswitches", ("ECI_VSWITCH",), _csv, "a comma-separated list of vSwitch ids (one per zone)"),
+    Setting("cluster_name", ("ECI_CLUSTER_NAME",), _text, "a short name for this cluster"),
+    Setting("quota_cpu", ("ECI_QUOTA_CPU",), _quantity, "a positive CPU quantity such as 1000 or 500"),
+    Setting("quota_memory", ("ECI_QUOTA_MEMORY",), _quantity, "a positive memory quantity such as 4Ti"),
+    Setting("quota_pods", ("ECI_QUOTA_POD",), _positive_int, "a positive whole number of pods"),
+    Setting("kubelet_port", ("KUBELET_PORT",), _port, "a TCP port between 1 and 65535"),
+    Setting("taint_key", ("VKUBELET_TAINT_KEY",), _text, "a taint key"),
+    Setting("taint_value", ("VKUBELET_TAINT_VALUE",), _text, "a taint value"),
+    Setting(
+        "taint_effect",
+        ("VKUBELET_TAINT_EFFECT",),
+        _choice("NoSchedule", "PreferNoSchedule", "NoExecute"),
+        "one of NoSchedule, PreferNoSchedule, NoExecute",
+    ),
+    Setting("node_name", ("DEFAULT_NODE_NAME", "VKUBELET_NODE_NAME"), _node_name, "a DNS-1123 node name"),
+    Setting("eci_endpoint", ("ECI_ENDPOINT",), _endpoint, "host[:port] without a scheme, e.g. 127.0.0.1:8080"),
+    Setting("eci_protocol", ("ECI_PROTOCOL",), _choice("https", "http"), "https or http"),
+    Setting("kubeconfig", ("KUBECONFIG",), _text, "the path of a kubeconfig file"),
+    Setting(
+        "schedule_strategy",
+        ("ECI_SCHEDULE_STRATEGY",),
+        _choice("VSwitchOrdered", "VSwitchRandom"),
+        "VSwitchOrdered or VSwitchRandom",
+    ),
+    Setting("internal_ip", ("VKUBELET_POD_IP", "VKUBELET_NODE_IP"), _text, "the IP the API server dials"),
+    Setting(
+        "log_level",
+        ("VKECI_LOG_LEVEL", "LOG_LEVEL"),
+        _choice("debug", "info", "warning", "error"),
+        "debug, info, warning or error",
+    ),
+    Setting("log_format", ("VKECI_LOG_FORMAT",), _choice("text", "json"), "text or json"),
+    Setting("status_interval", ("VKECI_STATUS_INTERVAL",), _seconds, "seconds between ECI status polls"),
+    Setting("resync_interval", ("VKECI_RESYNC_INTERVAL",), _seconds, "seconds between full resyncs"),
+    Setting("workers", ("VKECI_WORKERS",), _positive_int, "a positive number of ECI worker threads"),
+    Setting("rate_limits", ("VKECI_ECI_RATE_LIMITS",), _bool, "true or false"),
+    Setting("kube_qps", ("VKECI_KUBE_QPS",), _seconds, "a positive number of requests per second"),
+    Setting("kube_burst", ("VKECI_KUBE_BURST",), _positive_int, "a positive number of requests"),
+)
+_BY_NAME = {setting.name: setting for setting in SETTINGS}
+SECRET_FIELDS = frozenset(setting.name for setting in SETTINGS if setting.secret)
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the daemon is configured with. Build it with :func:`load`."""
+
+    region: str = ""
+    access_key_id: Secret | None = None
+    access_key_secret: Secret | None = None
+    security_token: Secret | None = None
+    security_group: str = ""
+    vswitches: tuple[str, ...] = ()
+    cluster_name: str = "default"
+    quota_cpu: str = "1000"
+    quota_memory: str = "4Ti"
+    quota_pods: int = 1000
+    kubelet_port: int = 10250
+    taint_key: str = "virtual-kubelet.io/provider"
+    taint_value: str = "alibabacloud"
+    taint_effect: str = "NoSchedule"
+    node_name: str = "virtual-kubelet"
+    eci_endpoint: str = ""
+    eci_protocol: str = "https"
+    kubeconfig: str = ""
+    schedule_strategy: str = "VSwitchOrdered"
+    internal_ip: str = ""
+    log_level: str = "info"
+    log_format: str = "text"
+    status_interval: float = 5.0
+    resync_interval: float = 300.0
+    workers: int = 16
+    rate_limits: bool = True
+    kube_qps: float = 50.0
+    kube_burst: int = 100
+
+    def endpoint(self) -> str:
+        """The ECI endpoint the SDK should use: the configured one, or the region's public one."""
+        return self.eci_endpoint or f"eci.{self.region}.aliyuncs.com"
+
+    def require(self, *names: str) -> None:
+        """Fail with one ConfigError line for the first of ``names`` that is not set."""
+        for name in names:
+            if not getattr(self, name):
+                setting = _BY_NAME[name]
+                raise ConfigError(
+                    f"{setting.env[0]} is not set: expected {setting.expected} "
+                    f"(flag --{name.replace('_', '-')}, or `{name}:` in the config file)"
+                )
+
+
+def _parse(setting: Setting, raw: Any, source: str) -> Any:
+    text = ",".join(map(str, raw)) if isinstance(raw, (list, tuple)) else str(raw)
+    try:
+        value = setting.parse(text)
+    except (ValueError, QuantityError):
+        shown = "<hidden>" if setting.secret else repr(text)
+        raise ConfigError(f"{source} = {shown} is invalid: expected {setting.expected}") from None
+    return Secret(value) if setting.secret else value
+
+
+def _from_file(path: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot be read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of settings, got {type(data).__name__}")
+    unknown = sorted(set(data) - set(_BY_NAME))
+    if unknown:
+        raise ConfigError(
+            f"config file {path}: unknown setting {unknown[0]!r}; known settings: {', '.join(sorted(_BY_NAME))}"
+        )
+    return data
+
+
+def load(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: str | None = None,
+) -> Config:
+    """Build a Config from flags (highest priority), the environment, a YAML file and defaults.
+
+    ``flags`` maps field names to values; ``None`` values mean "flag not given".
+    ``env`` defaults to ``os.environ``. Raises ConfigError with one line on any bad value.
+    """
+    env = os.environ if env is None else env
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    unknown = sorted(set(flags) - set(_BY_NAME))
+    if unknown:
+        raise ConfigError(f"unknown setting {unknown[0]!r}")
+    path = config_file or env.get("VKECI_CONFIG")
+    file_values = _from_file(path) if path else {}
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.name in flags:
+            values[setting.name] = _parse(setting, flags[setting.name], f"--{setting.name.replace('_', '-')}")
+            continue
+        env_name = next((name for name in setting.env if env.get(name, "").strip()), None)
+        if env_name:
+            values[setting.name] = _parse(setting, env[env_name], env_name)
+        elif setting.name in file_values and file_values[setting.name] is not None:
+            values[setting.name] = _parse(setting, file_values[setting.name], f"{path}: {setting.name}")
+    return Config(**values)
+
+
+def public_view(config: Config) -> dict[str, Any]:
+    """The configuration as a dict safe to log: secrets appear only as whether they are set."""
+    view: dict[str, Any] = {}
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        view[item.name] = ("set" if value else "unset") if item.name in SECRET_FIELDS else value
+    return view
