@@ -1,0 +1,223 @@
+"""Build the control-plane binary from ``e2e/controlplane`` once, and cache it outside the repository.
+
+The cache directory is keyed by a hash of the Go module's content and the build flags, so a change to
+``go.mod``/``go.sum``/``*.go`` builds afresh and anything else reuses the binary:
+
+    ~/.cache/vkeci/controlplane-<hash>/k8s-local      the multi-call binary
+    ~/.cache/vkeci/controlplane-<hash>/<component>    symlinks: etcd, kube-apiserver, ..., kubectl
+    ~/.cache/vkeci/controlplane-<hash>/build.log      output of the build that made it
+
+A file lock makes concurrent callers (two pytest runs, a demo) wait for one build instead of running two.
+``python -m e2e.build`` builds (or reports the cached binary) on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+MODULE_DIR = Path(__file__).resolve().parent / "controlplane"
+K8S_VERSION = "v1.35.4"
+BINARY = "k8s-local"
+COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+# A cold build takes tens of minutes on 2 cores; an hour and a half is CI's whole budget.
+BUILD_TIMEOUT_S = 85 * 60
+PROGRESS_EVERY_S = 30.0
+
+
+class BuildError(RuntimeError):
+    """The control-plane binary could not be built; the message carries the build's own error."""
+
+
+def _ldflags() -> str:
+    # Stamp the true version: /version and `kubectl version` report it, and emulation-version checks use it.
+    major, minor = K8S_VERSION.lstrip("v").split(".")[:2]
+    flags = ["-s", "-w"]
+    for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        flags += [
+            f"-X {pkg}.gitVersion={K8S_VERSION}",
+            f"-X {pkg}.gitMajor={major}",
+            f"-X {pkg}.gitMinor={minor}",
+            f"-X {pkg}.gitTreeState=clean",
+        ]
+    return " ".join(flags)
+
+
+def build_command(output: Path) -> list[str]:
+    """The ``go build`` command line that produces ``output``."""
+    return ["go", "build", "-v", "-trimpath", "-p", str(_jobs()), "-ldflags", _ldflags(), "-o", str(output), "."]
+
+
+def _jobs() -> int:
+    # Each compile of the big k8s packages takes 1-2 GB; more than 4 in parallel buys little and risks OOM.
+    return int(os.environ.get("VKECI_BUILD_JOBS", min(os.cpu_count() or 2, 4)))
+
+
+def module_hash() -> str:
+    """Hash of everything that determines the binary: the module's files and the build flags."""
+    h = hashlib.sha256()
+    files = sorted(p for p in MODULE_DIR.iterdir() if p.is_file() and (p.suffix == ".go" or p.name.startswith("go.")))
+    for p in files:
+        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    h.update(_ldflags().encode())
+    return h.hexdigest()[:16]
+
+
+def cache_root() -> Path:
+    """``$VKECI_CACHE_DIR``, else ``$XDG_CACHE_HOME/vkeci``, else ``~/.cache/vkeci``."""
+    if os.environ.get("VKECI_CACHE_DIR"):
+        return Path(os.environ["VKECI_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "vkeci"
+
+
+def bin_dir() -> Path:
+    """Directory holding the binary and its component symlinks for the current module content."""
+    return cache_root() / f"controlplane-{module_hash()}"
+
+
+def cached_binary() -> Path | None:
+    """The cached binary if it is complete (it is renamed into place only after a successful build)."""
+    path = bin_dir() / BINARY
+    return path if path.is_file() and os.access(path, os.X_OK) else None
+
+
+def ensure_binary(progress: Callable[[str], None] | None = None) -> Path:
+    """Return the directory with ``k8s-local`` and its symlinks, building them first if needed.
+
+    ``progress`` receives one-line messages while a cold build runs (default: stderr). Raises
+    ``BuildError`` with the tail of the build output when the build fails.
+    """
+    say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    target = bin_dir()
+    if cached_binary() is None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target.parent / f"{target.name}.lock", "w") as lock:
+            if _try_lock(lock) is False:
+                say(f"control plane: another process is building {target}; waiting for it")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            if cached_binary() is None:  # the other process may have finished it meanwhile
+                _build(target, say)
+    _link_components(target)
+    return target
+
+
+def _try_lock(lock_file: object) -> bool:
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)  # type: ignore[arg-type]
+        return True
+    except BlockingIOError:
+        return False
+
+
+def _build(target: Path, say: Callable[[str], None]) -> None:
+    go = shutil.which("go")
+    if go is None:
+        raise BuildError(
+            "control plane: the Go toolchain is not installed (`go` not on PATH). The e2e tests build "
+            f"kube-apiserver etc. from {MODULE_DIR} and need Go >= 1.25 with access to the Go module proxy."
+        )
+    target.mkdir(parents=True, exist_ok=True)
+    log_path = target / "build.log"
+    partial = target / f"{BINARY}.partial"
+    env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local")
+    env["GOFLAGS"] = (env.get("GOFLAGS", "") + " -buildvcs=false").strip()
+    cmd = build_command(partial)
+    say(
+        f"control plane: building Kubernetes {K8S_VERSION} (apiserver, controller-manager, scheduler, etcd, "
+        f"kubectl) into {target}; a cold build takes 20-40 min on 2 cores, log: {log_path}"
+    )
+    start = time.monotonic()
+    with open(log_path, "w") as log:
+        log.write("$ " + " ".join(cmd) + "\n")
+        log.flush()
+        proc = subprocess.Popen(cmd, cwd=MODULE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
+        rc = _wait_with_progress(proc, log_path, start, say)
+    elapsed = time.monotonic() - start
+    if rc != 0:
+        partial.unlink(missing_ok=True)
+        raise BuildError(
+            f"control plane: `go build` failed (exit {rc}) after {elapsed:.0f}s in {MODULE_DIR}; "
+            f"full log: {log_path}\n{_tail(log_path, 40)}"
+        )
+    partial.rename(target / BINARY)  # atomic: a complete binary or none at all
+    say(f"control plane: built in {_fmt(elapsed)}: {target / BINARY}")
+
+
+def _wait_with_progress(proc: subprocess.Popen[bytes], log_path: Path, start: float, say: Callable[[str], None]) -> int:
+    next_report = start + PROGRESS_EVERY_S
+    while True:
+        try:
+            return proc.wait(timeout=1.0)
+        except subprocess.TimeoutExpired:
+            pass
+        now = time.monotonic()
+        if now - start > BUILD_TIMEOUT_S:
+            proc.kill()
+            proc.wait()
+            raise BuildError(f"control plane: build did not finish within {_fmt(BUILD_TIMEOUT_S)}; log: {log_path}")
+        if now >= next_report:
+            next_report = now + PROGRESS_EVERY_S
+            say(f"control plane: still building, {_fmt(now - start)} elapsed, {_packages_done(log_path)} packages done")
+
+
+def _packages_done(log_path: Path) -> int:
+    # `go build -v` prints one line per package it compiles (after the command line we wrote first).
+    try:
+        with open(log_path, "rb") as f:
+            return max(sum(1 for _ in f) - 1, 0)
+    except OSError:
+        return 0
+
+
+def _link_components(target: Path) -> None:
+    for name in COMPONENTS:
+        link = target / name
+        if not link.is_symlink():
+            tmp = target / f".{name}.{os.getpid()}"
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(BINARY)
+            tmp.rename(link)  # atomic, so a concurrent caller never sees a half-made link
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as e:
+        return f"(no log: {e})"
+
+
+def _fmt(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    return f"{m}m{s:02d}s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m e2e.build``."""
+    parser = argparse.ArgumentParser(prog="python -m e2e.build", description=__doc__.splitlines()[0])
+    parser.add_argument("--print-dir", action="store_true", help="print only the directory, build if needed")
+    args = parser.parse_args(argv)
+    try:
+        target = ensure_binary()
+    except BuildError as e:
+        print(e, file=sys.stderr)
+        return 1
+    if args.print_dir:
+        print(target)
+    else:
+        print(f"control plane binaries ({K8S_VERSION}): {target}")
+        for name in COMPONENTS:
+            print(f"  {target / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
