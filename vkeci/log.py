@@ -1,0 +1,93 @@
+"""Structured logging for the daemon: one line per event, as text or JSON, never with a secret.
+
+Callers log an event name plus key/value fields::
+
+    log = get_logger("pods")
+    log.info("group created", extra=fields(pod="default/web-1", group="eci-123"))
+
+Values whose key looks secret (password, token, secret, access key...) are masked by the
+formatter, so a careless caller cannot leak them either.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from typing import Any
+
+_FIELDS = "vkeci_fields"
+_SECRET_KEY = re.compile(r"(pass(word)?|secret|token|access_?key|credential|authorization|auth)$", re.I)
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def fields(**values: Any) -> dict[str, Any]:
+    """The `extra=` argument carrying structured fields for one log call."""
+    return {_FIELDS: values}
+
+
+def redact(values: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``values`` with every secret-looking key masked."""
+    return {k: ("***" if _SECRET_KEY.search(k) else v) for k, v in values.items()}
+
+
+def _fields_of(record: logging.LogRecord) -> dict[str, Any]:
+    return redact(getattr(record, _FIELDS, None) or {})
+
+
+def _quote(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if text == "" or any(c in text for c in ' "=\n'):
+        return json.dumps(text)
+    return text
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-11-22T05:00:00.123Z INFO pods: group created pod=default/web-1 group=eci-123``"""
+
+    def format(self, record: logging.LogRecord) -> str:
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
+        parts = [stamp, record.levelname, f"{record.name.removeprefix('vkeci.')}:", record.getMessage()]
+        parts += [f"{k}={_quote(v)}" for k, v in _fields_of(record).items()]
+        line = " ".join(parts)
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, msg and the structured fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        data.update(_fields_of(record))
+        if record.exc_info:
+            data["exception"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str)
+
+
+def setup(level: str = "info", fmt: str = "text", stream: Any = None) -> None:
+    """Configure the `vkeci` logger tree (idempotent: replaces the handler set up before)."""
+    root = logging.getLogger("vkeci")
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root.addHandler(handler)
+    root.setLevel(_LEVELS.get(level, logging.INFO))
+    root.propagate = False
+    # The SDK and urllib3 are chatty at debug level and may echo request URLs; keep them quiet.
+    for noisy in ("urllib3", "alibabacloud_credentials", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def get_logger(name: str) -> logging.Logger:
+    """A logger below `vkeci`, e.g. ``get_logger("pods")`` -> ``vkeci.pods``."""
+    return logging.getLogger(f"vkeci.{name}")

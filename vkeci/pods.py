@@ -1,0 +1,774 @@
+"""The pod controller: keeps the pods bound to this node and their ECI container groups in agreement.
+
+Threads (started by the daemon, all bounded by a stop event):
+
+* **watch**: LIST then WATCH ``pods?fieldSelector=spec.nodeName=<node>`` into a local cache,
+  with bookmarks, a server timeout plus a client read timeout, reconnect with backoff and a
+  full relist on 410 Gone. Every change queues the pod's key.
+* **workers**: take keys from the per-key work queue (one worker per pod at a time) and make
+  ECI match the pod: create (idempotently), delete (confirming the group is gone before the
+  pod object is removed), or clean up after a terminal pod.
+* **status**: polls ECI in batches — DescribeContainerGroupStatus by this node's tags with
+  SinceSecond, then DescribeContainerGroups for the changed groups, ≤20 per call — and writes
+  only changed pod statuses, as strategic-merge patches with a UID precondition.
+* **sweep**: deletes groups tagged with this node whose pod no longer exists.
+
+An ECI error is never read as "the group is gone": only a successful answer that does not
+contain the group is, and the status of finished groups is cached because ECI forgets them.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from vkeci import __version__, identity
+from vkeci.config import Config
+from vkeci.kube import KubeClient, KubeError, pod_path
+from vkeci.log import fields, get_logger
+from vkeci.node import now_rfc3339
+from vkeci.provider import EciError, Provider, tag_map
+from vkeci.workqueue import WorkQueue
+
+log = get_logger("pods")
+JSON = dict[str, Any]
+TERMINAL_PHASES = ("Succeeded", "Failed")
+TERMINAL_GROUP_STATES = ("Succeeded", "Failed", "Expired", "ScheduleFailed")
+ANNOTATION = "k8s.aliyun.com/"
+DAEMONSET_REASON = "DaemonSetPodNotSupported"
+
+
+@dataclass
+class Options:
+    """Timings of the controller; the defaults suit production, tests shorten them."""
+
+    status_interval: float = 5.0
+    full_status_interval: float = 60.0
+    resync_interval: float = 300.0
+    sweep_interval: float = 300.0
+    watch_timeout: int = 300
+    workers: int = 16
+    # A group we just created is not declared lost before this many seconds (eventual consistency).
+    lost_grace: float = 30.0
+    delete_poll: float = 1.0
+    max_backoff: float = 60.0
+
+
+@dataclass
+class Record:
+    """What this daemon knows about one pod's container group."""
+
+    uid: str
+    key: str
+    group_id: str
+    seen_at: float
+    request_id: str = ""
+    group: JSON | None = None
+    annotated: bool = False
+    events: set[str] = field(default_factory=set)
+
+    @property
+    def terminal(self) -> bool:
+        return bool(self.group) and (self.group or {}).get("Status") in TERMINAL_GROUP_STATES
+
+
+def pod_key(pod: Mapping[str, Any]) -> str:
+    """``namespace/name``, the work-queue key of a pod."""
+    meta = pod.get("metadata") or {}
+    return f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
+
+
+def uid_of(pod: Mapping[str, Any]) -> str:
+    return str((pod.get("metadata") or {}).get("uid") or "")
+
+
+def is_daemonset_pod(pod: Mapping[str, Any]) -> bool:
+    """Whether a DaemonSet owns the pod (they land here because they tolerate every taint)."""
+    owners = (pod.get("metadata") or {}).get("ownerReferences") or []
+    return any(o.get("kind") == "DaemonSet" for o in owners)
+
+
+def daemonset_status(pod: Mapping[str, Any]) -> JSON:
+    """The status given to DaemonSet pods: Pending with a reason, never silently Pending.
+
+    Node agents (kube-proxy, CNI, log shippers) make no sense on ECI; failing them would make
+    the DaemonSet controller re-create them in a loop, so they stay Pending, visibly.
+    """
+    return {
+        "phase": "Pending",
+        "reason": DAEMONSET_REASON,
+        "message": (
+            "DaemonSet pods are not run on the ECI virtual node (node agents cannot work there); "
+            "add a nodeAffinity excluding type=virtual-kubelet to the DaemonSet to keep it off this node"
+        ),
+    }
+
+
+def provider_failed_status(pod: Mapping[str, Any], err: EciError) -> JSON:
+    """Status of a pod whose create ECI refused for good (code, message and RequestId shown)."""
+    never = ((pod.get("spec") or {}).get("restartPolicy") or "Always") == "Never"
+    return {"phase": "Failed" if never else "Pending", "reason": "ProviderFailed", "message": str(err)}
+
+
+_VOLATILE = ("lastProbeTime", "lastHeartbeatTime")
+
+
+def _same_condition(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    return all(old.get(k) == v for k, v in new.items() if k not in _VOLATILE)
+
+
+def status_changed(current: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
+    """Whether writing ``new`` would change ``current`` (conditions compared by type)."""
+    for key, value in new.items():
+        if key == "conditions":
+            have = {c.get("type"): c for c in current.get("conditions") or []}
+            for cond in value or []:
+                old = have.get(cond.get("type"))
+                if old is None or not _same_condition(old, cond):
+                    return True
+        elif current.get(key) != value:
+            return True
+    return False
+
+
+def event_body(pod: Mapping[str, Any], kind: str, reason: str, message: str, node: str, now: str, **extra: Any) -> JSON:
+    """A core/v1 Event about a pod, reported as the kubelet of this node."""
+    meta = pod.get("metadata") or {}
+    involved = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "name": meta.get("name"),
+        "namespace": meta.get("namespace") or "default",
+        "uid": meta.get("uid"),
+    }
+    if extra.get("fieldPath"):
+        involved["fieldPath"] = extra["fieldPath"]
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{meta.get('name')}.{uuid.uuid4().hex[:16]}", "namespace": involved["namespace"]},
+        "involvedObject": involved,
+        "type": kind,
+        "reason": reason,
+        "message": message[:1000],
+        "source": {"component": "kubelet", "host": node},
+        "reportingComponent": "kubelet",
+        "reportingInstance": node,
+        "firstTimestamp": extra.get("firstTimestamp") or now,
+        "lastTimestamp": extra.get("lastTimestamp") or now,
+        "count": int(extra.get("count") or 1),
+    }
+
+
+def write_back_annotations(record: Record, group: Mapping[str, Any]) -> dict[str, str]:
+    """The ``k8s.aliyun.com/*`` annotations Alibaba's virtual node writes on a scheduled pod."""
+    cpu, memory = group.get("Cpu"), group.get("Memory")
+    spec = group.get("InstanceType") or (f"{float(cpu):.1f}-{float(memory):.1f}Gi" if cpu and memory else "")
+    values = {
+        "eci-instance-id": record.group_id,
+        "eci-request-id": record.request_id,
+        "eci-instance-spec": spec,
+        "eci-instance-zone": group.get("ZoneId") or "",
+        "eci-instance-cpu": str(cpu or ""),
+        "eci-instance-mem": f"{memory}Gi" if memory else "",
+        "eci-vswitch": group.get("VSwitchId") or "",
+        "eci-security-group": group.get("SecurityGroupId") or "",
+        "eci-client-token": record.uid,
+        "vk-version": __version__,
+    }
+    return {ANNOTATION + k: str(v) for k, v in values.items() if v}
+
+
+class Translator:
+    """The translation core behind one seam, so the controller can be tested with a stand-in."""
+
+    def __init__(self, config: Config, kube: KubeClient) -> None:
+        from vkeci import status, translate
+
+        self.kube = kube
+        self.translate = translate
+        self.status = status
+        self.defaults = translate.Defaults.from_config(config)
+
+    def request(self, pod: JSON) -> JSON:
+        """The CreateContainerGroup request map (raises Rejected / Missing)."""
+        objects = self.translate.fetch_objects(pod, self._get) if hasattr(self.translate, "fetch_objects") else {}
+        return dict(self.translate.pod_to_request(pod, objects, self.defaults))
+
+    def _get(self, path: str) -> JSON | None:
+        try:
+            return self.kube.get(path)
+        except KubeError as err:
+            if err.not_found:
+                return None
+            raise
+
+    def pod_status(self, pod: JSON, group: JSON, now: str) -> JSON:
+        return dict(self.status.pod_status(pod, group, now))
+
+    def missing_group_status(self, pod: JSON, now: str) -> JSON:
+        return dict(self.status.missing_group_status(pod, now))
+
+    def rejected_status(self, pod: JSON, err: Exception, now: str) -> JSON:
+        return dict(self.status.rejected_status(pod, err, now))
+
+    def waiting_status(self, pod: JSON, err: Exception, now: str) -> JSON:
+        fn = getattr(self.status, "waiting_status", None)
+        if fn is not None:
+            return dict(fn(pod, err, now))
+        return {"phase": "Pending", "reason": "ContainerCreating", "message": str(err)[:1000]}
+
+    def events(self, pod: JSON, group: JSON, now: str) -> list[JSON]:
+        return list(self.status.kube_events(pod, group, now))
+
+    def rejected_types(self) -> tuple[type[Exception], type[Exception]]:
+        from vkeci.problems import Missing, Rejected
+
+        return Rejected, Missing
+
+
+class PodController:
+    """Owns the pod cache, the work queue and the group index; see the module docstring."""
+
+    def __init__(
+        self,
+        kube: KubeClient,
+        provider: Provider,
+        config: Config,
+        translator: Any,
+        options: Options | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.kube = kube
+        self.provider = provider
+        self.config = config
+        self.node = config.node_name
+        self.translator = translator
+        self.options = options or Options()
+        self.clock = clock
+        self.queue = WorkQueue(max_delay=self.options.max_backoff)
+        self.selector = identity.selector_tags(config.cluster_name, config.node_name)
+        self._lock = threading.RLock()
+        self.pods: dict[str, JSON] = {}
+        self.records: dict[str, Record] = {}  # pod uid -> record
+        self.by_key: dict[str, set[str]] = {}  # pod key -> uids with a record
+        self.lost: set[str] = set()  # uids whose group vanished: never re-created
+        self.reported: dict[str, str] = {}  # uid -> last one-off problem reported (dedup of events)
+        self.resource_version = ""
+        self.synced = threading.Event()
+        self._poke = threading.Event()
+        self._last_poll = 0.0
+        self._last_full = 0.0
+        self.kube_writes = 0
+
+    # ---- cache -------------------------------------------------------------------------
+
+    def _upsert(self, pod: JSON) -> None:
+        key = pod_key(pod)
+        with self._lock:
+            self.pods[key] = pod
+        self.queue.add(key)
+
+    def _remove(self, pod: Mapping[str, Any]) -> None:
+        key = pod_key(pod)
+        with self._lock:
+            current = self.pods.get(key)
+            if current is not None and uid_of(current) == uid_of(pod):
+                del self.pods[key]
+        self.queue.add(key)
+
+    def live_uids(self) -> set[str]:
+        with self._lock:
+            return {uid_of(p) for p in self.pods.values()}
+
+    def _pod_by_uid(self, uid: str) -> JSON | None:
+        with self._lock:
+            record = self.records.get(uid)
+            if record is None:
+                return None
+            pod = self.pods.get(record.key)
+            return pod if pod is not None and uid_of(pod) == uid else None
+
+    def _remember(self, record: Record) -> None:
+        with self._lock:
+            self.records[record.uid] = record
+            self.by_key.setdefault(record.key, set()).add(record.uid)
+
+    def _forget(self, uid: str) -> None:
+        with self._lock:
+            record = self.records.pop(uid, None)
+            if record is not None:
+                uids = self.by_key.get(record.key, set())
+                uids.discard(uid)
+                if not uids:
+                    self.by_key.pop(record.key, None)
+
+    # ---- list / watch ------------------------------------------------------------------
+
+    def _selector(self) -> dict[str, Any]:
+        return {"fieldSelector": f"spec.nodeName={self.node}"}
+
+    def relist(self) -> str:
+        """LIST the node's pods, replace the cache (queueing every difference), return the list's rv."""
+        pods: list[JSON] = []
+        params: dict[str, Any] = {**self._selector(), "limit": 500}
+        while True:
+            page = self.kube.get("/api/v1/pods", params)
+            pods.extend(page.get("items") or [])
+            cont = (page.get("metadata") or {}).get("continue")
+            rv = str((page.get("metadata") or {}).get("resourceVersion") or "")
+            if not cont:
+                break
+            params["continue"] = cont
+        seen = {pod_key(p) for p in pods}
+        with self._lock:
+            gone = [p for k, p in self.pods.items() if k not in seen]
+        for pod in gone:
+            self._remove(pod)
+        for pod in pods:
+            self._upsert(pod)
+        self.resource_version = rv
+        log.info("pods listed", extra=fields(count=len(pods), resource_version=rv))
+        return rv
+
+    def watch_once(self, stop: threading.Event) -> None:
+        """One WATCH request from the current resourceVersion; raises KubeError (410 → .gone)."""
+        timeout = int(self.options.watch_timeout * random.uniform(1.0, 1.2))
+        params = {
+            **self._selector(),
+            "resourceVersion": self.resource_version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": timeout,
+        }
+        for event in self.kube.watch("/api/v1/pods", params, read_timeout=timeout + 15):
+            if stop.is_set():
+                return
+            kind, obj = event.get("type"), event.get("object") or {}
+            if kind == "ERROR":
+                code = int(obj.get("code") or 0)
+                raise KubeError(code, str(obj.get("reason") or "Error"), str(obj.get("message") or ""), "WATCH", "pods")
+            rv = (obj.get("metadata") or {}).get("resourceVersion")
+            if rv:
+                self.resource_version = str(rv)
+            if kind in ("ADDED", "MODIFIED"):
+                self._upsert(obj)
+            elif kind == "DELETED":
+                self._remove(obj)
+
+    def watch_loop(self, stop: threading.Event) -> None:
+        """Watch until ``stop``; relist on 410 Gone, back off (0.5 s → 30 s) on other errors."""
+        backoff = 0.5
+        need_list = not self.resource_version
+        while not stop.is_set():
+            try:
+                if need_list:
+                    self.relist()
+                    need_list = False
+                self.watch_once(stop)
+                backoff = 0.5
+            except KubeError as err:
+                if err.gone:
+                    log.info("watch expired (410), relisting")
+                    need_list = True
+                    continue
+                log.warning("pod watch failed, reconnecting", extra=fields(error=str(err), retry_in=round(backoff, 1)))
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                # After an outage the cache may have missed deletions: relist to be sure.
+                need_list = True
+
+    # ---- workers -----------------------------------------------------------------------
+
+    def worker_loop(self, stop: threading.Event) -> None:
+        """Process keys until ``stop``; every failure is retried with backoff, none is dropped."""
+        while not stop.is_set():
+            key = self.queue.get(timeout=0.5)
+            if key is None:
+                continue
+            try:
+                again = self.sync(str(key))
+                self.queue.forget(key)
+                if again:
+                    self.queue.add_after(key, again)
+            except Exception as exc:  # one pod's failure must not stop the worker
+                delay = self.queue.retry(key)
+                transient = isinstance(exc, (EciError, KubeError))
+                log.log(
+                    20 if transient else 40,
+                    "pod sync failed, will retry",
+                    extra=fields(pod=key, error=str(exc), retry_in=round(delay, 2)),
+                    exc_info=not transient,
+                )
+            finally:
+                self.queue.done(key)
+
+    def sync(self, key: str) -> float | None:
+        """Make ECI match the pod ``key``; return seconds after which to look again, or None."""
+        with self._lock:
+            pod = self.pods.get(key)
+            stale = [u for u in self.by_key.get(key, set()) if pod is None or u != uid_of(pod)]
+        for uid in stale:
+            self._delete_group(uid)  # the pod was force-deleted or re-created under the same name
+        if pod is None:
+            return None
+        uid = uid_of(pod)
+        meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+        if meta.get("deletionTimestamp"):
+            return self._finish_deletion(pod)
+        if status.get("phase") in TERMINAL_PHASES:
+            if uid in self.records:
+                self._delete_group(uid)
+            return None
+        with self._lock:
+            record = self.records.get(uid)
+        if record is not None:
+            if record.group is not None and not record.annotated:
+                self._annotate(pod, record)
+            return None
+        if uid in self.lost:
+            return None
+        if is_daemonset_pod(pod):
+            self._report(pod, daemonset_status(pod), "Warning", DAEMONSET_REASON, daemonset_status(pod)["message"])
+            return None
+        self._create(pod)
+        return None
+
+    def _report(self, pod: JSON, status: JSON, kind: str, reason: str, message: str) -> None:
+        """Write a problem status and its Warning event once per distinct message."""
+        uid = uid_of(pod)
+        self.write_status(pod, status)
+        if self.reported.get(uid) != message:
+            self.emit(pod, kind, reason, message)
+            self.reported[uid] = message
+
+    def _create(self, pod: JSON) -> None:
+        uid, key = uid_of(pod), pod_key(pod)
+        rejected, missing = self.translator.rejected_types()
+        now = now_rfc3339()
+        try:
+            request = self.translator.request(pod)
+        except rejected as err:
+            message = str(err)
+            log.warning("pod rejected", extra=fields(pod=key, problems=message))
+            status = self.translator.rejected_status(pod, err, now)
+            self._report(pod, status, "Warning", "ProviderCreateFailed", message)
+            return
+        except missing as err:
+            log.info("pod waits for referenced objects", extra=fields(pod=key, missing=str(err)))
+            self._report(pod, self.translator.waiting_status(pod, err, now), "Warning", "FailedMount", str(err))
+            raise  # retried with backoff until the objects exist
+        # A create whose answer was lost may have succeeded: look before creating again.
+        existing = self.provider.list_groups([*self.selector, {"Key": identity.TAG_UID, "Value": uid}])
+        if existing:
+            self._adopt_all(uid, key, existing)
+            return
+        try:
+            group_id, request_id = self.provider.create(request)
+        except EciError as err:
+            if err.transient:
+                raise
+            log.warning("ECI refused the pod", extra=fields(pod=key, code=err.code, request_id=err.request_id))
+            self._report(pod, provider_failed_status(pod, err), "Warning", "ProviderCreateFailed", str(err))
+            raise
+        self._remember(Record(uid=uid, key=key, group_id=group_id, seen_at=self.clock(), request_id=request_id))
+        log.info("group created", extra=fields(pod=key, group=group_id, request_id=request_id))
+        self.emit(pod, "Normal", "ProviderCreateSuccess", f"Created ECI container group {group_id}")
+        self._poke.set()
+
+    def _adopt_all(self, uid: str, key: str, groups: list[JSON]) -> None:
+        """Take over existing groups of a pod; more than one means duplicates: keep the oldest."""
+        groups = sorted(groups, key=lambda g: (g.get("CreationTime") or "", g.get("ContainerGroupId") or ""))
+        keep = groups[0]
+        record = Record(uid=uid, key=key, group_id=str(keep["ContainerGroupId"]), seen_at=self.clock())
+        for event in keep.get("Events") or []:
+            record.events.add(_event_id(event))
+        self._remember(record)
+        log.info("group adopted", extra=fields(pod=key, group=record.group_id))
+        for extra in groups[1:]:
+            log.warning("duplicate group deleted", extra=fields(pod=key, group=extra.get("ContainerGroupId")))
+            self.provider.delete(str(extra["ContainerGroupId"]))
+        self._poke.set()
+
+    def _delete_group(self, uid: str) -> bool:
+        """Delete the pod's group and confirm it is gone; True once it is."""
+        with self._lock:
+            record = self.records.get(uid)
+        if record is None:
+            return True
+        self.provider.delete(record.group_id)
+        left = [g for g in self.provider.describe([record.group_id], with_event=False) if _alive(g)]
+        if left:
+            return False
+        log.info("group deleted", extra=fields(pod=record.key, group=record.group_id))
+        self._forget(uid)
+        return True
+
+    def _finish_deletion(self, pod: JSON) -> float | None:
+        """deletionTimestamp set: delete the group, confirm, then remove the pod (grace 0, UID precondition)."""
+        uid, key = uid_of(pod), pod_key(pod)
+        if uid not in self.records and not self.synced.is_set():
+            return self.options.delete_poll
+        if not self._delete_group(uid):
+            return self.options.delete_poll  # ECI still terminating it (honouring its grace period)
+        meta = pod.get("metadata") or {}
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0, "preconditions": {"uid": uid}}
+        try:
+            self.kube.delete(pod_path(meta.get("namespace") or "default", str(meta.get("name"))), body)
+            self.kube_writes += 1
+        except KubeError as err:
+            if not (err.not_found or err.conflict):
+                raise
+        log.info("pod deleted", extra=fields(pod=key))
+        self.lost.discard(uid)
+        self.reported.pop(uid, None)
+        return None
+
+    def _annotate(self, pod: JSON, record: Record) -> None:
+        meta = pod.get("metadata") or {}
+        wanted = write_back_annotations(record, record.group or {})
+        have = meta.get("annotations") or {}
+        if any(have.get(k) != v for k, v in wanted.items()):
+            patch = {"metadata": {"uid": record.uid, "annotations": wanted}}
+            try:
+                self.kube.patch(pod_path(meta.get("namespace") or "default", str(meta.get("name"))), patch)
+                self.kube_writes += 1
+            except KubeError as err:
+                if not (err.not_found or err.conflict):
+                    raise
+        record.annotated = True
+
+    # ---- status ------------------------------------------------------------------------
+
+    def write_status(self, pod: JSON, status: JSON) -> bool:
+        """PATCH ``pods/<name>/status`` if ``status`` changes anything; True if written."""
+        current = pod.get("status") or {}
+        if current.get("phase") in TERMINAL_PHASES or not status_changed(current, status):
+            return False
+        meta = pod.get("metadata") or {}
+        patch = {"metadata": {"uid": uid_of(pod)}, "status": status}
+        try:
+            path = pod_path(meta.get("namespace") or "default", str(meta.get("name")), "status")
+            updated = self.kube.patch(path, patch)
+            self.kube_writes += 1
+        except KubeError as err:
+            if err.not_found or err.conflict:  # gone, or re-created under the same name
+                return False
+            raise
+        with self._lock:
+            key = pod_key(pod)
+            if key in self.pods and uid_of(self.pods[key]) == uid_of(updated):
+                self.pods[key] = updated
+        return True
+
+    def emit(self, pod: JSON, kind: str, reason: str, message: str, **extra: Any) -> None:
+        """Create an Event about the pod; a failure is logged, never fatal."""
+        namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+        body = event_body(pod, kind, reason, message, self.node, now_rfc3339(), **extra)
+        try:
+            self.kube.post(f"/api/v1/namespaces/{namespace}/events", body)
+            self.kube_writes += 1
+        except KubeError as err:
+            log.warning("event not recorded", extra=fields(pod=pod_key(pod), reason=reason, error=str(err)))
+
+    def apply_group(self, group: JSON) -> None:
+        """Reflect one described group onto its pod: status, write-back annotations, new events."""
+        uid = tag_map(group).get(identity.TAG_UID, "")
+        with self._lock:
+            record = self.records.get(uid)
+        if record is None:
+            return
+        record.group = group
+        pod = self._pod_by_uid(uid)
+        if pod is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
+            return
+        now = now_rfc3339()
+        self.write_status(pod, self.translator.pod_status(pod, group, now))
+        for event in self.translator.events(pod, group, now):
+            eid = _event_id(event)
+            if eid in record.events:
+                continue
+            record.events.add(eid)
+            self._post_event(pod, event)
+        if not record.annotated:
+            self.queue.add(record.key)  # annotations are written by the pod's worker
+        if record.terminal:
+            self.queue.add(record.key)  # group cleanup once the API shows the terminal phase
+
+    def _post_event(self, pod: JSON, event: JSON) -> None:
+        if "involvedObject" in event:
+            namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+            body = dict(event)
+            body.setdefault("metadata", {}).setdefault("name", f"{pod['metadata']['name']}.{uuid.uuid4().hex[:16]}")
+            body["metadata"].setdefault("namespace", namespace)
+            try:
+                self.kube.post(f"/api/v1/namespaces/{namespace}/events", body)
+                self.kube_writes += 1
+            except KubeError as err:
+                log.warning("event not recorded", extra=fields(pod=pod_key(pod), error=str(err)))
+            return
+        self.emit(
+            pod,
+            str(event.get("type") or "Normal"),
+            str(event.get("reason") or ""),
+            str(event.get("message") or ""),
+            **{k: event.get(k) for k in ("fieldPath", "firstTimestamp", "lastTimestamp", "count")},
+        )
+
+    def poll_status(self, full: bool) -> int:
+        """One status tick; returns how many groups were described. Raises EciError on failure."""
+        now = self.clock()
+        since = None if full or not self._last_poll else int(now - self._last_poll + self.options.status_interval) + 2
+        records = self.provider.changed_since(self.selector, since)
+        with self._lock:
+            known = {r.group_id: r for r in self.records.values()}
+            fresh = [r.group_id for r in self.records.values() if r.group is None]
+        listed = {str(r.get("ContainerGroupId")): r for r in records if r.get("ContainerGroupId")}
+        if full:
+            changed = [
+                gid
+                for gid, rec in listed.items()
+                if gid not in known or (known[gid].group or {}).get("Status") != rec.get("Status")
+            ]
+        else:
+            changed = list(listed)
+        wanted = sorted(set(changed) | set(fresh))
+        described = self.provider.describe(wanted) if wanted else []
+        for group in described:
+            self.apply_group(group)
+        if full:
+            self._detect_lost(known, set(listed) | {str(g.get("ContainerGroupId")) for g in described})
+            self._last_full = now
+        self._last_poll = now
+        return len(wanted)
+
+    def _detect_lost(self, known: dict[str, Record], present: set[str]) -> None:
+        """Groups we track that a successful full listing did not return: confirm, then fail their pods."""
+        now = self.clock()
+        suspects = [
+            r.group_id
+            for gid, r in known.items()
+            if gid not in present and not r.terminal and now - r.seen_at > self.options.lost_grace
+        ]
+        if not suspects:
+            return
+        still = {str(g.get("ContainerGroupId")) for g in self.provider.describe(suspects, with_event=False)}
+        for gid in suspects:
+            if gid in still:
+                continue
+            record = known[gid]
+            pod = self._pod_by_uid(record.uid)
+            self._forget(record.uid)
+            if pod is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
+                continue
+            self.lost.add(record.uid)
+            log.warning("group vanished from ECI, failing its pod", extra=fields(pod=record.key, group=gid))
+            self.write_status(pod, self.translator.missing_group_status(pod, now_rfc3339()))
+            self.emit(pod, "Warning", "NotFound", f"ECI container group {gid} no longer exists")
+
+    def status_loop(self, stop: threading.Event) -> None:
+        """Poll every ``status_interval`` (sooner after a create), fully every ``full_status_interval``."""
+        while not stop.is_set():
+            full = self.clock() - self._last_full >= self.options.full_status_interval
+            try:
+                self.poll_status(full)
+            except (EciError, KubeError) as err:
+                log.warning("status poll failed, will retry", extra=fields(error=str(err)))
+            except Exception:
+                log.exception("status poll crashed, will retry")
+            self._poke.wait(self.options.status_interval)
+            if self._poke.is_set():
+                self._poke.clear()
+                stop.wait(min(0.5, self.options.status_interval))  # batch the creates of a burst
+
+    # ---- restart reconcile / orphans ---------------------------------------------------
+
+    def sweep(self, *, adopt: bool = False) -> int:
+        """Delete groups of this node whose pod is gone; with ``adopt``, take over the rest. Returns deletions."""
+        groups = self.provider.list_groups(self.selector, with_event=adopt)
+        live = self.live_uids()
+        deleted = 0
+        by_uid: dict[str, list[JSON]] = {}
+        for group in groups:
+            key = identity.pod_key_from_tags(group.get("Tags") or [])
+            if key is None:
+                continue
+            if key.uid in live:
+                by_uid.setdefault(key.uid, []).append(group)
+                continue
+            with self._lock:
+                tracked = key.uid in self.records
+            if not tracked or adopt:
+                log.info("orphan group deleted", extra=fields(group=group.get("ContainerGroupId"), pod=key.name))
+                self.provider.delete(str(group["ContainerGroupId"]))
+                self._forget(key.uid)
+                deleted += 1
+        if adopt:
+            for uid, owned in by_uid.items():
+                with self._lock:
+                    known = uid in self.records
+                if not known:
+                    first = owned[0]
+                    ref = identity.pod_key_from_tags(first.get("Tags") or [])
+                    assert ref is not None
+                    self._adopt_all(uid, f"{ref.namespace}/{ref.name}", owned)
+        return deleted
+
+    def sweep_loop(self, stop: threading.Event) -> None:
+        while not stop.wait(self.options.sweep_interval):
+            try:
+                self.sweep()
+            except (EciError, KubeError) as err:
+                log.warning("orphan sweep failed, will retry", extra=fields(error=str(err)))
+
+    def resync_loop(self, stop: threading.Event) -> None:
+        """Re-queue every cached pod now and then (not a relist), so nothing waits for an event."""
+        while not stop.wait(self.options.resync_interval):
+            with self._lock:
+                keys = list(self.pods)
+            for key in keys:
+                self.queue.add(key)
+
+    def start(self, stop: threading.Event) -> list[threading.Thread]:
+        """List, reconcile with ECI (adopt + sweep), then start watch, workers, status and sweep threads."""
+        self.relist()
+        for attempt in range(1000000):
+            try:
+                self.sweep(adopt=True)
+                break
+            except (EciError, KubeError) as err:
+                log.warning("startup reconcile failed, retrying", extra=fields(error=str(err), attempt=attempt))
+                if stop.wait(min(30.0, 1.0 * 2**attempt)):
+                    return []
+        self.synced.set()
+        threads = [threading.Thread(target=self.watch_loop, args=(stop,), name="watch", daemon=True)]
+        threads += [
+            threading.Thread(target=self.worker_loop, args=(stop,), name=f"worker-{i}", daemon=True)
+            for i in range(self.options.workers)
+        ]
+        threads.append(threading.Thread(target=self.status_loop, args=(stop,), name="status", daemon=True))
+        threads.append(threading.Thread(target=self.sweep_loop, args=(stop,), name="sweep", daemon=True))
+        threads.append(threading.Thread(target=self.resync_loop, args=(stop,), name="resync", daemon=True))
+        for thread in threads:
+            thread.start()
+        return threads
+
+
+def _alive(group: Mapping[str, Any]) -> bool:
+    """A described group still counts until ECI stops returning it."""
+    return bool(group.get("ContainerGroupId"))
+
+
+def _event_id(event: Mapping[str, Any]) -> str:
+    parts: Iterable[Any] = (
+        event.get("Reason") or event.get("reason"),
+        event.get("Message") or event.get("message"),
+        event.get("FirstTimestamp") or event.get("firstTimestamp"),
+        event.get("Count") or event.get("count"),
+    )
+    return "|".join(str(p) for p in parts)
