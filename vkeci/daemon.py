@@ -1,0 +1,264 @@
+"""`vkeci run`: the daemon that registers the virtual node and runs its pods on ECI.
+
+Threads: heartbeat (lease every 10 s, node status every 60 s and on health change, on its own
+Kubernetes session with priority in the rate limiter), ping (a cheap ECI call that decides
+whether the node is honestly Ready), and the pod controller's watch / workers / status /
+sweep threads. SIGTERM or SIGINT stops everything; the Node is kept (it goes NotReady after
+its lease expires) unless ``--decommission`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from vkeci.config import Config, ConfigError, public_view
+from vkeci.log import fields, get_logger
+
+log = get_logger("daemon")
+
+
+@dataclass
+class Timings:
+    """Heartbeat timings; defaults are the kubelet's."""
+
+    lease_duration: int = 40
+    lease_interval: float = 10.0
+    node_status_interval: float = 60.0
+    ping_interval: float = 10.0
+
+
+CONFIG_FLAGS = (
+    ("kubeconfig", "path of a kubeconfig (default: $KUBECONFIG, ~/.kube/config, else in-cluster)"),
+    ("node_name", "name of the virtual node"),
+    ("cluster_name", "cluster name written to the ECI tags"),
+    ("region", "ECI region id, e.g. cn-hangzhou"),
+    ("eci_endpoint", "ECI endpoint host[:port] (default: the region's public endpoint)"),
+    ("eci_protocol", "https or http"),
+    ("vswitches", "comma-separated vSwitch ids"),
+    ("security_group", "security group id"),
+    ("internal_ip", "the node's InternalIP, which the API server dials for logs/exec"),
+    ("kubelet_port", "port of the kubelet API"),
+    ("log_level", "debug, info, warning or error"),
+    ("log_format", "text or json"),
+    ("status_interval", "seconds between ECI status polls"),
+    ("resync_interval", "seconds between full resyncs of the pod cache"),
+    ("workers", "number of ECI worker threads"),
+    ("kube_qps", "Kubernetes API requests per second"),
+    ("kube_burst", "Kubernetes API burst"),
+    ("rate_limits", "true/false: client-side ECI rate limits"),
+)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by `run` and `check`: every one overrides the environment and the config file."""
+    parser.add_argument("--config", dest="config_file", help="YAML config file (default: $VKECI_CONFIG)")
+    for name, help_text in CONFIG_FLAGS:
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, help=help_text)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `vkeci run`."""
+    add_config_arguments(parser)
+    parser.add_argument("--lease-duration", type=int, default=40, help="lease duration in seconds (default 40)")
+    parser.add_argument("--lease-interval", type=float, default=10.0, help="seconds between lease renewals")
+    parser.add_argument("--node-status-interval", type=float, default=60.0, help="seconds between node status writes")
+    parser.add_argument("--ping-interval", type=float, default=10.0, help="seconds between ECI health pings")
+    parser.add_argument("--full-status-interval", type=float, default=60.0, help="seconds between full ECI listings")
+    parser.add_argument("--sweep-interval", type=float, default=300.0, help="seconds between orphan sweeps")
+    parser.add_argument("--watch-timeout", type=int, default=300, help="server-side timeout of a pod watch")
+    parser.add_argument(
+        "--decommission",
+        action="store_true",
+        help="drain the node (delete its pods and their groups), then delete the Node and exit",
+    )
+    parser.add_argument("--drain-timeout", type=float, default=600.0, help="seconds to wait for pods to go")
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """The Config from flags, environment and file."""
+    from vkeci import config as config_module
+
+    flags = {name: getattr(args, name, None) for name, _ in CONFIG_FLAGS}
+    return config_module.load(flags=flags, config_file=getattr(args, "config_file", None))
+
+
+class Daemon:
+    """Wires the clients and controllers together and runs them until ``stop`` is set."""
+
+    def __init__(self, config: Config, timings: Timings, options: Any, *, translator: Any = None) -> None:
+        from vkeci.kube import KubeClient, load_credentials
+        from vkeci.node import Health, NodeController
+        from vkeci.pods import PodController, Translator
+        from vkeci.provider import Provider
+        from vkeci.ratelimit import kube_bucket
+
+        self.config = config
+        self.timings = timings
+        credentials = load_credentials(config.kubeconfig)
+        bucket = kube_bucket(config.kube_qps, config.kube_burst)
+        self.kube = KubeClient(credentials, limiter=bucket)
+        # Heartbeats get their own connection pool and the reserved part of the budget.
+        self.heartbeat_kube = self.kube.with_priority(True)
+        self.provider = Provider.from_config(config)
+        self.node = NodeController(self.heartbeat_kube, config)
+        from vkeci.lease import LeaseController
+
+        self.lease = LeaseController(self.heartbeat_kube, config.node_name, timings.lease_duration)
+        self.translator = translator or Translator(config, self.kube)
+        self.pods = PodController(self.kube, self.provider, config, self.translator, options)
+        self.health = Health(ready=True)
+        self._health_changed = threading.Event()
+
+    def ping(self) -> None:
+        """Update the node's health from one ECI ping."""
+        from vkeci.node import Health
+        from vkeci.provider import EciError
+
+        try:
+            self.provider.ping()
+            health = Health(ready=True)
+        except EciError as err:
+            health = Health(ready=False, message=f"ECI endpoint {self.config.endpoint()} fails: {err}")
+        if health != self.health:
+            log.log(20 if health.ready else 30, "ECI health changed", extra=fields(ready=health.ready))
+            self.health = health
+            self._health_changed.set()
+
+    def ping_loop(self, stop: threading.Event) -> None:
+        while not stop.wait(self.timings.ping_interval):
+            self.ping()
+
+    def register(self, stop: threading.Event) -> bool:
+        """Register the node, retrying with backoff until it works or ``stop``."""
+        from vkeci.kube import KubeError
+
+        for attempt in range(1000000):
+            try:
+                uid = self.node.register(self.health)
+                log.info("node registered", extra=fields(node=self.config.node_name, uid=uid))
+                return True
+            except KubeError as err:
+                log.warning("node registration failed, retrying", extra=fields(error=str(err)))
+                if stop.wait(min(30.0, 0.5 * 2**attempt)):
+                    return False
+        return False
+
+    def heartbeat_loop(self, stop: threading.Event) -> None:
+        """Lease every ``lease_interval``; node status every ``node_status_interval`` or on health change."""
+        from vkeci.kube import KubeError
+
+        last_status = time.monotonic()
+        while not stop.is_set():
+            try:
+                self.lease.renew(self.node.uid)
+            except KubeError as err:
+                log.warning("lease renewal failed", extra=fields(error=str(err)))
+            due = time.monotonic() - last_status >= self.timings.node_status_interval
+            if due or self._health_changed.is_set():
+                self._health_changed.clear()
+                try:
+                    self.node.patch_status(self.health)
+                    last_status = time.monotonic()
+                except KubeError as err:
+                    if err.not_found:
+                        log.warning("node object was deleted, registering it again")
+                        self.register(stop)
+                    else:
+                        log.warning("node status update failed", extra=fields(error=str(err)))
+            self._health_changed.wait(self.timings.lease_interval)
+
+    def start(self, stop: threading.Event) -> list[threading.Thread]:
+        """Ping, register, start heartbeats, then the pod controller (after its reconcile)."""
+        self.ping()
+        if not self.register(stop):
+            return []
+        threads = [
+            threading.Thread(target=self.heartbeat_loop, args=(stop,), name="heartbeat", daemon=True),
+            threading.Thread(target=self.ping_loop, args=(stop,), name="ping", daemon=True),
+        ]
+        for thread in threads:
+            thread.start()
+        threads += self.pods.start(stop)
+        log.info("daemon running", extra=fields(node=self.config.node_name))
+        return threads
+
+    def decommission(self, stop: threading.Event, timeout: float) -> int:
+        """Cordon, delete every pod on the node, wait until they (and their groups) are gone, delete the Node."""
+        from vkeci.kube import MERGE, KubeError, pod_path
+
+        self.kube.patch(self.node.path, {"spec": {"unschedulable": True}}, content_type=MERGE)
+        deadline = time.monotonic() + timeout
+        while not stop.is_set() and time.monotonic() < deadline:
+            pods = list(self.pods.pods.values())
+            if not pods:
+                break
+            for pod in pods:
+                meta = pod.get("metadata") or {}
+                if meta.get("deletionTimestamp"):
+                    continue
+                try:
+                    self.kube.delete(pod_path(meta.get("namespace") or "default", str(meta.get("name"))))
+                except KubeError as err:
+                    if not err.not_found:
+                        log.warning("drain: pod delete failed", extra=fields(pod=meta.get("name"), error=str(err)))
+            stop.wait(2.0)
+        if self.pods.pods:
+            log.error("drain timed out; the Node is kept", extra=fields(pods_left=len(self.pods.pods)))
+            return 1
+        self.pods.sweep()
+        self.node.delete()
+        log.info("node decommissioned", extra=fields(node=self.config.node_name))
+        return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of `vkeci run`."""
+    from vkeci import log as logmod
+    from vkeci.kube import KubeError
+    from vkeci.pods import Options
+
+    try:
+        config = load_config(args)
+        logmod.setup(config.log_level, config.log_format)
+        config.require("region")
+    except ConfigError as err:
+        print(f"vkeci run: {err}", file=sys.stderr)
+        return 2
+    log.info("starting", extra=fields(**{k: v for k, v in public_view(config).items() if v not in ("", None, ())}))
+    timings = Timings(args.lease_duration, args.lease_interval, args.node_status_interval, args.ping_interval)
+    options = Options(
+        status_interval=config.status_interval,
+        full_status_interval=args.full_status_interval,
+        resync_interval=config.resync_interval,
+        sweep_interval=args.sweep_interval,
+        watch_timeout=args.watch_timeout,
+        workers=config.workers,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("stopping", extra=fields(signal=signal.Signals(signum).name))
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        daemon = Daemon(config, timings, options)
+    except KubeError as err:
+        log.error("cannot reach Kubernetes", extra=fields(error=str(err)))
+        return 1
+    daemon.start(stop)
+    if args.decommission:
+        code = daemon.decommission(stop, args.drain_timeout)
+        stop.set()
+        return code
+    while not stop.wait(1.0):
+        pass
+    log.info("stopped; the node stays registered and goes NotReady when its lease expires")
+    return 0
