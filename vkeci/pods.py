@@ -25,6 +25,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from vkeci import __version__, identity
@@ -185,20 +186,35 @@ def write_back_annotations(record: Record, group: Mapping[str, Any]) -> dict[str
 
 
 class Translator:
-    """The translation core behind one seam, so the controller can be tested with a stand-in."""
+    """The translation core behind one seam, plus fetching what a pod references.
 
-    def __init__(self, config: Config, kube: KubeClient) -> None:
+    Referenced objects are read on demand (no cluster-wide Secret cache) through a short TTL
+    cache, so a burst of replicas of one Deployment costs one read per object, not one per pod.
+    """
+
+    def __init__(self, config: Config, kube: KubeClient, ttl: float = 5.0) -> None:
         from vkeci import status, translate
 
         self.kube = kube
         self.translate = translate
         self.status = status
         self.defaults = translate.Defaults.from_config(config)
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
 
-    def request(self, pod: JSON) -> JSON:
-        """The CreateContainerGroup request map (raises Rejected / Missing)."""
-        objects = self.translate.fetch_objects(pod, self._get) if hasattr(self.translate, "fetch_objects") else {}
-        return dict(self.translate.pod_to_request(pod, objects, self.defaults))
+    def _cached(self, key: str, load: Callable[[], Any]) -> Any:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit and now - hit[0] < self.ttl:
+                return hit[1]
+        value = load()
+        with self._lock:
+            if len(self._cache) > 10000:
+                self._cache.clear()
+            self._cache[key] = (now, value)
+        return value
 
     def _get(self, path: str) -> JSON | None:
         try:
@@ -207,6 +223,67 @@ class Translator:
             if err.not_found:
                 return None
             raise
+
+    def _token(self, pod: JSON, namespace: str, key: tuple[str, str, int]) -> str | None:
+        account, audience, seconds = key
+        meta = pod.get("metadata") or {}
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "audiences": [audience] if audience else [],
+                "expirationSeconds": seconds,
+                "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": meta.get("name"), "uid": meta.get("uid")},
+            },
+        }
+        path = f"/api/v1/namespaces/{namespace}/serviceaccounts/{account}/token"
+        try:
+            answer = self.kube.post(path, body)
+        except KubeError as err:
+            if err.not_found:
+                return None
+            raise
+        return str((answer.get("status") or {}).get("token") or "") or None
+
+    def objects(self, pod: JSON) -> Any:
+        """Fetch the ConfigMaps, Secrets, tokens and Services the pod references."""
+        from vkeci.podcontext import Objects
+
+        needs = self.translate.needs(pod)
+        ns = str((pod.get("metadata") or {}).get("namespace") or "default")
+        base = f"/api/v1/namespaces/{ns}"
+        configmaps = {}
+        for name in needs.configmaps:
+            obj = self._cached(f"cm/{ns}/{name}", partial(self._get, f"{base}/configmaps/{name}"))
+            if obj is not None:
+                configmaps[name] = obj
+        secrets = {}
+        for name in needs.secrets:
+            obj = self._cached(f"secret/{ns}/{name}", partial(self._get, f"{base}/secrets/{name}"))
+            if obj is not None:
+                secrets[name] = obj
+        tokens = {}
+        for key in needs.tokens:
+            token = self._token(pod, ns, key)
+            if token:
+                tokens[key] = token
+        services: list[JSON] = []
+        kubernetes = self._cached(
+            "svc/default/kubernetes", lambda: self._get("/api/v1/namespaces/default/services/kubernetes")
+        )
+        if needs.service_links:
+            listed = self._cached(f"svc/{ns}", lambda: self.kube.get(f"{base}/services").get("items") or [])
+            services.extend(listed)
+        if kubernetes is not None and not any(
+            (s.get("metadata") or {}).get("uid") == (kubernetes.get("metadata") or {}).get("uid") for s in services
+        ):
+            services.append(kubernetes)
+        return Objects(configmaps=configmaps, secrets=secrets, tokens=tokens, services=services)
+
+    def request(self, pod: JSON) -> tuple[JSON, list[Any]]:
+        """The CreateContainerGroup request map and the warnings (raises Rejected / Missing)."""
+        translation = self.translate.translate(pod, self.objects(pod), self.defaults)
+        return dict(translation.request), list(translation.warnings)
 
     def pod_status(self, pod: JSON, group: JSON, now: str) -> JSON:
         return dict(self.status.pod_status(pod, group, now))
@@ -452,7 +529,7 @@ class PodController:
         rejected, missing = self.translator.rejected_types()
         now = now_rfc3339()
         try:
-            request = self.translator.request(pod)
+            request, warnings = self.translator.request(pod)
         except rejected as err:
             message = str(err)
             log.warning("pod rejected", extra=fields(pod=key, problems=message))
@@ -463,6 +540,10 @@ class PodController:
             log.info("pod waits for referenced objects", extra=fields(pod=key, missing=str(err)))
             self._report(pod, self.translator.waiting_status(pod, err, now), "Warning", "FailedMount", str(err))
             raise  # retried with backoff until the objects exist
+        if warnings and self.reported.get(uid) is None:
+            text = "; ".join(str(w) for w in warnings)
+            self.emit(pod, "Warning", "TranslationWarning", text)
+            self.reported[uid] = text
         # A create whose answer was lost may have succeeded: look before creating again.
         existing = self.provider.list_groups([*self.selector, {"Key": identity.TAG_UID, "Value": uid}])
         if existing:

@@ -1,0 +1,330 @@
+"""The pod controller against in-memory stand-ins for Kubernetes, ECI and the translator."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from vkeci.config import Config
+from vkeci.kube import KubeError
+from vkeci.pods import Options, PodController, status_changed
+from vkeci.provider import EciError
+
+CONFIG = Config(region="cn-hangzhou", node_name="vk", cluster_name="c1")
+
+
+class Rejected(Exception):
+    pass
+
+
+class Missing(Exception):
+    pass
+
+
+class StubTranslator:
+    def request(self, pod):
+        if pod["spec"].get("volumes"):
+            raise Rejected("spec.volumes[0].hostPath: not supported on ECI")
+        if pod["spec"].get("needs"):
+            raise Missing("spec.containers[0].env[0]: ConfigMap 'cfg' not found")
+        return {"ContainerGroupName": pod["metadata"]["name"]}, []
+
+    def pod_status(self, pod, group, now):
+        return {"phase": {"Running": "Running", "Succeeded": "Succeeded"}.get(group["Status"], "Pending")}
+
+    def missing_group_status(self, pod, now):
+        return {"phase": "Failed", "reason": "NotFound"}
+
+    def rejected_status(self, pod, err, now):
+        return {"phase": "Failed", "reason": "Rejected", "message": str(err)}
+
+    def waiting_status(self, pod, err, now):
+        return {"phase": "Pending", "reason": "ContainerCreating", "message": str(err)}
+
+    def events(self, pod, group, now):
+        return [{"type": "Normal", "reason": e["Reason"], "message": e["Message"]} for e in group.get("Events", [])]
+
+    def rejected_types(self):
+        return Rejected, Missing
+
+
+class StubKube:
+    def __init__(self) -> None:
+        self.pods: dict[str, dict] = {}
+        self.writes: list[tuple[str, str, Any]] = []
+
+    def add(self, name: str, **spec: Any) -> dict:
+        pod = {
+            "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}"},
+            "spec": {"nodeName": "vk", **spec},
+            "status": {"phase": "Pending"},
+        }
+        self.pods[name] = pod
+        return pod
+
+    def patch(self, path: str, body: dict, content_type: str = "") -> dict:
+        self.writes.append(("PATCH", path, body))
+        name = path.split("/pods/")[1].split("/")[0]
+        pod = self.pods[name]
+        if body["metadata"]["uid"] != pod["metadata"]["uid"]:
+            raise KubeError(409, "Conflict", "uid precondition")
+        if "status" in body:
+            pod["status"] = {**pod["status"], **body["status"]}
+        return pod
+
+    def post(self, path: str, body: dict) -> dict:
+        self.writes.append(("POST", path, body))
+        return body
+
+    def delete(self, path: str, body: dict | None = None) -> dict:
+        self.writes.append(("DELETE", path, body))
+        return {}
+
+    def events(self) -> list[dict]:
+        return [b for m, p, b in self.writes if m == "POST" and p.endswith("/events")]
+
+
+class StubECI:
+    def __init__(self) -> None:
+        self.groups: dict[str, dict] = {}
+        self.ids = itertools.count(1)
+        self.calls: list[str] = []
+        self.fail_next: EciError | None = None
+
+    def _fail(self, action: str) -> None:
+        self.calls.append(action)
+        if self.fail_next is not None:
+            err, self.fail_next = self.fail_next, None
+            raise err
+
+    def add_group(self, uid: str, name: str, node: str = "vk", status: str = "Running") -> str:
+        gid = f"eci-{next(self.ids)}"
+        tags = [
+            {"Key": "ClusterName", "Value": "c1"},
+            {"Key": "NodeName", "Value": node},
+            {"Key": "NameSpace", "Value": "ns"},
+            {"Key": "PodName", "Value": name},
+            {"Key": "UID", "Value": uid},
+        ]
+        self.groups[gid] = {"ContainerGroupId": gid, "Status": status, "Tags": tags, "Events": []}
+        return gid
+
+    def _match(self, group: dict, tags: list[dict]) -> bool:
+        have = {t["Key"]: t["Value"] for t in group["Tags"]}
+        return all(have.get(t["Key"]) == t["Value"] for t in tags)
+
+    def list_groups(self, tags, *, with_event=False):
+        self._fail("DescribeContainerGroups")
+        return [dict(g) for g in self.groups.values() if self._match(g, tags)]
+
+    def create(self, request):
+        self._fail("CreateContainerGroup")
+        name = request["ContainerGroupName"]
+        return self.add_group(f"uid-{name}", name, status="Pending"), "req-1"
+
+    def delete(self, group_id):
+        self._fail("DeleteContainerGroup")
+        self.groups.pop(group_id, None)
+
+    def describe(self, ids, *, with_event=True):
+        self._fail("DescribeContainerGroups")
+        return [dict(self.groups[i]) for i in ids if i in self.groups]
+
+    def changed_since(self, tags, since):
+        self._fail("DescribeContainerGroupStatus")
+        return [{"ContainerGroupId": g["ContainerGroupId"], "Status": g["Status"]} for g in self.groups.values()]
+
+
+@pytest.fixture
+def world():
+    kube, eci = StubKube(), StubECI()
+    controller = PodController(kube, eci, CONFIG, StubTranslator(), Options(lost_grace=0))  # type: ignore[arg-type]
+    controller.synced.set()
+    return kube, eci, controller
+
+
+def load(controller: PodController, kube: StubKube) -> None:
+    for pod in kube.pods.values():
+        controller._upsert(pod)
+
+
+def test_create_once_then_nothing_to_do(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    ctl.sync("ns/web")
+    assert eci.calls.count("CreateContainerGroup") == 1
+    assert len(eci.groups) == 1
+    assert [e["reason"] for e in kube.events()] == ["ProviderCreateSuccess"]
+
+
+def test_lookup_before_create_adopts_an_existing_group(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    eci.add_group("uid-web", "web")
+    eci.add_group("uid-web", "web")  # a duplicate from an old bug: deleted, oldest kept
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    assert "CreateContainerGroup" not in eci.calls
+    assert list(eci.groups) == ["eci-1"]
+
+
+def test_transient_error_is_raised_for_retry_and_writes_nothing(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    load(ctl, kube)
+    eci.fail_next = EciError("DescribeContainerGroups", "ServiceUnavailable", "busy", transient=True)
+    with pytest.raises(EciError):
+        ctl.sync("ns/web")
+    assert kube.writes == []
+    ctl.sync("ns/web")
+    assert len(eci.groups) == 1
+
+
+def test_permanent_error_is_shown_with_code_and_request_id(world):
+    kube, eci, ctl = world
+    kube.add("web", restartPolicy="Never")
+    load(ctl, kube)
+    eci.calls.clear()
+    ctl.provider.list_groups = lambda tags, with_event=False: []  # type: ignore[method-assign]
+    eci.fail_next = EciError("CreateContainerGroup", "InvalidParameter", "bad cpu", request_id="RID-9")
+    with pytest.raises(EciError):
+        ctl.sync("ns/web")
+    status = kube.pods["web"]["status"]
+    assert status["phase"] == "Failed" and status["reason"] == "ProviderFailed"
+    assert "InvalidParameter" in status["message"] and "RID-9" in status["message"]
+    assert kube.events()[0]["type"] == "Warning"
+
+
+def test_rejected_pod_gets_status_and_one_warning_and_no_group(world):
+    kube, eci, ctl = world
+    kube.add("bad", volumes=[{"hostPath": {}}])
+    load(ctl, kube)
+    ctl.sync("ns/bad")
+    ctl.sync("ns/bad")
+    assert not eci.groups
+    assert kube.pods["bad"]["status"]["reason"] == "Rejected"
+    events = kube.events()
+    assert len(events) == 1 and "spec.volumes[0]" in events[0]["message"]
+
+
+def test_missing_reference_waits_and_retries(world):
+    kube, eci, ctl = world
+    kube.add("wait", needs=True)
+    load(ctl, kube)
+    with pytest.raises(Missing):
+        ctl.sync("ns/wait")
+    assert kube.pods["wait"]["status"]["phase"] == "Pending"
+    assert not eci.groups
+
+
+def test_daemonset_pods_are_pending_visibly(world):
+    kube, eci, ctl = world
+    pod = kube.add("ds")
+    pod["metadata"]["ownerReferences"] = [{"kind": "DaemonSet", "name": "agent", "controller": True}]
+    load(ctl, kube)
+    ctl.sync("ns/ds")
+    assert not eci.groups
+    assert kube.pods["ds"]["status"]["reason"] == "DaemonSetPodNotSupported"
+    assert kube.events()[0]["type"] == "Warning"
+
+
+def test_status_is_written_only_on_change(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    gid = next(iter(eci.groups))
+    eci.groups[gid]["Status"] = "Running"
+    eci.groups[gid]["Events"] = [{"Reason": "Started", "Message": "Started container web"}]
+    ctl.poll_status(full=True)
+    assert kube.pods["web"]["status"]["phase"] == "Running"
+    writes = len(kube.writes)
+    ctl.poll_status(full=True)
+    ctl.poll_status(full=False)
+    status_writes = [w for w in kube.writes[writes:] if w[1].endswith("/status")]
+    assert status_writes == []
+    assert [e["reason"] for e in kube.events()].count("Started") == 1
+
+
+def test_api_error_is_never_taken_for_a_lost_group(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    eci.fail_next = EciError("DescribeContainerGroupStatus", "InternalError", "x", transient=True)
+    with pytest.raises(EciError):
+        ctl.poll_status(full=True)
+    assert kube.pods["web"]["status"]["phase"] == "Pending"
+
+
+def test_group_deleted_behind_our_back_fails_the_pod_and_is_not_recreated(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    eci.groups.clear()
+    ctl.poll_status(full=True)
+    assert kube.pods["web"]["status"] == {"phase": "Failed", "reason": "NotFound"}
+    eci.calls.clear()
+    ctl._upsert({**kube.pods["web"], "status": {"phase": "Pending"}})
+    ctl.sync("ns/web")
+    assert "CreateContainerGroup" not in eci.calls
+
+
+def test_graceful_delete_removes_group_then_pod_with_uid_precondition(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    kube.pods["web"]["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    load(ctl, kube)
+    assert ctl.sync("ns/web") is None
+    assert not eci.groups
+    method, path, body = kube.writes[-1]
+    assert (method, path) == ("DELETE", "/api/v1/namespaces/ns/pods/web")
+    assert body["gracePeriodSeconds"] == 0 and body["preconditions"] == {"uid": "uid-web"}
+
+
+def test_force_deleted_pod_still_loses_its_group(world):
+    kube, eci, ctl = world
+    pod = kube.add("web")
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    ctl._remove(pod)
+    ctl.sync("ns/web")
+    assert not eci.groups
+
+
+def test_terminal_pod_group_is_cleaned_up(world):
+    kube, eci, ctl = world
+    kube.add("job")
+    load(ctl, kube)
+    ctl.sync("ns/job")
+    kube.pods["job"]["status"]["phase"] = "Succeeded"
+    load(ctl, kube)
+    ctl.sync("ns/job")
+    assert not eci.groups
+
+
+def test_startup_sweep_adopts_live_and_deletes_orphans(world):
+    kube, eci, ctl = world
+    kube.add("live")
+    eci.add_group("uid-live", "live")
+    orphan = eci.add_group("uid-gone", "gone")
+    eci.add_group("uid-x", "x", node="other-node")
+    load(ctl, kube)
+    assert ctl.sweep(adopt=True) == 1
+    assert orphan not in eci.groups and len(eci.groups) == 2
+    ctl.sync("ns/live")
+    assert "CreateContainerGroup" not in eci.calls
+
+
+def test_status_changed_compares_conditions_by_type():
+    current = {"phase": "Running", "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready"}]}
+    assert not status_changed(current, {"phase": "Running", "conditions": [{"type": "Ready"}]})
+    assert status_changed(current, {"conditions": [{"type": "Ready", "status": "True"}]})
+    assert status_changed(current, {"phase": "Succeeded"})
