@@ -1,0 +1,360 @@
+"""``/exec`` and ``/attach``: the Kubernetes remote-command protocol (SPDY/3.1, subprotocols
+``v4.channel.k8s.io`` down to ``channel.k8s.io``) bridged to ECI's ExecContainerCommand
+WebSocket.
+
+The API server opens one SPDY stream per channel (error, stdin, stdout, stderr, resize).
+ECI's exec WebSocket speaks the channel protocol in binary frames: the first byte names the
+channel (0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize). The exit code travels back as a
+metav1.Status on the error stream, as the kubelet writes it for v4.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vkeci.kubelet.backend import EciError
+from vkeci.kubelet.errors import BadRequest, HttpError, NotImplementedOnEci
+from vkeci.kubelet.spdy import SpdySession, SpdyStream
+
+log = logging.getLogger(__name__)
+
+V4, V3, V2, V1 = "v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"
+SUPPORTED = (V4, V3, V2, V1)
+STDIN, STDOUT, STDERR, ERROR, RESIZE = 0, 1, 2, 3, 4
+CLOSE = 255  # v5.channel.k8s.io: "no more data on this channel"
+ECI_MAX_ARGS, ECI_MAX_ARG_LEN = 20, 256  # ExecContainerCommand limits (eci-openapi.md §5.4)
+
+ATTACH_MESSAGE = (
+    "attach is not supported on ECI: Elastic Container Instance can start a new process in a "
+    "container (kubectl exec) but cannot connect to the main process's terminal. Use "
+    "`kubectl logs -f` to watch its output or `kubectl exec -it <pod> -- sh` for a shell."
+)
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """Which channels the client asked for, and the command."""
+
+    stdin: bool
+    stdout: bool
+    stderr: bool
+    tty: bool
+    command: tuple[str, ...]
+
+
+def _flag(query: dict[str, list[str]], name: str) -> bool:
+    values = query.get(name) or []
+    return bool(values) and values[-1] == "1"
+
+
+def parse_stream_options(query: dict[str, list[str]], need_command: bool = True) -> StreamOptions:
+    """The exec/attach query: ``command`` (repeated, argv order kept), ``input``, ``output``,
+    ``error``, ``tty``. As in the kubelet, a TTY merges stderr into stdout."""
+    tty = _flag(query, "tty")
+    options = StreamOptions(
+        stdin=_flag(query, "input"),
+        stdout=_flag(query, "output"),
+        stderr=_flag(query, "error") and not tty,
+        tty=tty,
+        command=tuple(query.get("command") or ()),
+    )
+    if not (options.stdin or options.stdout or options.stderr):
+        raise BadRequest("you must specify at least 1 of stdin, stdout, stderr")
+    if need_command:
+        if not options.command:
+            raise BadRequest("missing command: pass the command as repeated command= parameters")
+        if len(options.command) > ECI_MAX_ARGS:
+            raise BadRequest(
+                f"command has {len(options.command)} arguments; ECI runs at most {ECI_MAX_ARGS} "
+                "(wrap it in sh -c '...')"
+            )
+        long = [arg for arg in options.command if len(arg) > ECI_MAX_ARG_LEN]
+        if long:
+            raise BadRequest(
+                f"a command argument is {len(long[0])} characters long; ECI accepts at most {ECI_MAX_ARG_LEN} "
+                "per argument (put the script in a file or a ConfigMap)"
+            )
+    return options
+
+
+def negotiate(header_values: list[str], supported: tuple[str, ...] = SUPPORTED) -> str | None:
+    """The first protocol the client offers (in its order) that we support."""
+    for value in header_values:
+        for offered in value.split(","):
+            offered = offered.strip()
+            if offered in supported:
+                return offered
+    return None
+
+
+def success_status() -> dict[str, Any]:
+    """The v4 status for a command that exited 0."""
+    return {"metadata": {}, "status": "Success"}
+
+
+def exit_status(code: int) -> dict[str, Any]:
+    """The v4 status for a non-zero exit, which kubectl turns into its own exit code."""
+    return {
+        "metadata": {},
+        "status": "Failure",
+        "message": f"command terminated with non-zero exit code: exit status {code}",
+        "reason": "NonZeroExitCode",
+        "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]},
+    }
+
+
+def internal_error(message: str) -> dict[str, Any]:
+    """The v4 status for a failure that is not the command's own."""
+    return {
+        "metadata": {},
+        "status": "Failure",
+        "message": f"Internal error occurred: {message}",
+        "reason": "InternalError",
+        "details": {"causes": [{"message": message}]},
+        "code": 500,
+    }
+
+
+def status_from_remote(payload: bytes) -> dict[str, Any]:
+    """Normalise the status ECI sent on channel 3 into the kubelet's v4 shape."""
+    try:
+        remote = json.loads(payload.decode() or "{}")
+    except (UnicodeDecodeError, ValueError):
+        return internal_error(f"ECI sent an unreadable exec status: {payload[:200]!r}")
+    if remote.get("status") == "Success":
+        return success_status()
+    for cause in (remote.get("details") or {}).get("causes") or []:
+        if cause.get("reason") == "ExitCode":
+            try:
+                return exit_status(int(cause.get("message")))
+            except (TypeError, ValueError):
+                break
+    return internal_error(str(remote.get("message") or "the command failed in ECI"))
+
+
+def status_bytes(status: dict[str, Any], protocol: str) -> bytes:
+    """What to write on the error stream: JSON for v4, the message alone (failures only) before."""
+    if protocol == V4:
+        return json.dumps(status).encode()
+    return b"" if status.get("status") == "Success" else str(status.get("message", "")).encode()
+
+
+def _open_websocket(uri: str, timeout: float) -> Any:
+    import websocket
+
+    # The fake ECI (and, by our reading, ECI) speaks the channel protocol; offer v5 first so a
+    # server that knows it can be told when stdin ends.
+    return websocket.create_connection(
+        uri, timeout=timeout, subprotocols=["v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io"]
+    )
+
+
+def serve(handler: Any, kind: str, pod: dict[str, Any], group_id: str, container: str, query: dict) -> None:
+    """Run one exec (or refuse an attach) on an HTTP request that asks for a SPDY upgrade."""
+    options = parse_stream_options(query, need_command=(kind == "exec"))
+    if kind == "attach":
+        raise NotImplementedOnEci(ATTACH_MESSAGE)
+    upgrade = (handler.headers.get("Upgrade") or "").lower()
+    if "websocket" in upgrade:
+        raise HttpError(
+            "WebSocket exec straight to the kubelet is not supported by vk-eci; go through the API server "
+            "(kubectl exec), which speaks SPDY/3.1 to the node",
+            400,
+        )
+    if "spdy/3.1" not in upgrade:
+        raise BadRequest("exec needs a connection upgrade to SPDY/3.1 (Upgrade: SPDY/3.1)")
+    offered = handler.headers.get_all("X-Stream-Protocol-Version") or []
+    if not offered:
+        raise BadRequest("unable to upgrade: header X-Stream-Protocol-Version does not exist in request")
+    protocol = negotiate(offered)
+    if protocol is None:
+        raise HttpError(
+            f"unable to upgrade: unable to negotiate protocol: client supports {offered}, server accepts "
+            f"{list(SUPPORTED)}",
+            403,
+        )
+    params = {
+        "ContainerGroupId": group_id,
+        "ContainerName": container,
+        "Command": list(options.command),
+        "TTY": options.tty,
+        "Stdin": options.stdin,
+    }
+    try:
+        answer = handler.app.eci.exec_container_command(params)
+    except EciError as exc:
+        raise HttpError(f"error executing command in container: {exc}", 429 if exc.status == 429 else 502) from None
+    uri = str(answer.get("WebSocketUri") or "")
+    if not uri:
+        raise HttpError("error executing command in container: ECI returned no WebSocketUri", 502)
+    try:
+        remote = _open_websocket(uri, timeout=handler.app.settings.stream_creation_timeout)
+    except Exception as exc:
+        raise HttpError(f"error executing command in container: cannot reach ECI's exec session ({exc})", 502) from None
+
+    handler.send_response(101)
+    handler.send_header("Connection", "Upgrade")
+    handler.send_header("Upgrade", "SPDY/3.1")
+    handler.send_header("X-Stream-Protocol-Version", protocol)
+    handler.end_headers()
+    handler.wfile.flush()
+    handler.close_connection = True
+    handler.connection.settimeout(None)  # sessions may idle; the client pings every few seconds
+
+    session = SpdySession(handler.rfile, handler.wfile.write)
+    session.start()
+    try:
+        Bridge(session, remote, options, protocol, handler.app.settings.stream_creation_timeout).run()
+    finally:
+        try:
+            remote.close()
+        except Exception:
+            pass
+        session.goaway()
+        session.wait_closed(5.0)
+
+
+class Bridge:
+    """Copies between the client's SPDY streams and ECI's exec WebSocket until the command ends."""
+
+    def __init__(self, session: SpdySession, remote: Any, options: StreamOptions, protocol: str, timeout: float):
+        self.session = session
+        self.remote = remote
+        self.options = options
+        self.protocol = protocol
+        self.timeout = timeout
+        self.streams: dict[str, SpdyStream] = {}
+        self._send_lock = threading.Lock()
+
+    def expected(self) -> set[str]:
+        """The stream types the client will open for these options and protocol."""
+        wanted = {"error"}
+        if self.options.stdin:
+            wanted.add("stdin")
+        if self.options.stdout:
+            wanted.add("stdout")
+        if self.options.stderr:
+            wanted.add("stderr")
+        if self.options.tty and self.protocol in (V4, V3):
+            wanted.add("resize")
+        return wanted
+
+    def _accept_streams(self) -> bool:
+        wanted = self.expected()
+        while not wanted <= set(self.streams):
+            try:
+                stream = self.session.accept(self.timeout)
+            except queue.Empty:
+                log.warning("exec: client did not open its streams within %.0fs", self.timeout)
+                return False
+            if stream is None:
+                return False
+            self.streams[stream.type] = stream
+        return True
+
+    def _send(self, channel: int, data: bytes) -> None:
+        import websocket
+
+        with self._send_lock:
+            self.remote.send(bytes([channel]) + data, opcode=websocket.ABNF.OPCODE_BINARY)
+
+    def _pump(self, stream: SpdyStream, on_data: Callable[[bytes], None], on_eof: Callable[[], None]) -> None:
+        try:
+            while True:
+                chunk = stream.read()
+                if not chunk:
+                    break
+                on_data(chunk)
+            on_eof()
+        except Exception as exc:  # the remote side went away; the main loop notices
+            log.debug("exec: %s pump ended: %s", stream.type, exc)
+
+    def _close_stdin(self) -> None:
+        if (getattr(self.remote, "subprotocol", None) or "").startswith("v5."):
+            self._send(CLOSE, bytes([STDIN]))
+
+    def _resize(self, buffer: list[bytes]) -> Callable[[bytes], None]:
+        def feed(chunk: bytes) -> None:
+            # The client writes one JSON object per line ({"Width":..,"Height":..}).
+            buffer.append(chunk)
+            data = b"".join(buffer)
+            *lines, rest = data.split(b"\n")
+            buffer[:] = [rest]
+            for line in lines:
+                if line.strip():
+                    self._send(RESIZE, line.strip())
+
+        return feed
+
+    def run(self) -> None:
+        """Bridge until ECI reports the end of the command or either side goes away."""
+        if not self._accept_streams():
+            return
+        if "stdin" in self.streams:
+            threading.Thread(
+                target=self._pump,
+                args=(self.streams["stdin"], lambda data: self._send(STDIN, data), self._close_stdin),
+                name="exec-stdin",
+                daemon=True,
+            ).start()
+        if "resize" in self.streams:
+            threading.Thread(
+                target=self._pump,
+                args=(self.streams["resize"], self._resize([]), lambda: None),
+                name="exec-resize",
+                daemon=True,
+            ).start()
+        threading.Thread(target=self._watch_client, name="exec-client", daemon=True).start()
+        status = self._copy_output()
+        for name in ("stdout", "stderr"):
+            if name in self.streams:
+                self.streams[name].close()
+        error = self.streams["error"]
+        try:
+            payload = status_bytes(status, self.protocol)
+            if payload:
+                error.write(payload)
+            error.close()
+        except OSError:
+            pass
+
+    def _watch_client(self) -> None:
+        # If the API server hangs up (user pressed Ctrl-C), end the ECI session too.
+        self.session.closed.wait()
+        try:
+            self.remote.close()
+        except Exception:
+            pass
+
+    def _copy_output(self) -> dict[str, Any]:
+        import websocket
+
+        stdout = self.streams.get("stdout")
+        stderr = self.streams.get("stderr") or (stdout if self.options.tty else None)
+        while True:
+            try:
+                opcode, data = self.remote.recv_data()
+            except (websocket.WebSocketException, OSError) as exc:
+                if self.session.closed.is_set():
+                    return internal_error("the client closed the connection")
+                return internal_error(f"ECI's exec session ended without an exit status ({exc})")
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                return internal_error("ECI's exec session ended without an exit status")
+            if opcode not in (websocket.ABNF.OPCODE_BINARY, websocket.ABNF.OPCODE_TEXT) or not data:
+                continue
+            channel, payload = data[0], data[1:]
+            try:
+                if channel == STDOUT and stdout is not None and payload:
+                    stdout.write(payload)
+                elif channel == STDERR and stderr is not None and payload:
+                    stderr.write(payload)
+                elif channel == ERROR:
+                    return status_from_remote(payload)
+            except OSError:
+                return internal_error("the client closed the connection")
