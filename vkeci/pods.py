@@ -19,11 +19,12 @@ contain the group is, and the status of finished groups is cached because ECI fo
 
 from __future__ import annotations
 
+import datetime
 import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -94,26 +95,12 @@ def is_daemonset_pod(pod: Mapping[str, Any]) -> bool:
     return any(o.get("kind") == "DaemonSet" for o in owners)
 
 
-def daemonset_status(pod: Mapping[str, Any]) -> JSON:
-    """The status given to DaemonSet pods: Pending with a reason, never silently Pending.
-
-    Node agents (kube-proxy, CNI, log shippers) make no sense on ECI; failing them would make
-    the DaemonSet controller re-create them in a loop, so they stay Pending, visibly.
-    """
-    return {
-        "phase": "Pending",
-        "reason": DAEMONSET_REASON,
-        "message": (
-            "DaemonSet pods are not run on the ECI virtual node (node agents cannot work there); "
-            "add a nodeAffinity excluding type=virtual-kubelet to the DaemonSet to keep it off this node"
-        ),
-    }
-
-
-def provider_failed_status(pod: Mapping[str, Any], err: EciError) -> JSON:
-    """Status of a pod whose create ECI refused for good (code, message and RequestId shown)."""
-    never = ((pod.get("spec") or {}).get("restartPolicy") or "Always") == "Never"
-    return {"phase": "Failed" if never else "Pending", "reason": "ProviderFailed", "message": str(err)}
+# Node agents (kube-proxy, CNI, log shippers) make no sense on ECI. Failing their pods would make the
+# DaemonSet controller re-create them in a loop, so they stay Pending with this reason, visibly.
+DAEMONSET_MESSAGE = (
+    "DaemonSet pods are not run on the ECI virtual node (node agents cannot work there); they stay Pending. "
+    "Add a nodeAffinity excluding type=virtual-kubelet to the DaemonSet to keep it off this node"
+)
 
 
 _VOLATILE = ("lastProbeTime", "lastHeartbeatTime")
@@ -286,22 +273,26 @@ class Translator:
         return dict(translation.request), list(translation.warnings)
 
     def pod_status(self, pod: JSON, group: JSON, now: str) -> JSON:
-        return dict(self.status.pod_status(pod, group, now))
+        return dict(self.status.pod_status(pod, group, _dt(now)))
 
     def missing_group_status(self, pod: JSON, now: str) -> JSON:
-        return dict(self.status.missing_group_status(pod, now))
+        return dict(self.status.missing_group_status(pod, _dt(now)))
 
-    def rejected_status(self, pod: JSON, err: Exception, now: str) -> JSON:
-        return dict(self.status.rejected_status(pod, err, now))
+    def rejected_status(self, pod: JSON, err: Any, now: str) -> JSON:
+        return dict(self.status.rejected_status(pod, err.problems, _dt(now)))
 
-    def waiting_status(self, pod: JSON, err: Exception, now: str) -> JSON:
-        fn = getattr(self.status, "waiting_status", None)
-        if fn is not None:
-            return dict(fn(pod, err, now))
-        return {"phase": "Pending", "reason": "ContainerCreating", "message": str(err)[:1000]}
+    def waiting_status(self, pod: JSON, err: Any, now: str) -> JSON:
+        return dict(self.status.missing_status(pod, err, _dt(now)))
+
+    def problem_status(self, pod: JSON, reason: str, message: str, now: str, *, fail: bool = False) -> JSON:
+        """Pending (or Failed) with every container waiting and a pod-level reason/message."""
+        result = dict(self.status.pending_status(pod, _dt(now), reason=reason, message=message))
+        if fail:
+            result["phase"] = "Failed"
+        return result
 
     def events(self, pod: JSON, group: JSON, now: str) -> list[JSON]:
-        return list(self.status.kube_events(pod, group, now))
+        return list(self.status.kube_events(pod, group, _dt(now)))
 
     def rejected_types(self) -> tuple[type[Exception], type[Exception]]:
         from vkeci.problems import Missing, Rejected
@@ -511,7 +502,9 @@ class PodController:
         if uid in self.lost:
             return None
         if is_daemonset_pod(pod):
-            self._report(pod, daemonset_status(pod), "Warning", DAEMONSET_REASON, daemonset_status(pod)["message"])
+            message = DAEMONSET_MESSAGE
+            status = self.translator.problem_status(pod, DAEMONSET_REASON, message, now_rfc3339())
+            self._report(pod, status, "Warning", DAEMONSET_REASON, message)
             return None
         self._create(pod)
         return None
@@ -555,7 +548,9 @@ class PodController:
             if err.transient:
                 raise
             log.warning("ECI refused the pod", extra=fields(pod=key, code=err.code, request_id=err.request_id))
-            self._report(pod, provider_failed_status(pod, err), "Warning", "ProviderCreateFailed", str(err))
+            never = ((pod.get("spec") or {}).get("restartPolicy") or "Always") == "Never"
+            status = self.translator.problem_status(pod, "ProviderFailed", str(err), now, fail=never)
+            self._report(pod, status, "Warning", "ProviderCreateFailed", str(err))
             raise
         self._remember(Record(uid=uid, key=key, group_id=group_id, seen_at=self.clock(), request_id=request_id))
         log.info("group created", extra=fields(pod=key, group=group_id, request_id=request_id))
@@ -567,8 +562,6 @@ class PodController:
         groups = sorted(groups, key=lambda g: (g.get("CreationTime") or "", g.get("ContainerGroupId") or ""))
         keep = groups[0]
         record = Record(uid=uid, key=key, group_id=str(keep["ContainerGroupId"]), seen_at=self.clock())
-        for event in keep.get("Events") or []:
-            record.events.add(_event_id(event))
         self._remember(record)
         log.info("group adopted", extra=fields(pod=key, group=record.group_id))
         for extra in groups[1:]:
@@ -682,24 +675,21 @@ class PodController:
             self.queue.add(record.key)  # group cleanup once the API shows the terminal phase
 
     def _post_event(self, pod: JSON, event: JSON) -> None:
-        if "involvedObject" in event:
-            namespace = (pod.get("metadata") or {}).get("namespace") or "default"
-            body = dict(event)
-            body.setdefault("metadata", {}).setdefault("name", f"{pod['metadata']['name']}.{uuid.uuid4().hex[:16]}")
-            body["metadata"].setdefault("namespace", namespace)
+        """Create the translated ECI event; if it exists (same deterministic name), bump its count."""
+        namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+        collection = f"/api/v1/namespaces/{namespace}/events"
+        try:
             try:
-                self.kube.post(f"/api/v1/namespaces/{namespace}/events", body)
-                self.kube_writes += 1
+                self.kube.post(collection, event)
             except KubeError as err:
-                log.warning("event not recorded", extra=fields(pod=pod_key(pod), error=str(err)))
-            return
-        self.emit(
-            pod,
-            str(event.get("type") or "Normal"),
-            str(event.get("reason") or ""),
-            str(event.get("message") or ""),
-            **{k: event.get(k) for k in ("fieldPath", "firstTimestamp", "lastTimestamp", "count")},
-        )
+                if err.status != 409:
+                    raise
+                name = (event.get("metadata") or {}).get("name")
+                bump = {"count": event.get("count"), "lastTimestamp": event.get("lastTimestamp")}
+                self.kube.patch(f"{collection}/{name}", bump, content_type="application/merge-patch+json")
+            self.kube_writes += 1
+        except KubeError as err:
+            log.warning("event not recorded", extra=fields(pod=pod_key(pod), error=str(err)))
 
     def poll_status(self, full: bool) -> int:
         """One status tick; returns how many groups were described. Raises EciError on failure."""
@@ -840,16 +830,16 @@ class PodController:
         return threads
 
 
+def _dt(stamp: str) -> datetime.datetime:
+    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
+
+
 def _alive(group: Mapping[str, Any]) -> bool:
     """A described group still counts until ECI stops returning it."""
     return bool(group.get("ContainerGroupId"))
 
 
 def _event_id(event: Mapping[str, Any]) -> str:
-    parts: Iterable[Any] = (
-        event.get("Reason") or event.get("reason"),
-        event.get("Message") or event.get("message"),
-        event.get("FirstTimestamp") or event.get("firstTimestamp"),
-        event.get("Count") or event.get("count"),
-    )
-    return "|".join(str(p) for p in parts)
+    """Identity of a translated event occurrence: its deterministic name plus its count."""
+    name = (event.get("metadata") or {}).get("name") or f"{event.get('reason')}|{event.get('message')}"
+    return f"{name}|{event.get('count')}"

@@ -40,11 +40,17 @@ class StubTranslator:
     def rejected_status(self, pod, err, now):
         return {"phase": "Failed", "reason": "Rejected", "message": str(err)}
 
+    def problem_status(self, pod, reason, message, now, *, fail=False):
+        return {"phase": "Failed" if fail else "Pending", "reason": reason, "message": message}
+
     def waiting_status(self, pod, err, now):
         return {"phase": "Pending", "reason": "ContainerCreating", "message": str(err)}
 
     def events(self, pod, group, now):
-        return [{"type": "Normal", "reason": e["Reason"], "message": e["Message"]} for e in group.get("Events", [])]
+        return [
+            {"metadata": {"name": e["Reason"]}, "type": "Normal", "reason": e["Reason"], "message": e["Message"]}
+            for e in group.get("Events", [])
+        ]
 
     def rejected_types(self):
         return Rejected, Missing
