@@ -92,7 +92,9 @@ class KubeletServer:
     def start(self) -> None:
         """Serve in the background and renew the certificate as it ages."""
         self.tls.start()
-        self._thread = threading.Thread(target=self._server.serve_forever, name="kubelet-api", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="kubelet-api", daemon=True
+        )
         self._thread.start()
         log.info("kubelet API listening on %s:%d", self.settings.host, self.port)
 
