@@ -185,7 +185,8 @@ class Daemon:
         for thread in threads:
             thread.start()
         threads += self.pods.start(stop)
-        log.info("daemon running", extra=fields(node=self.config.node_name))
+        if not stop.is_set():
+            log.info("daemon running", extra=fields(node=self.config.node_name))
         return threads
 
     def decommission(self, stop: threading.Event, timeout: float) -> int:

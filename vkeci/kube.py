@@ -179,9 +179,11 @@ class KubeClient:
                 headers=self._headers(content_type),
                 timeout=(self.connect_timeout, timeout or self.timeout),
                 stream=stream,
+                # Explicit, because requests lets $REQUESTS_CA_BUNDLE override a session's CA.
+                verify=self.credentials.verify,
             )
         except requests.RequestException as exc:
-            message = f"API server did not answer: {type(exc).__name__}"
+            message = f"API server did not answer: {type(exc).__name__}: {str(exc)[:200]}"
             raise KubeError(0, "Unreachable", message, method, path) from None
         if resp.status_code >= 400:
             raise _error(resp, method, path)
