@@ -133,7 +133,7 @@ def _build(target: Path, say: Callable[[str], None]) -> None:
     cmd = build_command(partial)
     say(
         f"control plane: building Kubernetes {K8S_VERSION} (apiserver, controller-manager, scheduler, etcd, "
-        f"kubectl) into {target}; a cold build takes 20-40 min on 2 cores, log: {log_path}"
+        f"kubectl) into {target}; a cold build takes 5-15 min on 2 cores, log: {log_path}"
     )
     start = time.monotonic()
     with open(log_path, "w") as log:

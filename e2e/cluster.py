@@ -38,7 +38,7 @@ import urllib3
 import yaml
 
 from e2e.build import BINARY, COMPONENTS, K8S_VERSION, ensure_binary
-from e2e.pki import Pki, ensure_pki
+from e2e.pki import FRONT_PROXY_CLIENT, Pki, ensure_pki
 
 SERVERS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
 SERVICE_CIDR = "10.0.0.0/24"
@@ -330,6 +330,15 @@ class Cluster:
                 f"--kubelet-client-certificate={pki.kubelet_client_crt}",
                 f"--kubelet-client-key={pki.kubelet_client_key}",
                 "--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+                # Request-header authentication (aggregated APIs); the controller-manager and scheduler read this
+                # CA from the extension-apiserver-authentication ConfigMap and complain in a loop when it is absent.
+                f"--requestheader-client-ca-file={pki.front_proxy_ca_crt}",
+                f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+                "--requestheader-username-headers=X-Remote-User",
+                "--requestheader-group-headers=X-Remote-Group",
+                "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+                f"--proxy-client-cert-file={pki.front_proxy_client_crt}",
+                f"--proxy-client-key-file={pki.front_proxy_client_key}",
                 f"--cert-dir={d / 'certs' / name}",
                 f"--v={verbosity}",
             ]

@@ -20,6 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 CA_NAME = "vkeci-e2e-ca"
+FRONT_PROXY_CA_NAME = "vkeci-e2e-front-proxy-ca"
+FRONT_PROXY_CLIENT = "front-proxy-client"
 VALIDITY = datetime.timedelta(days=365)
 
 # The first IP of --service-cluster-ip-range: in-cluster clients reach the apiserver as kubernetes.default.
@@ -76,6 +78,25 @@ class Pki:
         return self.dir / "kubelet-client.key"
 
     @property
+    def front_proxy_ca_crt(self) -> Path:
+        """CA of the request-header (front proxy) client: a separate CA, as kubeadm does, so no ordinary
+        client certificate can assert an identity through X-Remote-User headers."""
+        return self.dir / "front-proxy-ca.crt"
+
+    @property
+    def front_proxy_ca_key(self) -> Path:
+        return self.dir / "front-proxy-ca.key"
+
+    @property
+    def front_proxy_client_crt(self) -> Path:
+        """Client certificate kube-apiserver presents to aggregated API servers."""
+        return self.dir / "front-proxy-client.crt"
+
+    @property
+    def front_proxy_client_key(self) -> Path:
+        return self.dir / "front-proxy-client.key"
+
+    @property
     def sa_key(self) -> Path:
         """Service-account token signing key (private)."""
         return self.dir / "sa.key"
@@ -102,15 +123,24 @@ def ensure_pki(directory: Path) -> Pki:
         pki.admin_key,
         pki.kubelet_client_crt,
         pki.kubelet_client_key,
+        pki.front_proxy_ca_crt,
+        pki.front_proxy_ca_key,
+        pki.front_proxy_client_crt,
+        pki.front_proxy_client_key,
         pki.sa_key,
         pki.sa_pub,
     ]
     if all(f.exists() for f in files):
         return pki
     ca_key = _new_key()
-    ca_crt = _ca_certificate(ca_key)
+    ca_crt = _ca_certificate(ca_key, CA_NAME)
     _write_key(pki.ca_key, ca_key)
     _write_crt(pki.ca_crt, ca_crt)
+    fp_key = _new_key()
+    fp_crt = _ca_certificate(fp_key, FRONT_PROXY_CA_NAME)
+    _write_key(pki.front_proxy_ca_key, fp_key)
+    _write_crt(pki.front_proxy_ca_crt, fp_crt)
+    _issue_to(pki.front_proxy_client_crt, pki.front_proxy_client_key, fp_crt, fp_key, FRONT_PROXY_CLIENT)
     _issue_to(pki.apiserver_crt, pki.apiserver_key, ca_crt, ca_key, "kube-apiserver", server=True, sans=APISERVER_SANS)
     _issue_to(pki.admin_crt, pki.admin_key, ca_crt, ca_key, "admin", org="system:masters")
     _issue_to(
@@ -189,9 +219,9 @@ def _builder(subject: x509.Name, issuer: x509.Name, key: rsa.RSAPublicKey) -> x5
     )
 
 
-def _ca_certificate(key: rsa.RSAPrivateKey) -> x509.Certificate:
+def _ca_certificate(key: rsa.RSAPrivateKey, name: str) -> x509.Certificate:
     return (
-        _builder(_name(CA_NAME), _name(CA_NAME), key.public_key())
+        _builder(_name(name), _name(name), key.public_key())
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(_key_usage(ca=True), critical=True)
         .sign(key, hashes.SHA256())

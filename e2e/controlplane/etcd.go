@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"time"
 
+	etcdversion "go.etcd.io/etcd/api/v3/version"
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
@@ -23,7 +24,7 @@ func runEtcd(args []string) int {
 		return 2
 	}
 	if *version {
-		fmt.Println("etcd (embedded) server version 3.6.5")
+		fmt.Printf("etcd (embedded) server version %s\n", etcdversion.Version)
 		return 0
 	}
 	if *path == "" {
@@ -34,6 +35,11 @@ func runEtcd(args []string) int {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "etcd: reading %s: %v\n", *path, err)
 		return 1
+	}
+	// etcdmain (the etcd command) fills this default in after reading the file; embed does not, and with
+	// zero every single request is logged as "expensive".
+	if cfg.WarningUnaryRequestDuration == 0 {
+		cfg.WarningUnaryRequestDuration = embed.DefaultWarningUnaryRequestDuration
 	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
