@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "translate": ("vkeci.translate_cli", "print the ECI request vk-eci would send for a pod manifest"),
     "run": ("vkeci.daemon", "run the virtual node: register it and run its pods on ECI"),
     "check": ("vkeci.check", "validate configuration and credentials against ECI and Kubernetes"),
-    # "fake-eci": ("fakes.eci.cli", "serve a fake ECI OpenAPI for tests and demos"),
+    "fake-eci": ("fakes.eci.cli", "serve a fake ECI OpenAPI for tests and demos"),
 }
 
 

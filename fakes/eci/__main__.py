@@ -1,0 +1,5 @@
+import sys
+
+from fakes.eci.cli import main
+
+sys.exit(main())

@@ -1,0 +1,266 @@
+"""The fake ECI HTTP server: OpenAPI at `/`, admin API at `/_fake/`, exec WebSockets at `/_exec/<token>`.
+
+    fake = FakeECI.start(access_key_id="AK", access_key_secret="SK")   # port 0 = any free port
+    client = Client(Config(access_key_id="AK", access_key_secret="SK", endpoint=fake.endpoint, protocol="http"))
+    ...
+    fake.stop()   # also kills every sandbox process it started
+
+A threaded HTTP/1.1 server with keep-alive; the request path does no sleeping and no disk I/O unless a
+fault asks for latency (the state file is written by the ticker).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import urlsplit
+
+from fakes.eci import admin
+from fakes.eci.actions import Context, dispatch, json_dumps
+from fakes.eci.clock import Clock
+from fakes.eci.cloud import Cloud
+from fakes.eci.errors import ApiError
+from fakes.eci.faults import Faults
+from fakes.eci.params import Params, parse_query, unflatten
+from fakes.eci.runner import Runner
+from fakes.eci.settings import Settings, from_mapping
+from fakes.eci.signature import Credential, Verifier
+
+API_VERSION = "2018-08-08"
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+    fake: FakeECI
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: benchmarks make thousands of calls
+        pass
+
+    def _body(self) -> bytes:
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n > 0 else b""
+
+    def _reply(self, status: int, body: bytes, headers: Mapping[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json;charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _route(self) -> None:
+        fake = self.server.fake
+        split = urlsplit(self.path)
+        if split.path.startswith("/_fake/") or split.path == "/_fake":
+            status, obj = admin.handle(fake, self.command, split.path, self._body())
+            self._reply(status, json.dumps(obj, default=str).encode())
+            return
+        if split.path.startswith("/_exec/"):
+            fake.serve_exec(self, split.path[len("/_exec/") :])
+            return
+        if split.path != "/" or self.command not in ("POST", "GET"):
+            self._body()
+            err = ApiError(
+                "InvalidAction.NotFound", "Specified api is not found, please check your url and method.", 404
+            )
+            self._reply(err.status, json_dumps(err.body(str(uuid.uuid4()).upper())))
+            return
+        fake.serve_api(self, split.path, split.query, self._body())
+
+    do_GET = do_POST = do_PUT = do_DELETE = _route
+
+
+class FakeECI:
+    """A running fake ECI. Use `FakeECI.start(...)`, then `stop()` (or `with FakeECI.start(...) as fake:`)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        credentials: list[Credential],
+        settings: Settings,
+        state_file: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = Clock()
+        self.cloud = Cloud(settings, self.clock, state_file)
+        self.faults = Faults()
+        self.verifier = Verifier(credentials, check_time=settings.check_timestamp, check_nonce=settings.check_nonce)
+        self.httpd = _Server((host, port), _Handler)
+        self.httpd.fake = self
+        self.host, self.port = self.httpd.server_address[0], int(self.httpd.server_address[1])
+        self.runner = Runner(self.cloud, settings)
+        self.ctx = Context(self.cloud, self.runner, base_ws_url=f"ws://{self.endpoint}")
+        self.cloud.on_created = self.runner.group_created
+        self.cloud.on_removed = self.runner.stop_group
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        if settings.faults:
+            self.set_faults(settings.faults)
+        self.runner.recover()
+
+    # ---- construction ------------------------------------------------------------------------------
+    @classmethod
+    def start(
+        cls,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        access_key_id: str = "fake-ak",
+        access_key_secret: str = "fake-secret",
+        config: Mapping[str, Any] | Settings | None = None,
+        state_file: str | None = None,
+        security_token: str | None = None,
+    ) -> FakeECI:
+        """Start serving in background threads and return at once (the socket is already bound)."""
+        settings = config if isinstance(config, Settings) else from_mapping(config)
+        creds = [Credential(access_key_id, access_key_secret, security_token)]
+        creds += [
+            Credential(c["access_key_id"], c.get("access_key_secret", ""), c.get("security_token"))
+            for c in settings.extra_credentials
+        ]
+        fake = cls(host, port, creds, settings, state_file)
+        fake._spawn(fake.httpd.serve_forever, "fake-eci-http")
+        fake._spawn(fake._ticker, "fake-eci-ticker")
+        return fake
+
+    def _spawn(self, target: Any, name: str) -> None:
+        t = threading.Thread(target=target, name=name, daemon=True)
+        t.start()
+        self._threads.append(t)
+
+    @property
+    def endpoint(self) -> str:
+        """`host:port`, what the SDK's Config(endpoint=...) takes."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        """`http://host:port`."""
+        return f"http://{self.endpoint}"
+
+    @property
+    def admin_url(self) -> str:
+        """Base URL of the admin API."""
+        return f"{self.url}/_fake"
+
+    def __enter__(self) -> FakeECI:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop serving, kill every sandbox process, write the state file. Idempotent."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        for t in self._threads:
+            t.join(timeout=5)
+        with self.cloud.lock:
+            if self.cloud.state_file:
+                self.cloud.save()
+        self.runner.shutdown()
+
+    # ---- background work ---------------------------------------------------------------------------
+    def tick(self) -> None:
+        """One pass of the ticker: start/restart real processes, retention, persistence."""
+        self.runner.tick()
+        now = time.monotonic()
+        if now - getattr(self, "_last_purge", 0.0) >= 1.0:
+            self._last_purge = now
+            self.cloud.purge_terminal()
+            if now - getattr(self, "_last_token_gc", 0.0) >= 5.0:
+                self._last_token_gc = now
+                vnow = self.clock.now()
+                for tok, rec in list(self.ctx.exec_tokens.items()):
+                    if rec["expires"] < vnow:
+                        self.ctx.exec_tokens.pop(tok, None)
+        if self.cloud.dirty and self.cloud.state_file:
+            with self.cloud.lock:
+                self.cloud.save()
+
+    def _ticker(self) -> None:
+        while not self._stop.wait(self.settings.tick_s):
+            try:
+                self.tick()
+            except Exception as e:  # the ticker must survive anything one group does
+                print(f"fake-eci: ticker error: {e!r}", flush=True)
+
+    def set_faults(self, spec: Mapping[str, Any]) -> None:
+        """Apply a (partial) fault set; stock counts go to the cloud's live counters."""
+        self.faults.update(spec)
+        with self.cloud.lock:
+            if "stock" in spec:
+                self.cloud.stock = dict(self.faults.stock)
+            self.cloud.stock_mode = self.faults.stock_mode
+
+    # ---- the OpenAPI -------------------------------------------------------------------------------
+    def serve_api(self, h: _Handler, path: str, query: str, body: bytes) -> None:
+        """Verify, apply faults, dispatch, count, reply (or drop the reply)."""
+        request_id = str(uuid.uuid4()).upper()
+        headers = {k.lower(): v for k, v in h.headers.items()}
+        action = headers.get("x-acs-action", "")
+        outcome = "OK"
+        dropped = False
+        try:
+            pairs = parse_query(query)
+            if body and headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+                pairs += parse_query(body.decode("utf-8", errors="strict"))
+            action = action or dict(pairs).get("Action", "")
+            version = headers.get("x-acs-version") or dict(pairs).get("Version", "")
+            self.verifier.verify(h.command, path, pairs, headers, body)
+            if not action:
+                raise ApiError("MissingParameter", 'The input parameter "Action" that is mandatory is not supplied.')
+            if version != API_VERSION:
+                raise ApiError(
+                    "InvalidVersion", f'Specified parameter Version "{version}" is not valid; use {API_VERSION}.'
+                )
+            delay = self.faults.delay_for(action)
+            if delay:
+                time.sleep(delay)
+            self.faults.check(action)
+            result = dispatch(self.ctx, action, Params(unflatten(pairs)))
+            if self.faults.should_drop(action):
+                # The action took effect but the client never hears so: it must retry idempotently.
+                dropped = True
+                outcome = "Dropped"
+                h.close_connection = True
+                return
+            result["RequestId"] = request_id
+            h._reply(200, json_dumps(result))
+        except ApiError as e:
+            outcome = e.code
+            h._reply(e.status, json_dumps(e.body(request_id)), e.headers)
+        except Exception as e:  # a bug in the fake must still produce a well-formed 500
+            outcome = "InternalError"
+            err = ApiError("InternalError", f"The fake ECI failed: {type(e).__name__}: {e}", 500)
+            h._reply(500, json_dumps(err.body(request_id)))
+        finally:
+            self.faults.count(action or "?", outcome)
+            if dropped:
+                h.wfile.flush()
+
+    def serve_exec(self, h: _Handler, token: str) -> None:
+        """Upgrade to a WebSocket and run the command of a one-time exec token."""
+        from fakes.eci import exec_ws
+
+        rec = self.ctx.exec_tokens.pop(token, None)
+        if rec is None or rec["expires"] < self.clock.now():
+            h._reply(404, b'{"error":"unknown or expired exec token"}')
+            return
+        exec_ws.serve(h, self, rec)
