@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev test unit e2e lint zipapp demo demo-down bench bench-fake clean
+.PHONY: dev test unit e2e controlplane cluster-up cluster-down lint zipapp demo demo-down bench bench-fake clean
 
 # Re-install only when the dependency list changes, so `make dev` is fast when nothing did.
 $(STAMP): pyproject.toml
@@ -22,6 +22,16 @@ unit: dev
 
 e2e: dev
 	$(PY) -m pytest -m e2e
+
+# The local control plane (see README, "Local control plane"): build it, or run one in .demo/cluster.
+controlplane: dev
+	$(PY) -m e2e.build
+
+cluster-up: dev
+	$(PY) -m e2e.cluster up --dir .demo/cluster
+
+cluster-down: dev
+	$(PY) -m e2e.cluster down --dir .demo/cluster
 
 lint: dev
 	$(VENV)/bin/ruff check vkeci fakes e2e tests scripts vkeci.py

@@ -46,7 +46,9 @@ SERVICE_CIDR = "10.0.0.0/24"
 NODE_MONITOR_GRACE_PERIOD = "20s"
 NODE_MONITOR_PERIOD = "5s"
 READY_TIMEOUT_S = {"etcd": 60.0, "kube-apiserver": 120.0, "kube-controller-manager": 90.0, "kube-scheduler": 60.0}
-STOP_TIMEOUT_S = 20.0
+# kube-apiserver stops listening at once on SIGTERM but then waits up to --request-timeout (60s) for clients'
+# open watches to close; its state is all in etcd, so after a few seconds it is simply killed.
+STOP_TIMEOUT_S = {"etcd": 20.0, "kube-apiserver": 5.0, "kube-controller-manager": 20.0, "kube-scheduler": 20.0}
 LOG_TAIL_LINES = 30
 
 
@@ -394,7 +396,7 @@ class Cluster:
         pid = self._read_pid(name)
         if pid is not None and self._alive(name, pid):
             _signal_group(pid, signal.SIGTERM)
-            if not self._wait_gone(name, pid, STOP_TIMEOUT_S):
+            if not self._wait_gone(name, pid, STOP_TIMEOUT_S[name]):
                 _signal_group(pid, signal.SIGKILL)
                 self._wait_gone(name, pid, 5.0)
         _signal_group_if_any(pid)  # stragglers of the group, if the leader went first
