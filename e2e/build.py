@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 MODULE_DIR = Path(__file__).resolve().parent / "controlplane"
 K8S_VERSION = "v1.35.4"
@@ -101,7 +102,7 @@ def ensure_binary(progress: Callable[[str], None] | None = None) -> Path:
     if cached_binary() is None:
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(target.parent / f"{target.name}.lock", "w") as lock:
-            if _try_lock(lock) is False:
+            if not _try_lock(lock):
                 say(f"control plane: another process is building {target}; waiting for it")
                 fcntl.flock(lock, fcntl.LOCK_EX)
             if cached_binary() is None:  # the other process may have finished it meanwhile
@@ -110,9 +111,9 @@ def ensure_binary(progress: Callable[[str], None] | None = None) -> Path:
     return target
 
 
-def _try_lock(lock_file: object) -> bool:
+def _try_lock(lock_file: IO[str]) -> bool:
     try:
-        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)  # type: ignore[arg-type]
+        fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
     except BlockingIOError:
         return False
@@ -166,16 +167,26 @@ def _wait_with_progress(proc: subprocess.Popen[bytes], log_path: Path, start: fl
             raise BuildError(f"control plane: build did not finish within {_fmt(BUILD_TIMEOUT_S)}; log: {log_path}")
         if now >= next_report:
             next_report = now + PROGRESS_EVERY_S
-            say(f"control plane: still building, {_fmt(now - start)} elapsed, {_packages_done(log_path)} packages done")
+            downloads, packages = _progress_counts(log_path)
+            fetched = f"{downloads} modules downloaded, " if downloads else ""
+            say(f"control plane: still building, {_fmt(now - start)} elapsed, {fetched}{packages} packages compiled")
 
 
-def _packages_done(log_path: Path) -> int:
-    # `go build -v` prints one line per package it compiles (after the command line we wrote first).
+def _progress_counts(log_path: Path) -> tuple[int, int]:
+    """(modules downloaded, packages compiled) so far: `go build -v` prints a line per compiled package and
+    the go command a "go: downloading" line per module it fetches."""
+    downloads = packages = 0
     try:
         with open(log_path, "rb") as f:
-            return max(sum(1 for _ in f) - 1, 0)
+            next(f, None)  # the command line this module wrote first
+            for line in f:
+                if line.startswith(b"go: downloading"):
+                    downloads += 1
+                elif not line.startswith(b"go: "):
+                    packages += 1
     except OSError:
-        return 0
+        pass
+    return downloads, packages
 
 
 def _link_components(target: Path) -> None:
