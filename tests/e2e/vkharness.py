@@ -90,7 +90,7 @@ class DaemonProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> DaemonProcess:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child process
+        log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
         return self
@@ -194,3 +194,51 @@ def running(pod: dict[str, Any]) -> bool:
     status = pod.get("status") or {}
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
     return status.get("phase") == "Running" and bool(status.get("podIP")) and ready
+
+
+def tags_of(group: dict[str, Any]) -> dict[str, str]:
+    return {str(t.get("Key")): str(t.get("Value", "")) for t in group.get("Tags") or []}
+
+
+def fake_groups(fake: Any, node: str, *, live_only: bool = True) -> list[dict[str, Any]]:
+    """The fake's groups tagged with ``node`` (by default only those not finished)."""
+    groups = requests.get(fake.admin_url + "/groups", timeout=10).json()["groups"]
+    mine = [g for g in groups if tags_of(g).get("NodeName") == node]
+    if live_only:
+        mine = [g for g in mine if g.get("Status") not in ("Succeeded", "Failed", "Expired", "ScheduleFailed")]
+    return mine
+
+
+def fake_calls(fake: Any) -> dict[str, Any]:
+    return dict(requests.get(fake.admin_url + "/calls", timeout=10).json())
+
+
+def set_faults(fake: Any, spec: dict[str, Any]) -> None:
+    requests.put(fake.admin_url + "/faults", json=spec, timeout=10).raise_for_status()
+
+
+def pod_manifest(name: str, node: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {**placement(node), **spec},
+    }
+
+
+def job_manifest(name: str, node: str, command: list[str], restart: str = "Never", backoff: int = 0) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            "backoffLimit": backoff,
+            "template": {
+                "spec": {
+                    **placement(node),
+                    "restartPolicy": restart,
+                    "containers": [{"name": "main", "image": "busybox:1.36", "command": command}],
+                }
+            },
+        },
+    }

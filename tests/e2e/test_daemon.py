@@ -1,0 +1,170 @@
+"""`vkeci run` end to end: the real control plane, the real SDK over HTTP, the fake ECI.
+
+Node and lease registration, an nginx Deployment scaled 0 → 10 → 3 → 0, Jobs that succeed, fail
+with exit code 3 and restart OnFailure, a rejected hostPath pod, a group deleted behind the daemon's
+back, and an orphan group swept.
+"""
+
+from __future__ import annotations
+
+import time
+
+import requests
+from vkfixtures import *  # noqa: F403 - pytest fixtures: daemon, daemon_factory, fake_eci, kube
+from vkharness import (
+    fake_groups,
+    job_manifest,
+    nginx_deployment,
+    pod_manifest,
+    running,
+    tags_of,
+    wait_for,
+)
+
+
+def test_node_and_lease_are_registered(daemon, kube):
+    node = kube.node(daemon.node)
+    labels = node["metadata"]["labels"]
+    assert labels["type"] == "virtual-kubelet" and labels["kubernetes.io/hostname"] == daemon.node
+    assert {"key": "virtual-kubelet.io/provider", "value": "alibabacloud", "effect": "NoSchedule"} in node["spec"][
+        "taints"
+    ]
+    status = node["status"]
+    assert status["addresses"] == [{"type": "InternalIP", "address": "127.0.0.1"}]
+    assert status["nodeInfo"]["kubeletVersion"].startswith("v1.35.")
+    lease_path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{daemon.node}"
+    lease = kube.get(lease_path)
+    assert lease["metadata"]["ownerReferences"][0]["uid"] == node["metadata"]["uid"]
+    first = lease["spec"]["renewTime"]
+    wait_for(lambda: kube.get(lease_path)["spec"]["renewTime"] != first, 10, "the lease to be renewed")
+
+
+def _deployment_pods(kube, namespace, name):
+    return [p for p in kube.pods(namespace, f"app={name}") if not p["metadata"].get("deletionTimestamp")]
+
+
+def _check_scale(kube, fake, namespace, node, name, replicas):
+    kube.scale(namespace, name, replicas)
+
+    def settled():
+        pods = kube.pods(namespace, f"app={name}")
+        groups = fake_groups(fake, node)
+        ok = len(pods) == replicas and all(running(p) for p in pods) and len(groups) == replicas
+        return (pods, groups) if ok else None
+
+    pods, groups = wait_for(settled, 90, f"{replicas} Running pods and {replicas} groups")
+    ips = {g.get("IntranetIp") for g in groups}
+    by_uid = {tags_of(g)["UID"]: g for g in groups}
+    for pod in pods:
+        group = by_uid[pod["metadata"]["uid"]]
+        assert pod["status"]["podIP"] == group["IntranetIp"] and pod["status"]["podIP"] in ips
+        conditions = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
+        assert conditions.get("Ready") == "True" and conditions.get("ContainersReady") == "True"
+        assert conditions.get("PodScheduled") == "True"  # the scheduler's condition survives our patches
+        assert pod["metadata"]["annotations"]["k8s.aliyun.com/eci-instance-id"] == group["ContainerGroupId"]
+
+
+def test_nginx_deployment_scales_0_10_3_0(daemon, kube, fake_eci, namespace):
+    kube.create(namespace, nginx_deployment("web", daemon.node, 0))
+    for replicas in (10, 3, 0):
+        _check_scale(kube, fake_eci, namespace, daemon.node, "web", replicas)
+    assert fake_groups(fake_eci, daemon.node, live_only=False) == []
+
+
+def _job_pod(kube, namespace, job):
+    pods = kube.pods(namespace, f"job-name={job}")
+    return pods[0] if pods else None
+
+
+def test_jobs_succeed_fail_with_exit_code_and_count_restarts(daemon, kube, fake_eci, namespace):
+    kube.create(namespace, job_manifest("ok", daemon.node, ["sh", "-c", "exit 0"]))
+    kube.create(namespace, job_manifest("bad", daemon.node, ["sh", "-c", "exit 3"]))
+    kube.create(namespace, job_manifest("retry", daemon.node, ["sh", "-c", "sleep 0.5; exit 1"], "OnFailure", 6))
+
+    def phase(job, want):
+        pod = _job_pod(kube, namespace, job)
+        return pod if pod and pod["status"].get("phase") == want else None
+
+    ok = wait_for(lambda: phase("ok", "Succeeded"), 60, "the exit-0 job pod to succeed")
+    assert ok["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    bad = wait_for(lambda: phase("bad", "Failed"), 60, "the exit-3 job pod to fail")
+    terminated = bad["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert terminated["exitCode"] == 3 and terminated["reason"] == "Error"
+
+    def restarted():
+        pod = _job_pod(kube, namespace, "retry")
+        statuses = (pod or {}).get("status", {}).get("containerStatuses") or []
+        return pod if statuses and statuses[0].get("restartCount", 0) >= 2 else None
+
+    pod = wait_for(restarted, 60, "the OnFailure job to restart its container twice")
+    assert pod["status"]["phase"] in ("Running", "Pending")  # restarting, never Failed under OnFailure
+    # Finished pods keep their status; their groups are cleaned up.
+    wait_for(
+        lambda: (
+            not [
+                g
+                for g in fake_groups(fake_eci, daemon.node, live_only=False)
+                if tags_of(g).get("PodName", "").startswith(("ok-", "bad-"))
+            ]
+        ),
+        30,
+        "finished groups cleaned up",
+    )
+
+
+def test_hostpath_pod_is_rejected_clearly_and_others_run(daemon, kube, fake_eci, namespace):
+    bad = pod_manifest(
+        "hostpath",
+        daemon.node,
+        containers=[{"name": "c", "image": "nginx", "volumeMounts": [{"name": "h", "mountPath": "/h"}]}],
+        volumes=[{"name": "h", "hostPath": {"path": "/var/log"}}],
+    )
+    kube.create(namespace, bad)
+    kube.create(namespace, pod_manifest("fine", daemon.node, containers=[{"name": "c", "image": "nginx"}]))
+    wait_for(lambda: running(kube.pod(namespace, "fine")), 60, "the good pod to run")
+
+    def rejected():
+        pod = kube.pod(namespace, "hostpath")
+        return pod if pod["status"].get("reason") == "ProviderFailed" else None
+
+    pod = wait_for(rejected, 30, "the hostPath pod to be rejected")
+    assert "spec.volumes[0]" in pod["status"]["message"]
+    events = wait_for(lambda: [e for e in kube.events(namespace, "hostpath") if e["type"] == "Warning"], 30, "event")
+    assert any("spec.volumes[0]" in e["message"] for e in events)
+    uids = {tags_of(g).get("UID") for g in fake_groups(fake_eci, daemon.node)}
+    assert pod["metadata"]["uid"] not in uids
+
+
+def test_group_deleted_behind_the_back_fails_the_pod(daemon, kube, fake_eci, namespace):
+    kube.create(namespace, pod_manifest("victim", daemon.node, containers=[{"name": "c", "image": "nginx"}]))
+    pod = wait_for(lambda: running(kube.pod(namespace, "victim")) and kube.pod(namespace, "victim"), 60, "running")
+    group = next(g for g in fake_groups(fake_eci, daemon.node) if tags_of(g)["UID"] == pod["metadata"]["uid"])
+    requests.delete(f"{fake_eci.admin_url}/groups/{group['ContainerGroupId']}", timeout=10).raise_for_status()
+
+    def failed():
+        status = kube.pod(namespace, "victim")["status"]
+        return status if status.get("phase") == "Failed" else None
+
+    status = wait_for(failed, 60, "the pod to fail with NotFound")
+    assert status["reason"] == "NotFound"
+    assert status["containerStatuses"][0]["state"]["terminated"]["exitCode"] == -137
+    time.sleep(2)
+    assert not [g for g in fake_groups(fake_eci, daemon.node) if tags_of(g)["UID"] == pod["metadata"]["uid"]]
+
+
+def test_orphan_group_is_swept(daemon, kube, fake_eci):
+    tags = [
+        {"Key": "ClusterName", "Value": "e2e"},
+        {"Key": "NodeName", "Value": daemon.node},
+        {"Key": "NameSpace", "Value": "default"},
+        {"Key": "PodName", "Value": "ghost"},
+        {"Key": "UID", "Value": "00000000-0000-0000-0000-000000000000"},
+    ]
+    answer = requests.post(
+        f"{fake_eci.admin_url}/groups",
+        json={"ContainerGroupName": "ghost", "Tag": tags, "Status": "Running"},
+        timeout=10,
+    )
+    answer.raise_for_status()
+    gid = answer.json()["ContainerGroupId"]
+    wait_for(lambda: gid not in {g["ContainerGroupId"] for g in fake_groups(fake_eci, daemon.node)}, 30, "sweep")

@@ -1,0 +1,79 @@
+"""Fixtures for the daemon e2e tests; test modules import them (``from vkfixtures import *``).
+
+Kept out of conftest.py, which holds the control-plane fixtures (``cluster``, ``kubeconfig``, ``namespace``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from e2e.cluster import Cluster
+
+__all__ = ["daemon", "daemon_factory", "fake_eci", "kube"]
+
+
+@pytest.fixture
+def fake_eci(tmp_path: Path) -> Iterator[Any]:
+    """A fake ECI on 127.0.0.1 with near-zero lifecycle delays, stopped after the test."""
+    from vkharness import ACCESS_KEY_ID, ACCESS_KEY_SECRET
+
+    from fakes.eci.server import FakeECI
+
+    fake = FakeECI.start(
+        "127.0.0.1",
+        0,
+        access_key_id=ACCESS_KEY_ID,
+        access_key_secret=ACCESS_KEY_SECRET,
+        config={"scheduling_delay_s": 0.05, "pending_delay_s": 0.1, "restart_delay_s": 0.2},
+    )
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def kube(kubeconfig: Path) -> Any:
+    """The cluster through vk-eci's own REST client (for assertions)."""
+    from vkharness import Kube
+
+    return Kube(kubeconfig)
+
+
+@pytest.fixture
+def daemon_factory(cluster: Cluster, kubeconfig: Path, fake_eci: Any, tmp_path: Path) -> Iterator[Any]:
+    """Start `vkeci run` processes (each with a unique node name by default); all stopped, their nodes deleted."""
+    from vkharness import DaemonProcess
+
+    started: list[DaemonProcess] = []
+    nodes: set[str] = set()
+
+    def make(node: str | None = None, **kwargs: Any) -> DaemonProcess:
+        name = node or f"vk-{uuid.uuid4().hex[:6]}"
+        log = tmp_path / f"daemon-{name}-{len(started)}.log"
+        proc = DaemonProcess(kubeconfig, fake_eci.endpoint, name, log, **kwargs).start()
+        started.append(proc)
+        nodes.add(name)
+        return proc
+
+    yield make
+    for proc in started:
+        proc.stop()
+        # Shown by pytest only when the test failed.
+        print(f"---- {proc.log_path.name} (last 80 lines) ----")
+        print("\n".join(proc.log_text().splitlines()[-80:]))
+    for name in nodes:
+        cluster.kubectl("delete", "node", name, "--ignore-not-found", "--wait=false", check=False)
+
+
+@pytest.fixture
+def daemon(daemon_factory: Any, kube: Any) -> Any:
+    """One running daemon whose node is Ready."""
+    from vkharness import wait_for
+
+    proc = daemon_factory()
+    wait_for(lambda: kube.ready(proc.node) == "True", 60, f"node {proc.node} Ready")
+    return proc
