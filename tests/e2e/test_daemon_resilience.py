@@ -1,0 +1,100 @@
+"""The daemon under stress: kill -9 mid-create, lost and failed ECI answers, an API server restart,
+and a stop long enough for the node to go NotReady."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from vkfixtures import *  # noqa: F403 - pytest fixtures: daemon, daemon_factory, fake_eci, kube
+from vkharness import fake_groups, nginx_deployment, running, set_faults, tags_of, wait_for
+
+
+def _settled(kube, fake, namespace, node, app, replicas):
+    """All ``replicas`` pods Running, exactly one live group per pod, no group without a pod."""
+    pods = kube.pods(namespace, f"app={app}")
+    live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
+    groups = fake_groups(fake, node)
+    uids = Counter(tags_of(g)["UID"] for g in groups)
+    ok = (
+        len(live) == replicas
+        and all(running(p) for p in live)
+        and set(uids) == {p["metadata"]["uid"] for p in live}
+        and all(n == 1 for n in uids.values())
+    )
+    return (live, groups) if ok else None
+
+
+def _no_failed(kube, namespace, app):
+    failed = [p["metadata"]["name"] for p in kube.pods(namespace, f"app={app}") if p["status"].get("phase") == "Failed"]
+    assert not failed, f"pods wrongly Failed: {failed}"
+
+
+def test_kill_9_mid_create_then_restart_makes_exactly_20_groups(daemon_factory, kube, fake_eci, namespace):
+    first = daemon_factory()
+    wait_for(lambda: kube.ready(first.node) == "True", 60, "node Ready")
+    # Slow creates down so that the kill lands in the middle of the burst.
+    set_faults(fake_eci, {"latency": {"CreateContainerGroup": 0.4}})
+    kube.create(namespace, nginx_deployment("burst", first.node, 20))
+    wait_for(lambda: len(fake_groups(fake_eci, first.node)) >= 3, 60, "the first groups")
+    first.kill()
+    made = len(fake_groups(fake_eci, first.node))
+    assert made < 20, "the daemon finished before it was killed; the test proves nothing"
+    set_faults(fake_eci, {"latency": {}})
+    second = daemon_factory(node=first.node)
+    _, groups = wait_for(lambda: _settled(kube, fake_eci, namespace, second.node, "burst", 20), 120, "20 pods")
+    assert len(groups) == 20
+    _no_failed(kube, namespace, "burst")
+
+
+def test_dropped_answers_and_server_errors_make_no_duplicates_and_no_failures(daemon, kube, fake_eci, namespace):
+    pod_actions = ("CreateContainerGroup", "DeleteContainerGroup", "DescribeContainerGroups")
+    set_faults(
+        fake_eci,
+        {
+            "seed": 7,
+            "drop_response": {action: 0.2 for action in pod_actions},
+            "errors": [
+                {"action": action, "code": code, "rate": 0.05}
+                for action in (*pod_actions, "DescribeContainerGroupStatus")
+                for code in ("ServiceUnavailable", "Throttling.User")
+            ],
+        },
+    )
+    kube.create(namespace, nginx_deployment("flaky", daemon.node, 20))
+    wait_for(lambda: _settled(kube, fake_eci, namespace, daemon.node, "flaky", 20), 120, "20 pods despite faults")
+    _no_failed(kube, namespace, "flaky")
+    kube.scale(namespace, "flaky", 0)
+    wait_for(lambda: not kube.pods(namespace, "app=flaky"), 120, "all pods deleted despite faults")
+    wait_for(lambda: not fake_groups(fake_eci, daemon.node), 60, "all groups deleted")
+    outcomes = Counter()
+    for action in fake_eci.faults.call_counts()["by_action"].values():
+        outcomes.update(action["outcomes"])
+    # The faults really happened: the test is not green by luck.
+    assert outcomes["Dropped"] >= 3 and outcomes["ServiceUnavailable"] + outcomes["Throttling.User"] >= 3, outcomes
+
+
+def test_api_server_restart_is_survived(daemon, kube, fake_eci, namespace, cluster):
+    kube.create(namespace, nginx_deployment("steady", daemon.node, 2))
+    wait_for(lambda: _settled(kube, fake_eci, namespace, daemon.node, "steady", 2), 60, "2 pods")
+    cluster.restart("kube-apiserver")
+    kube.scale(namespace, "steady", 5)
+    wait_for(lambda: _settled(kube, fake_eci, namespace, daemon.node, "steady", 5), 90, "5 pods after the restart")
+    kube.scale(namespace, "steady", 1)
+    wait_for(lambda: _settled(kube, fake_eci, namespace, daemon.node, "steady", 1), 90, "1 pod after scale down")
+    assert daemon.alive
+
+
+def test_stopped_daemon_goes_not_ready_and_comes_back_with_pods_kept(daemon_factory, kube, fake_eci, namespace):
+    first = daemon_factory()
+    wait_for(lambda: kube.ready(first.node) == "True", 60, "node Ready")
+    kube.create(namespace, nginx_deployment("kept", first.node, 2))
+    _, before = wait_for(lambda: _settled(kube, fake_eci, namespace, first.node, "kept", 2), 60, "2 pods")
+    assert first.stop() == 0
+    # node-monitor-grace-period is 20 s in the test cluster.
+    wait_for(lambda: kube.ready(first.node) == "Unknown", 60, "node NotReady (Unknown) after the lease expired")
+    assert {g["ContainerGroupId"] for g in fake_groups(fake_eci, first.node)} == {g["ContainerGroupId"] for g in before}
+    second = daemon_factory(node=first.node)
+    wait_for(lambda: kube.ready(second.node) == "True", 60, "node Ready again")
+    _, after = wait_for(lambda: _settled(kube, fake_eci, namespace, second.node, "kept", 2), 60, "2 pods")
+    assert {g["ContainerGroupId"] for g in after} == {g["ContainerGroupId"] for g in before}
+    _no_failed(kube, namespace, "kept")
