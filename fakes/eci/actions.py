@@ -422,7 +422,7 @@ def _records(ctx: Context, g: Group, start: float | None, end: float | None, per
     start = max(start, g.running_at)
     end = min(end, now)
     seed = int.from_bytes(g.id.encode()[-4:], "big")
-    out = []
+    out: list[dict[str, Any]] = []
     t = start - (start % period) + (period if start % period else 0)
     while t <= end and len(out) < 1440:
         out.append(_metric_record(ctx, g, t, seed, live=now - t < period))

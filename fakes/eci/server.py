@@ -43,6 +43,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes; no 40 ms delayed-ACK stalls
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: benchmarks make thousands of calls
@@ -101,7 +102,7 @@ class FakeECI:
         self.verifier = Verifier(credentials, check_time=settings.check_timestamp, check_nonce=settings.check_nonce)
         self.httpd = _Server((host, port), _Handler)
         self.httpd.fake = self
-        self.host, self.port = self.httpd.server_address[0], int(self.httpd.server_address[1])
+        self.host, self.port = str(self.httpd.server_address[0]), int(self.httpd.server_address[1])
         self.runner = Runner(self.cloud, settings)
         self.ctx = Context(self.cloud, self.runner, base_ws_url=f"ws://{self.endpoint}")
         self.cloud.on_created = self.runner.group_created
@@ -132,7 +133,7 @@ class FakeECI:
             for c in settings.extra_credentials
         ]
         fake = cls(host, port, creds, settings, state_file)
-        fake._spawn(fake.httpd.serve_forever, "fake-eci-http")
+        fake._spawn(lambda: fake.httpd.serve_forever(poll_interval=0.05), "fake-eci-http")
         fake._spawn(fake._ticker, "fake-eci-ticker")
         return fake
 

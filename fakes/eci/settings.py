@@ -77,7 +77,7 @@ class Settings:
         return next((v for v in self.vswitches if v.id == vsw_id), None)
 
 
-_SIMPLE = {
+_SIMPLE: dict[str, type] = {
     "region": str,
     "vpc_id": str,
     "scheduling_delay_s": float,
@@ -106,7 +106,7 @@ def from_mapping(data: Mapping[str, Any] | None) -> Settings:
             value = float(value)
         if not isinstance(value, typ) or (typ is not bool and isinstance(value, bool)):
             raise SettingsError(f"fake config: {key}={value!r} must be a {typ.__name__}")
-        if typ is float and value < 0:
+        if isinstance(value, float) and value < 0:
             raise SettingsError(f"fake config: {key}={value!r} must be >= 0")
         kwargs[key] = value
     if "security_groups" in data:

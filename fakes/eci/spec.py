@@ -286,7 +286,8 @@ def create_request(p: Params, settings: Settings) -> dict[str, Any]:
     token = p.text("ClientToken", max_len=64)
     if token and not token.isascii():
         raise invalid("ClientToken", "must be ASCII")
-    volumes, files = [], {}
+    volumes: list[dict[str, Any]] = []
+    files: dict[str, list[dict[str, Any]]] = {}
     for vp in p.objects("Volume", max_items=MAX_VOLUMES):
         v, f = volume(vp)
         if any(x["Name"] == v["Name"] for x in volumes):

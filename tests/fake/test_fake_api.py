@@ -1,0 +1,491 @@
+"""Every action through the real SDK, with the default V3 signature and with signature_algorithm='v2'."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import websocket
+from alibabacloud_eci20180808 import models as m
+from alibabacloud_tea_openapi import models as open_api_models
+from alibabacloud_tea_openapi.exceptions import ClientException
+from alibabacloud_tea_util import models as util_models
+from conftest import REGION, container, create_request, describe, wait_for, wait_status
+
+
+def _create(client, **kw) -> str:
+    return client.create_container_group(create_request(**kw)).body.container_group_id
+
+
+def test_create_and_describe_shapes(client, fake) -> None:
+    gid = _create(
+        client,
+        name="web-1",
+        containers=[
+            container(
+                "nginx",
+                "nginx:1.25",
+                cpu=1.0,
+                memory=2.0,
+                port=[m.CreateContainerGroupRequestContainerPort(port=80, protocol="TCP")],
+                environment_var=[
+                    m.CreateContainerGroupRequestContainerEnvironmentVar(key="A", value="x=y&z 世界"),
+                    m.CreateContainerGroupRequestContainerEnvironmentVar(
+                        key="POD_IP",
+                        field_ref=m.CreateContainerGroupRequestContainerEnvironmentVarFieldRef(
+                            field_path="status.podIP"
+                        ),
+                    ),
+                ],
+            )
+        ],
+        tag=[m.CreateContainerGroupRequestTag(key="owner", value="ci")],
+        restart_policy="Never",
+    )
+    assert gid.startswith("eci-")
+    g = wait_status(client, gid, "Running")
+    assert g.container_group_name == "web-1"
+    assert g.region_id == REGION and g.zone_id == "cn-hangzhou-a" and g.v_switch_id == "vsw-fake-a"
+    assert g.intranet_ip.startswith("10.1.") and g.internet_ip == ""
+    assert (g.cpu, g.memory) == (1.0, 2.0)
+    assert g.restart_policy == "Never"
+    assert [(t.key, t.value) for t in g.tags] == [("owner", "ci")]
+    c = g.containers[0]
+    assert (c.name, c.image, c.ready, c.restart_count) == ("nginx", "nginx:1.25", True, 0)
+    assert c.current_state.state == "Running" and c.current_state.start_time.endswith("Z")
+    assert next((e.key, e.value) for e in c.environment_vars) == ("A", "x=y&z 世界")
+    assert c.environment_vars[1].value_from.field_ref.field_path == "status.podIP"
+    assert [(p.port, p.protocol) for p in c.ports] == [(80, "TCP")]
+    assert {e.reason for e in g.events} >= {"Pulling", "Pulled", "Created", "Started"}
+    raw = client.describe_container_groups(m.DescribeContainerGroupsRequest(region_id=REGION)).body.to_map()
+    assert (
+        isinstance(raw["TotalCount"], int)
+        and raw["NextToken"] == ""
+        and isinstance(raw["ContainerGroups"][0]["Cpu"], float)
+    )
+
+
+def test_client_token_is_idempotent(client) -> None:
+    a = _create(client, client_token="uid-123")
+    b = _create(client, client_token="uid-123")
+    c = _create(client, client_token="uid-456")
+    assert a == b != c
+
+
+def test_describe_filters_and_paging(client, fake) -> None:
+    ids = [
+        _create(client, name=f"job-{i}", tag=[m.CreateContainerGroupRequestTag(key="batch", value=str(i % 2))])
+        for i in range(25)
+    ]
+    seen, token, pages = [], None, 0
+    while True:
+        body = client.describe_container_groups(
+            m.DescribeContainerGroupsRequest(region_id=REGION, limit=10, next_token=token)
+        ).body
+        assert body.total_count == 25
+        seen += [g.container_group_id for g in body.container_groups]
+        pages += 1
+        token = body.next_token
+        if not token:
+            break
+    assert pages == 3 and sorted(seen) == sorted(ids)
+    by_tag = client.describe_container_groups(
+        m.DescribeContainerGroupsRequest(
+            region_id=REGION, tag=[m.DescribeContainerGroupsRequestTag(key="batch", value="1")]
+        )
+    ).body
+    assert by_tag.total_count == 12
+    by_name = client.describe_container_groups(
+        m.DescribeContainerGroupsRequest(region_id=REGION, container_group_name="job-3")
+    ).body
+    assert [g.container_group_id for g in by_name.container_groups] == [ids[3]]
+    by_ids = client.describe_container_groups(
+        m.DescribeContainerGroupsRequest(region_id=REGION, container_group_ids=json.dumps([*ids[:3], "eci-nope"]))
+    ).body
+    assert sorted(g.container_group_id for g in by_ids.container_groups) == sorted(ids[:3])
+    wait_status(client, ids[0], "Running")
+    running = client.describe_container_groups(
+        m.DescribeContainerGroupsRequest(region_id=REGION, status="Running", limit=20)
+    ).body
+    assert running.total_count == 25
+    none = client.describe_container_groups(m.DescribeContainerGroupsRequest(region_id=REGION, status="Succeeded")).body
+    assert none.total_count == 0 and none.container_groups == []
+
+
+@pytest.mark.parametrize(
+    ("request_kw", "code"),
+    [
+        ({"limit": 21}, "InvalidParameter"),
+        ({"container_group_ids": json.dumps([f"eci-{i}" for i in range(21)])}, "InvalidParameter"),
+        ({"container_group_ids": "eci-not-json"}, "InvalidParameter"),
+        ({"region_id": None}, "MissingParameter"),
+        ({"region_id": "cn-beijing"}, "InvalidRegionId.NotFound"),
+        ({"next_token": "garbage!"}, "InvalidParameter"),
+    ],
+)
+def test_describe_rejects_bad_input(client, request_kw, code) -> None:
+    kw = {"region_id": REGION, **request_kw}
+    with pytest.raises(ClientException) as e:
+        client.describe_container_groups(m.DescribeContainerGroupsRequest(**kw))
+    assert e.value.code == code and e.value.status_code == 400
+
+
+def test_describe_ids_as_list_shape_is_rejected(client) -> None:
+    # Passing a Python list where the model says str is sent as ContainerGroupIds.1=...: the service wants JSON.
+    with pytest.raises(ClientException) as e:
+        client.describe_container_groups(
+            m.DescribeContainerGroupsRequest(region_id=REGION, container_group_ids=["a", "b"])
+        )
+    assert e.value.code == "InvalidParameter" and "JSON array" in e.value.message
+
+
+@pytest.mark.parametrize(
+    ("kw", "code", "needle"),
+    [
+        ({"container_group_name": "Bad_Name"}, "InvalidParameter", "ContainerGroupName"),
+        ({"container_group_name": "-x"}, "InvalidParameter", "ContainerGroupName"),
+        ({"container_group_name": None}, "MissingParameter", "ContainerGroupName"),
+        ({"security_group_id": None}, "MissingParameter", "SecurityGroupId"),
+        ({"security_group_id": "sg-other"}, "InvalidSecurityGroupId.NotFound", "sg-other"),
+        ({"v_switch_id": None}, "MissingParameter", "VSwitchId"),
+        ({"v_switch_id": "vsw-fake-a,vsw-nope"}, "InvalidVSwitchId.NotFound", "vsw-nope"),
+        ({"region_id": None}, "MissingParameter", "RegionId"),
+        ({"spot_price_limit": 0.5}, "InvalidParameter", "SpotPriceLimit"),
+        ({"spot_strategy": "SpotWithPriceLimit"}, "MissingParameter", "SpotPriceLimit"),
+        ({"restart_policy": "Sometimes"}, "InvalidParameter", "RestartPolicy"),
+        ({"container": [container(f"c{i}") for i in range(21)]}, "InvalidParameter", "Container"),
+        (
+            {"tag": [m.CreateContainerGroupRequestTag(key=f"k{i}", value="v") for i in range(21)]},
+            "InvalidParameter",
+            "Tag",
+        ),
+        ({"tag": [m.CreateContainerGroupRequestTag(key="acs:x", value="v")]}, "InvalidParameter", "Tag.1.Key"),
+        (
+            {"volume": [m.CreateContainerGroupRequestVolume(name=f"v{i}", type="EmptyDirVolume") for i in range(21)]},
+            "InvalidParameter",
+            "Volume",
+        ),
+        ({"container": [container(image=None)]}, "MissingParameter", "Container.1.Image"),
+        ({"container": [container(arg=[str(i) for i in range(11)])]}, "InvalidParameter", "Container.1.Arg"),
+        (
+            {
+                "container": [
+                    container(
+                        volume_mount=[m.CreateContainerGroupRequestContainerVolumeMount(name="nope", mount_path="/x")]
+                    )
+                ]
+            },
+            "InvalidParameter",
+            "Container.1.VolumeMount.1.Name",
+        ),
+        (
+            {
+                "container": [
+                    container(
+                        environment_var=[m.CreateContainerGroupRequestContainerEnvironmentVar(key="1BAD", value="v")]
+                    )
+                ]
+            },
+            "InvalidParameter",
+            "EnvironmentVar.1.Key",
+        ),
+        ({"cpu": 128.0, "memory": 4.0}, "InvalidParameter.CpuMemory", "vCPU"),
+        ({"dry_run": True}, "DryRunOperation", "DryRun"),
+    ],
+)
+def test_create_validation(client, kw, code, needle) -> None:
+    with pytest.raises(ClientException) as e:
+        client.create_container_group(create_request(**kw))
+    assert e.value.code == code, e.value.message
+    assert needle in e.value.message
+    assert e.value.status_code == 400
+
+
+def test_cpu_memory_rounded_up(client) -> None:
+    gid = _create(client, cpu=7.0, memory=13.0)
+    g = describe(client, gid)
+    assert (g.cpu, g.memory) == (8.0, 16.0)
+    gid = _create(client, name="web-2", containers=[container(cpu=0.3, memory=0.5)])
+    assert (describe(client, gid).cpu, describe(client, gid).memory) == (0.5, 1.0)
+    gid = _create(client, name="web-3")
+    assert (describe(client, gid).cpu, describe(client, gid).memory) == (2.0, 4.0)
+
+
+def test_eip_gives_internet_ip(client) -> None:
+    gid = _create(client, auto_create_eip=True)
+    g = wait_status(client, gid, "Running")
+    assert g.internet_ip and g.internet_ip.count(".") == 3
+
+
+def test_status_batch_tags_and_since_second(client, fake) -> None:
+    a = _create(client, name="grp-a", tag=[m.CreateContainerGroupRequestTag(key="ClusterName", value="c1")])
+    _create(client, name="grp-b", tag=[m.CreateContainerGroupRequestTag(key="ClusterName", value="c2")])
+    wait_status(client, a, "Running")
+    body = client.describe_container_group_status(
+        m.DescribeContainerGroupStatusRequest(
+            region_id=REGION, tag=[m.DescribeContainerGroupStatusRequestTag(key="ClusterName", value="c1")]
+        )
+    ).body
+    assert body.total_count == 1 and body.next_token == ""
+    item = body.data[0]
+    assert item.container_group_id == a and item.status == "Running"
+    assert item.pod_status.phase == "Running" and item.pod_status.pod_ip.startswith("10.1.")
+    assert item.pod_status.container_statuses[0].state.running.started_atstarted_at
+    by_ids = client.describe_container_group_status(
+        m.DescribeContainerGroupStatusRequest(region_id=REGION, container_group_ids=json.dumps([a]))
+    ).body
+    assert [d.container_group_id for d in by_ids.data] == [a]
+    fake.clock.advance(120)
+    quiet = client.describe_container_group_status(
+        m.DescribeContainerGroupStatusRequest(region_id=REGION, since_second=60)
+    ).body
+    assert quiet.total_count == 0
+    client.restart_container_group(m.RestartContainerGroupRequest(region_id=REGION, container_group_id=a))
+    changed = client.describe_container_group_status(
+        m.DescribeContainerGroupStatusRequest(region_id=REGION, since_second=60)
+    ).body
+    assert [d.container_group_id for d in changed.data] == [a]
+
+
+def test_events(client) -> None:
+    gid = _create(client)
+    wait_status(client, gid, "Running")
+    body = client.describe_container_group_events(
+        m.DescribeContainerGroupEventsRequest(region_id=REGION, container_group_ids=json.dumps([gid]))
+    ).body
+    assert body.total_count == 1
+    events = body.data[0].events
+    assert [e.reason for e in events][:2] == ["Pulling", "Pulled"]
+    assert all(e.type == "Normal" and e.count >= 1 and e.first_timestamp for e in events)
+    assert events[0].involved_object.kind == "Pod"
+
+
+def test_delete(client) -> None:
+    gid = _create(client)
+    client.delete_container_group(m.DeleteContainerGroupRequest(region_id=REGION, container_group_id=gid))
+    body = client.describe_container_groups(
+        m.DescribeContainerGroupsRequest(region_id=REGION, container_group_ids=json.dumps([gid]))
+    ).body
+    assert body.container_groups == []
+    with pytest.raises(ClientException) as e:
+        client.delete_container_group(m.DeleteContainerGroupRequest(region_id=REGION, container_group_id=gid))
+    assert e.value.code == "InvalidParameter.NotFound"
+    with pytest.raises(ClientException) as e:
+        client.delete_container_group(m.DeleteContainerGroupRequest(region_id=REGION))
+    assert e.value.code == "MissingParameter"
+
+
+def test_logs_of_a_real_command(client) -> None:
+    cmd = "for i in 1 2 3 4 5; do echo line-$i; done; echo oops >&2"
+    gid = _create(client, containers=[container("job", "busybox", command=["sh", "-c", cmd])], restart_policy="Never")
+    wait_status(client, gid, "Succeeded")
+
+    def logs(**kw) -> str:
+        return client.describe_container_log(
+            m.DescribeContainerLogRequest(region_id=REGION, container_group_id=gid, container_name="job", **kw)
+        ).body.content
+
+    assert logs() == "line-1\nline-2\nline-3\nline-4\nline-5\noops\n"
+    assert logs(tail=2) == "line-5\noops\n"
+    assert logs(limit_bytes=7) == "line-1\n"
+    stamped = logs(timestamps=True, tail=1)
+    assert stamped.endswith("Z oops\n") and stamped[:4].isdigit()
+    assert logs(since_seconds=3600).count("\n") == 6
+    assert logs(last_time=True) == ""
+    with pytest.raises(ClientException) as e:
+        logs(tail=2001)
+    assert e.value.code == "InvalidParameter"
+    with pytest.raises(ClientException) as e:
+        client.describe_container_log(
+            m.DescribeContainerLogRequest(region_id=REGION, container_group_id=gid, container_name="nope")
+        )
+    assert "nope" in e.value.message
+
+
+def test_exec_sync_and_websocket(client) -> None:
+    gid = _create(
+        client,
+        containers=[
+            container(
+                "app",
+                environment_var=[m.CreateContainerGroupRequestContainerEnvironmentVar(key="GREETING", value="hello")],
+            )
+        ],
+    )
+    wait_status(client, gid, "Running")
+    r = client.exec_container_command(
+        m.ExecContainerCommandRequest(
+            region_id=REGION,
+            container_group_id=gid,
+            container_name="app",
+            command='["sh","-c","echo $GREETING"]',
+            sync=True,
+        )
+    ).body
+    assert r.sync_response == "hello\n"
+    r = client.exec_container_command(
+        m.ExecContainerCommandRequest(
+            region_id=REGION, container_group_id=gid, container_name="app", command='["sh","-c","cat; exit 3"]'
+        )
+    ).body
+    assert r.web_socket_uri.startswith("ws://127.0.0.1:")
+    ws = websocket.create_connection(r.web_socket_uri, subprotocols=["v4.channel.k8s.io"], timeout=10)
+    ws.send_binary(b"\x00ping\n")
+    ws.send_binary(b"\x00")  # stdin EOF
+    frames = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        op, data = ws.recv_data()
+        if op == websocket.ABNF.OPCODE_CLOSE:
+            break
+        frames.append(data)
+    ws.close()
+    assert b"".join(f[1:] for f in frames if f[0] == 1) == b"ping\n"
+    status = json.loads(next(f[1:] for f in frames if f[0] == 3))
+    assert status["status"] == "Failure" and status["details"]["causes"][0]["message"] == "3"
+    # One use only.
+    with pytest.raises(websocket.WebSocketBadStatusException):
+        websocket.create_connection(r.web_socket_uri, timeout=5)
+
+
+def test_exec_validation(client) -> None:
+    gid = _create(client)
+    wait_status(client, gid, "Running")
+    base = {"region_id": REGION, "container_group_id": gid, "container_name": "main"}
+    for kw, needle in [
+        ({"command": '["sh"]', "sync": True}, "Command"),
+        ({"command": '["ls"]', "sync": True, "tty": True}, "TTY"),
+        ({"command": json.dumps(["x"] * 21)}, "Command"),
+        ({"command": "ls"}, "Command"),
+        ({}, "Command"),
+    ]:
+        with pytest.raises(ClientException) as e:
+            client.exec_container_command(m.ExecContainerCommandRequest(**base, **kw))
+        assert needle in e.value.message
+
+
+def test_metrics(client, fake) -> None:
+    gid = _create(client, containers=[container(cpu=1.0, memory=2.0)])
+    wait_status(client, gid, "Running")
+    fake.clock.advance(600)
+    body = client.describe_container_group_metric(
+        m.DescribeContainerGroupMetricRequest(region_id=REGION, container_group_id=gid)
+    ).body
+    assert body.container_group_id == gid and len(body.records) >= 19
+    rec = body.records[-1]
+    assert rec.cpu.usage_nano_cores > 0 and rec.memory.working_set > 0
+    assert rec.containers[0].name == "main" and rec.containers[0].cpu.usage_nano_cores > 0
+    multi = client.describe_multi_container_group_metric(
+        m.DescribeMultiContainerGroupMetricRequest(
+            region_id=REGION, container_group_ids=json.dumps([gid]), metric_type="summary"
+        )
+    ).body
+    assert multi.monitor_datas[0].container_group_id == gid
+    assert multi.monitor_datas[0].records[0].memory.rss > 0
+    with pytest.raises(ClientException):
+        client.describe_container_group_metric(
+            m.DescribeContainerGroupMetricRequest(region_id=REGION, container_group_id=gid, period="17")
+        )
+
+
+def test_update_and_restart(client, fake) -> None:
+    gid = _create(client, tag=[m.CreateContainerGroupRequestTag(key="a", value="1")])
+    wait_status(client, gid, "Running")
+    client.update_container_group(
+        m.UpdateContainerGroupRequest(
+            region_id=REGION,
+            container_group_id=gid,
+            tag=[m.UpdateContainerGroupRequestTag(key="b", value="2")],
+            update_type="IncrementalUpdate",
+        )
+    )
+    assert sorted((t.key, t.value) for t in describe(client, gid).tags) == [("a", "1"), ("b", "2")]
+    client.update_container_group(
+        m.UpdateContainerGroupRequest(
+            region_id=REGION,
+            container_group_id=gid,
+            container=[m.UpdateContainerGroupRequestContainer(name="main", image="nginx:2")],
+        )
+    )
+    g = wait_status(client, gid, "Running")
+    assert g.containers[0].image == "nginx:2"
+    client.restart_container_group(m.RestartContainerGroupRequest(region_id=REGION, container_group_id=gid))
+    g = wait_status(client, gid, "Running")
+    assert g.containers[0].restart_count == 2
+    assert g.containers[0].previous_state.state == "Terminated"
+
+
+def test_restart_requires_running(make_fake) -> None:
+    from conftest import sdk_client
+
+    f = make_fake({"scheduling_delay_s": 30.0})
+    c = sdk_client(f)
+    gid = _create(c)
+    assert describe(c, gid).status == "Scheduling"
+    with pytest.raises(ClientException) as e:
+        c.restart_container_group(m.RestartContainerGroupRequest(region_id=REGION, container_group_id=gid))
+    assert e.value.code == "IncorrectStatus"
+
+
+def test_describe_regions(client) -> None:
+    body = client.describe_regions(m.DescribeRegionsRequest(region_id=REGION)).body
+    assert body.regions[0].region_id == REGION and body.regions[0].zones == ["cn-hangzhou-a", "cn-hangzhou-b"]
+
+
+def test_unknown_and_unimplemented_actions(fake) -> None:
+    from conftest import sdk_client
+
+    for algo in (None, "v2"):
+        c = sdk_client(fake, algo)
+        for action, code, status in [
+            ("NoSuchAction", "InvalidAction.NotFound", 404),
+            ("ListUsage", "UnsupportedOperation", 400),
+        ]:
+            params = open_api_models.Params(
+                action=action,
+                version="2018-08-08",
+                protocol="HTTP",
+                pathname="/",
+                method="POST",
+                auth_type="AK",
+                style="RPC",
+                req_body_type="formData",
+                body_type="json",
+            )
+            req = open_api_models.OpenApiRequest(query={"RegionId": REGION})
+            with pytest.raises(ClientException) as e:
+                c.call_api(params, req, util_models.RuntimeOptions())
+            assert (e.value.code, e.value.status_code) == (code, status)
+
+
+def test_wrong_version_rejected(fake) -> None:
+    from conftest import sdk_client
+
+    c = sdk_client(fake)
+    params = open_api_models.Params(
+        action="DescribeRegions",
+        version="2099-01-01",
+        protocol="HTTP",
+        pathname="/",
+        method="POST",
+        auth_type="AK",
+        style="RPC",
+        req_body_type="formData",
+        body_type="json",
+    )
+    with pytest.raises(ClientException) as e:
+        c.call_api(params, open_api_models.OpenApiRequest(query={}), util_models.RuntimeOptions())
+    assert e.value.code == "InvalidVersion"
+
+
+def test_calls_are_counted(client, admin) -> None:
+    admin.post("/calls/reset")
+    _create(client)
+    with pytest.raises(ClientException):
+        client.describe_container_groups(m.DescribeContainerGroupsRequest(region_id=REGION, limit=50))
+    calls = admin.get("/calls")
+    assert calls["by_action"]["CreateContainerGroup"]["outcomes"] == {"OK": 1}
+    assert calls["by_action"]["DescribeContainerGroups"]["outcomes"] == {"InvalidParameter": 1}
+    assert calls["total"] == 2
+    wait_for(lambda: True)
