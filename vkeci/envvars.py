@@ -238,7 +238,7 @@ def _env_from(ctx: Context, env: dict[str, EnvVar], source: Mapping[str, Any], p
     prefix = str(source.get("prefix") or "")
     if source.get("configMapRef"):
         ref, kind = source["configMapRef"], "ConfigMap"
-        items = ctx.configmap_items(str(ref.get("name") or ""), path)
+        items = ctx.configmap_items(str(ref.get("name") or ""), path, binary=False)
         sub = "configMapRef"
     elif source.get("secretRef"):
         ref, kind = source["secretRef"], "Secret"
@@ -315,7 +315,7 @@ def _value_from(
         if not ref:
             continue
         obj_name, key = str(ref.get("name") or ""), str(ref.get("key") or "")
-        items = ctx.configmap_items(obj_name, path) if kind == "ConfigMap" else ctx.secret_items(obj_name, path)
+        items = ctx.configmap_items(obj_name, path, False) if kind == "ConfigMap" else ctx.secret_items(obj_name, path)
         if items is None or key not in items:
             if not ref.get("optional"):
                 ctx.lack(kind, obj_name, f"{path}.{sub}", key if items is not None else None)

@@ -42,7 +42,8 @@ class PodKey:
 
 def pod_key(pod: Mapping[str, Any]) -> PodKey:
     """(namespace, name, uid) of a pod dict; the namespace defaults to ``default`` as kubectl does."""
-    meta = pod.get("metadata") or {}
+    meta = pod.get("metadata") if isinstance(pod, Mapping) else None
+    meta = meta if isinstance(meta, Mapping) else {}
     return PodKey(
         namespace=str(meta.get("namespace") or "default"),
         name=str(meta.get("name") or ""),

@@ -75,15 +75,16 @@ class Context:
         found = self.objects.secrets.get(name)
         return found if isinstance(found, Mapping) else None
 
-    def configmap_items(self, name: str, path: str) -> dict[str, bytes] | None:
-        """Every key of a ConfigMap as bytes (``data`` as UTF-8, ``binaryData`` decoded)."""
+    def configmap_items(self, name: str, path: str, binary: bool = True) -> dict[str, bytes] | None:
+        """Every key of a ConfigMap as bytes (``data`` as UTF-8, ``binaryData`` decoded unless
+        ``binary`` is false: environment variables come from ``data`` only, as on a kubelet)."""
         obj = self.configmap(name)
         if obj is None:
             return None
         items: dict[str, bytes] = {}
         for key, value in _mapping(obj.get("data")).items():
             items[str(key)] = _utf8(value)
-        for key, value in _mapping(obj.get("binaryData")).items():
+        for key, value in _mapping(obj.get("binaryData") if binary else None).items():
             decoded = self._b64(value, f"ConfigMap {name!r} binaryData[{key!r}]", path)
             if decoded is not None:
                 items[str(key)] = decoded

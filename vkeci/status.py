@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-from vkeci.problems import Missing, Problem
+from vkeci.problems import Missing, Problem, Rejected
 
 PHASES = {
     "Scheduling": "Pending",
@@ -66,8 +66,15 @@ TERMINATED_REASONS = ("Completed", "Error", "OOMKilled", "ContainerCannotRun", "
 NOT_FOUND_MESSAGE = "The pod status was not found and may have been deleted from the provider"
 
 
-def timestamp(now: datetime) -> str:
-    """RFC 3339 in UTC with a ``Z``, second precision, as Kubernetes writes times."""
+Now = datetime | str
+
+
+def timestamp(now: Now) -> str:
+    """RFC 3339 in UTC with a ``Z``, second precision, as Kubernetes writes times.
+
+    ``now`` may be a datetime (naive means UTC) or an RFC 3339 string."""
+    if isinstance(now, str):
+        return parse_time(now) or datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     if now.tzinfo is None:
         now = now.replace(tzinfo=timezone.utc)
     return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -343,7 +350,7 @@ def _ips(group: Mapping[str, Any]) -> list[str]:
     return ips
 
 
-def pod_status(pod: Mapping[str, Any], group: Mapping[str, Any] | None, now: datetime) -> dict[str, Any]:
+def pod_status(pod: Mapping[str, Any], group: Mapping[str, Any] | None, now: Now) -> dict[str, Any]:
     """The full ``status`` of ``pod`` given its ECI group (one DescribeContainerGroups item in
     ``to_map()`` form), or ``None`` while the group does not exist yet (Pending, ContainerCreating)."""
     stamp = timestamp(now)
@@ -426,7 +433,7 @@ def _finish(status: dict[str, Any]) -> dict[str, Any]:
     return status
 
 
-def _all_waiting(pod: Mapping[str, Any], reason: str, message: str | None, now: datetime, phase: str) -> dict[str, Any]:
+def _all_waiting(pod: Mapping[str, Any], reason: str, message: str | None, now: Now, phase: str) -> dict[str, Any]:
     stamp = timestamp(now)
     statuses = {}
     for section in ("initContainers", "containers"):
@@ -464,7 +471,7 @@ def _all_waiting(pod: Mapping[str, Any], reason: str, message: str | None, now: 
 
 def pending_status(
     pod: Mapping[str, Any],
-    now: datetime,
+    now: Now,
     *,
     reason: str | None = None,
     message: str | None = None,
@@ -479,7 +486,7 @@ def pending_status(
     return result
 
 
-def missing_status(pod: Mapping[str, Any], missing: Missing, now: datetime) -> dict[str, Any]:
+def missing_status(pod: Mapping[str, Any], missing: Missing, now: Now) -> dict[str, Any]:
     """Pending while referenced objects are missing, as a kubelet shows it: a missing env source is
     ``CreateContainerConfigError``; a missing volume source keeps ``ContainerCreating``."""
     env_refs = [ref for ref in missing.refs if ".env" in ref.field]
@@ -495,10 +502,22 @@ def missing_status(pod: Mapping[str, Any], missing: Missing, now: datetime) -> d
     return pending_status(pod, now, waiting_message=f"waiting for {text}")
 
 
-def rejected_status(pod: Mapping[str, Any], problems: Iterable[Problem], now: datetime) -> dict[str, Any]:
+def waiting_status(pod: Mapping[str, Any], error: BaseException, now: Now) -> dict[str, Any]:
+    """Pending while the daemon retries: ``missing_status`` for a ``Missing`` reference, otherwise
+    ``ProviderFailed`` with the error's message (ECI create failures: code, message, RequestId)."""
+    if isinstance(error, Missing):
+        return missing_status(pod, error, now)
+    return pending_status(pod, now, reason="ProviderFailed", message=str(error)[:2000] or type(error).__name__)
+
+
+def rejected_status(pod: Mapping[str, Any], problems: Iterable[Problem] | Rejected, now: Now) -> dict[str, Any]:
     """The status of a pod ECI can never run as written: ``ProviderFailed`` with every problem in the
     message. Failed when ``restartPolicy: Never`` (a Job sees the failure), else Pending, as the
-    virtual-kubelet library does, so a Deployment does not churn replacement pods."""
+    virtual-kubelet library does, so a Deployment does not churn replacement pods.
+
+    ``problems`` is the ``Rejected`` exception or its ``problems``."""
+    if isinstance(problems, Rejected):
+        problems = problems.problems
     never = str(_spec(pod).get("restartPolicy") or "Always") == "Never"
     message = "cannot run on ECI: " + "; ".join(str(p) for p in problems)
     result = _all_waiting(pod, "CreateContainerConfigError", None, now, "Failed" if never else "Pending")
@@ -506,7 +525,7 @@ def rejected_status(pod: Mapping[str, Any], problems: Iterable[Problem], now: da
     return result
 
 
-def missing_group_status(pod: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+def missing_group_status(pod: Mapping[str, Any], now: Now) -> dict[str, Any]:
     """The pod's ECI group is confirmed gone (not merely an API error): Failed, reason NotFound,
     and every container that had not finished terminated with exit code -137, as the
     virtual-kubelet library does, so that controllers replace the pod."""
@@ -610,7 +629,7 @@ def event_name(pod: Mapping[str, Any], event: Mapping[str, Any]) -> str:
     return f"{base}.{digest}"
 
 
-def kube_events(pod: Mapping[str, Any], group: Mapping[str, Any] | None, now: datetime) -> list[dict[str, Any]]:
+def kube_events(pod: Mapping[str, Any], group: Mapping[str, Any] | None, now: Now) -> list[dict[str, Any]]:
     """core/v1 Events for the ECI events of ``group``, involving the pod (and the container when
     the event names one), reported as the kubelet of the pod's node."""
     if not isinstance(group, Mapping):
