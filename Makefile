@@ -33,6 +33,13 @@ cluster-up: dev
 cluster-down: dev
 	$(PY) -m e2e.cluster down --dir .demo/cluster
 
+# Control plane + fake ECI + `vkeci run` + an nginx Deployment, left running (see README, "Demo").
+demo: dev
+	$(PY) scripts/demo.py up
+
+demo-down: dev
+	$(PY) scripts/demo.py down
+
 lint: dev
 	$(VENV)/bin/ruff check vkeci fakes e2e tests scripts vkeci.py
 	$(VENV)/bin/ruff format --check vkeci fakes e2e tests scripts vkeci.py

@@ -1,0 +1,247 @@
+"""`make demo` / `make demo-down`: the whole product on one machine, no cloud account needed.
+
+``up`` starts (or reuses) a local Kubernetes control plane in .demo/cluster, a fake ECI and
+`vkeci run`, applies an nginx Deployment (3 replicas, toleration + nodeSelector for the virtual
+node), waits until it is rolled out, prints the node, the pods and the fake's container groups,
+and leaves everything running. ``down`` stops exactly what ``up`` started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / ".demo"
+CLUSTER = DEMO / "cluster"
+KUBECONFIG = CLUSTER / "kubeconfig"
+KUBECTL = CLUSTER / "bin" / "kubectl"
+NODE = "virtual-kubelet"
+ACCESS_KEY_ID = "demo-access-key"
+ACCESS_KEY_SECRET = "demo-access-secret"  # only the local fake accepts it
+
+NGINX = f"""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: nginx
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {{app: nginx}}
+  template:
+    metadata:
+      labels: {{app: nginx}}
+    spec:
+      nodeSelector:
+        type: virtual-kubelet
+        kubernetes.io/hostname: {NODE}
+      tolerations:
+      - key: virtual-kubelet.io/provider
+        operator: Exists
+        effect: NoSchedule
+      containers:
+      - name: nginx
+        image: nginx:1.27
+        ports:
+        - containerPort: 80
+"""
+
+
+def say(message: str) -> None:
+    print(f"demo: {message}", flush=True)
+
+
+def pid_alive(pid_file: Path) -> int | None:
+    """The pid recorded in ``pid_file`` if that process still runs."""
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def spawn(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """Start a detached background process logging to .demo/<name>.log; its pid goes to .demo/<name>.pid."""
+    log = open(DEMO / f"{name}.log", "ab")
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    (DEMO / f"{name}.pid").write_text(str(proc.pid))
+    return proc
+
+
+def kubectl(*args: str, check: bool = True) -> str:
+    result = subprocess.run(
+        [str(KUBECTL), "--kubeconfig", str(KUBECONFIG), *args], capture_output=True, text=True, timeout=180
+    )
+    if check and result.returncode != 0:
+        raise SystemExit(f"demo: kubectl {' '.join(args)} failed:\n{result.stderr.strip()}")
+    return result.stdout
+
+
+def start_cluster() -> None:
+    say("starting the local Kubernetes control plane (the first run builds it from Go modules: be patient)")
+    subprocess.run([sys.executable, "-m", "e2e.cluster", "up", "--dir", str(CLUSTER)], cwd=ROOT, check=True)
+
+
+def start_fake() -> str:
+    """Start (or reuse) the fake ECI; return its endpoint host:port."""
+    endpoint_file = DEMO / "fake-eci.endpoint"
+    if pid_alive(DEMO / "fake-eci.pid") and endpoint_file.exists():
+        say(f"fake ECI already running at {endpoint_file.read_text().strip()}")
+        return endpoint_file.read_text().strip()
+    say("starting the fake ECI")
+    log_path = DEMO / "fake-eci.log"
+    start = log_path.stat().st_size if log_path.exists() else 0
+    argv = [
+        sys.executable,
+        "-m",
+        "fakes.eci",
+        "--port",
+        "0",
+        "--access-key-id",
+        ACCESS_KEY_ID,
+        "--state-file",
+        str(DEMO / "fake-eci-state.json"),
+    ]
+    env = {**os.environ, "FAKE_ECI_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET, "PYTHONUNBUFFERED": "1"}
+    proc = spawn("fake-eci", argv, env)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        text = log_path.read_text(errors="replace")[start:] if log_path.exists() else ""
+        for line in text.splitlines():
+            if line.startswith("ECI endpoint: "):
+                endpoint = line.split("://", 1)[1].strip()
+                endpoint_file.write_text(endpoint)
+                return endpoint
+        if proc.poll() is not None:
+            raise SystemExit(f"demo: the fake ECI exited; see {log_path}")
+        time.sleep(0.2)
+    raise SystemExit(f"demo: the fake ECI did not start within 30 s; see {log_path}")
+
+
+def start_daemon(endpoint: str) -> None:
+    if pid_alive(DEMO / "vkeci.pid"):
+        say("vkeci already running")
+        return
+    say(f"starting vkeci run (node {NODE}, ECI at {endpoint})")
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(KUBECONFIG),
+        "ECI_REGION": "cn-hangzhou",
+        "ECI_ACCESS_KEY": ACCESS_KEY_ID,
+        "ECI_SECRET_KEY": ACCESS_KEY_SECRET,
+        "ECI_ENDPOINT": endpoint,
+        "ECI_PROTOCOL": "http",
+        "ECI_SECURITY_GROUP": "sg-fake",
+        "ECI_VSWITCH": "vsw-fake-a,vsw-fake-b",
+        "ECI_CLUSTER_NAME": "demo",
+        "VKUBELET_NODE_NAME": NODE,
+        "VKUBELET_NODE_IP": "127.0.0.1",
+        "VKECI_STATUS_INTERVAL": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    spawn("vkeci", [sys.executable, "-m", "vkeci", "run"], env)
+
+
+def wait_ready(timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = kubectl(
+            "get", "node", NODE, "-o", "jsonpath={.status.conditions[?(@.type=='Ready')].status}", check=False
+        )
+        if out.strip() == "True":
+            return
+        if not pid_alive(DEMO / "vkeci.pid"):
+            raise SystemExit(f"demo: vkeci exited; see {DEMO / 'vkeci.log'}")
+        time.sleep(1)
+    raise SystemExit(f"demo: node {NODE} not Ready after {timeout:.0f} s; see {DEMO / 'vkeci.log'}")
+
+
+def fake_groups(endpoint: str) -> list[dict]:
+    with urllib.request.urlopen(f"http://{endpoint}/_fake/groups", timeout=10) as answer:
+        return list(json.load(answer)["groups"])
+
+
+def print_groups(endpoint: str) -> None:
+    print(f"\n$ curl http://{endpoint}/_fake/groups   # the fake ECI's container groups")
+    print(f"{'CONTAINER GROUP':28} {'STATUS':10} {'IP':12} {'ZONE':15} POD")
+    for group in fake_groups(endpoint):
+        tags = {t.get("Key"): t.get("Value") for t in group.get("Tags") or []}
+        pod = f"{tags.get('NameSpace', '?')}/{tags.get('PodName', '?')}"
+        print(
+            f"{group.get('ContainerGroupId', ''):28} {group.get('Status', ''):10} "
+            f"{group.get('IntranetIp', ''):12} {group.get('ZoneId', ''):15} {pod}"
+        )
+
+
+def up() -> int:
+    DEMO.mkdir(exist_ok=True)
+    start_cluster()
+    endpoint = start_fake()
+    start_daemon(endpoint)
+    wait_ready()
+    say("applying an nginx Deployment (3 replicas) for the virtual node")
+    manifest = DEMO / "nginx.yaml"
+    manifest.write_text(NGINX)
+    kubectl("apply", "-f", str(manifest))
+    kubectl("rollout", "status", "deployment/nginx", "--timeout=120s")
+    print("\n$ kubectl get nodes -o wide")
+    print(kubectl("get", "nodes", "-o", "wide"), end="")
+    print("\n$ kubectl get pods -o wide")
+    print(kubectl("get", "pods", "-o", "wide"), end="")
+    print_groups(endpoint)
+    print(
+        f"""
+The demo stays up. Try:
+  export KUBECONFIG={KUBECONFIG}
+  alias kubectl={KUBECTL}
+  kubectl scale deployment nginx --replicas=10 && kubectl get pods -o wide -w
+  kubectl describe pod -l app=nginx | grep -A12 Events
+  kubectl describe node {NODE}
+  curl http://{endpoint}/_fake/groups        # what the fake ECI holds
+Logs: {DEMO}/vkeci.log, {DEMO}/fake-eci.log, {CLUSTER}/logs/
+Stop everything: make demo-down"""
+    )
+    return 0
+
+
+def stop(name: str) -> None:
+    pid = pid_alive(DEMO / f"{name}.pid")
+    if pid is None:
+        return
+    say(f"stopping {name} (pid {pid})")
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and pid_alive(DEMO / f"{name}.pid"):
+        time.sleep(0.2)
+    if pid_alive(DEMO / f"{name}.pid"):
+        os.killpg(pid, signal.SIGKILL)
+    (DEMO / f"{name}.pid").unlink(missing_ok=True)
+
+
+def down() -> int:
+    stop("vkeci")
+    stop("fake-eci")
+    if CLUSTER.exists():
+        subprocess.run([sys.executable, "-m", "e2e.cluster", "down", "--dir", str(CLUSTER)], cwd=ROOT, check=False)
+    say("stopped (state kept in .demo/; delete it for a fresh start)")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("action", choices=("up", "down"))
+    args = parser.parse_args()
+    return up() if args.action == "up" else down()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
