@@ -380,16 +380,18 @@ def pod_status(pod: Mapping[str, Any], group: Mapping[str, Any] | None, now: Now
     ]
     if not terminal:
         phase = _phase_from_containers(phase, app_statuses, restart_policy)
-        terminal = phase in TERMINAL
-        if terminal:
-            # Containers that ECI still shows as running cannot be once the pod has finished.
-            app_statuses = [_finish(s) for s in app_statuses]
     if previous.get("phase") == "Running" and phase == "Pending":
         phase = "Running"  # a kubelet never moves a pod backwards
     if previous.get("phase") in TERMINAL:
         phase = str(previous["phase"])
-        terminal = True
+    terminal = phase in TERMINAL
     if terminal:
+        # Containers that ECI still shows as running cannot be once the pod has finished.
+        app_statuses = [_finish(s) for s in app_statuses]
+        init_statuses = [_finish(s) for s in init_statuses]
+    if phase != "Running":
+        # Ready only while Running: never for a finished pod, nor for one ECI is restarting or
+        # updating (Pending in Alibaba's table), whatever the containers last reported.
         for status in [*app_statuses, *init_statuses]:
             status["ready"] = False
     sandbox = bool(group) and eci_state not in ("Scheduling", "ScheduleFailed", "")
