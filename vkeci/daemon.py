@@ -10,6 +10,7 @@ its lease expires) unless ``--decommission`` is given.
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -78,6 +79,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="drain the node (delete its pods and their groups), then delete the Node and exit",
     )
     parser.add_argument("--drain-timeout", type=float, default=600.0, help="seconds to wait for pods to go")
+    kubelet = parser.add_argument_group("kubelet API (kubectl logs/exec/top)")
+    kubelet.add_argument("--no-kubelet-api", action="store_true", help="do not serve the kubelet API")
+    kubelet.add_argument("--kubelet-listen", default="0.0.0.0", help="address to serve the kubelet API on")
+    kubelet.add_argument("--tls-cert-file", help="serving certificate (default: self-signed, or --tls-csr)")
+    kubelet.add_argument("--tls-key-file", help="key of --tls-cert-file")
+    kubelet.add_argument(
+        "--tls-csr", action="store_true", help="get the serving certificate from the cluster (kubelet-serving CSR)"
+    )
+    kubelet.add_argument("--tls-csr-approve", action="store_true", help="approve that CSR ourselves")
+    kubelet.add_argument(
+        "--client-ca-file", help="CA that signs the API server's client certificate (default: the kubeconfig's CA)"
+    )
 
 
 def load_config(args: argparse.Namespace) -> Config:
@@ -86,6 +99,21 @@ def load_config(args: argparse.Namespace) -> Config:
 
     flags = {name: getattr(args, name, None) for name, _ in CONFIG_FLAGS}
     return config_module.load(flags=flags, config_file=getattr(args, "config_file", None))
+
+
+class PodView:
+    """The pod cache as the kubelet API reads it (``vkeci.kubelet.backend.PodLookup``)."""
+
+    def __init__(self, pods: Any) -> None:
+        self._pods = pods
+
+    def get(self, namespace: str, name: str) -> tuple[dict[str, Any], str | None] | None:
+        """The pod bound to this node and its group id (None while it has none)."""
+        return self._pods.lookup(namespace, name)
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every pod bound to this node."""
+        return self._pods.list_pods()
 
 
 class Daemon:
@@ -173,6 +201,41 @@ class Daemon:
                         log.warning("node status update failed", extra=fields(error=str(err)))
             self._health_changed.wait(self.timings.lease_interval)
 
+    def start_kubelet_api(self, args: argparse.Namespace) -> Any:
+        """Serve the kubelet HTTPS API (logs, exec, stats) on the configured kubelet port."""
+        from vkeci.kubelet.auth import Auth
+        from vkeci.kubelet.backend import SdkEci
+        from vkeci.kubelet.server import KubeletServer, ServerSettings
+        from vkeci.kubelet.tls import CsrIssuer, FileIssuer, SelfSignedIssuer, ServingTls, load_client_ca
+
+        addresses = [self.config.internal_ip or "127.0.0.1"]
+        issuer: Any
+        if args.tls_cert_file and args.tls_key_file:
+            issuer = FileIssuer(args.tls_cert_file, args.tls_key_file)
+        elif args.tls_csr:
+            issuer = CsrIssuer(self.kube, self.config.node_name, addresses, approve=args.tls_csr_approve)
+        else:
+            issuer = SelfSignedIssuer(self.config.node_name, addresses)
+        ca_file = args.client_ca_file or self._default_client_ca()
+        tls = ServingTls(issuer, load_client_ca(ca_file) if ca_file else None)
+        server = KubeletServer(
+            node_name=self.config.node_name,
+            pods=PodView(self.pods),
+            eci=SdkEci.from_provider(self.provider),
+            auth=Auth(self.kube, self.config.node_name),
+            tls=tls,
+            settings=ServerSettings(host=args.kubelet_listen, port=self.config.kubelet_port),
+        )
+        server.start()
+        return server
+
+    def _default_client_ca(self) -> str | None:
+        verify = self.kube.credentials.verify
+        if isinstance(verify, str):
+            return verify
+        in_cluster = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+        return in_cluster if os.path.exists(in_cluster) else None
+
     def start(self, stop: threading.Event) -> list[threading.Thread]:
         """Ping, register, start heartbeats, then the pod controller (after its reconcile)."""
         self.ping()
@@ -254,6 +317,12 @@ def run(args: argparse.Namespace) -> int:
     except KubeError as err:
         log.error("cannot reach Kubernetes", extra=fields(error=str(err)))
         return 1
+    server = None
+    if not args.no_kubelet_api:
+        try:
+            server = daemon.start_kubelet_api(args)
+        except Exception as err:  # a TLS or port problem must be explained, not crash the node
+            log.error("kubelet API not started (kubectl logs/exec will fail)", extra=fields(error=str(err)))
     daemon.start(stop)
     if args.decommission:
         code = daemon.decommission(stop, args.drain_timeout)
@@ -261,5 +330,7 @@ def run(args: argparse.Namespace) -> int:
         return code
     while not stop.wait(1.0):
         pass
+    if server is not None:
+        server.stop()
     log.info("stopped; the node stays registered and goes NotReady when its lease expires")
     return 0

@@ -351,6 +351,20 @@ class PodController:
                 del self.pods[key]
         self.queue.add(key)
 
+    def lookup(self, namespace: str, name: str) -> tuple[JSON, str | None] | None:
+        """A pod bound to this node and its group id (None while it has none), for the kubelet API."""
+        with self._lock:
+            pod = self.pods.get(f"{namespace}/{name}")
+            if pod is None:
+                return None
+            record = self.records.get(uid_of(pod))
+            return pod, (record.group_id if record else None)
+
+    def list_pods(self) -> list[JSON]:
+        """Every pod bound to this node."""
+        with self._lock:
+            return list(self.pods.values())
+
     def live_uids(self) -> set[str]:
         with self._lock:
             return {uid_of(p) for p in self.pods.values()}

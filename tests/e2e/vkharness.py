@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -32,6 +33,13 @@ FAST_ARGS = (
     "--sweep-interval=5",
     "--watch-timeout=60",
 )
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (each daemon serves its kubelet API on its own)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float = 0.25) -> T:
@@ -80,6 +88,7 @@ class DaemonProcess:
             "ECI_CLUSTER_NAME": cluster_name,
             "VKUBELET_NODE_NAME": node,
             "VKUBELET_NODE_IP": "127.0.0.1",
+            "KUBELET_PORT": str(free_port()),
             "VKECI_STATUS_INTERVAL": "0.5",
             "VKECI_RESYNC_INTERVAL": "30",
             "VKECI_WORKERS": "8",
