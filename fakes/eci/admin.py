@@ -6,6 +6,7 @@ Documented in fakes/README.md. Handlers return (status, body); the server serial
 from __future__ import annotations
 
 import json
+import secrets
 from typing import TYPE_CHECKING, Any
 
 from fakes.eci import render, spec
@@ -119,6 +120,7 @@ def _create(fake: FakeECI, data: dict[str, Any]) -> dict[str, Any]:
         "RegionId": st.region,
         "SecurityGroupId": st.security_groups[0],
         "VSwitchId": st.vswitches[0].id,
+        "ContainerGroupName": f"orphan-{secrets.token_hex(4)}",
         "Container": [{"Name": "main", "Image": "nginx"}],
         **data,
     }

@@ -216,8 +216,7 @@ class FakeECI:
         request_id = str(uuid.uuid4()).upper()
         headers = {k.lower(): v for k, v in h.headers.items()}
         action = headers.get("x-acs-action", "")
-        outcome = "OK"
-        dropped = False
+        extra: Mapping[str, str] = {}
         try:
             pairs = parse_query(query)
             if body and headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
@@ -238,23 +237,19 @@ class FakeECI:
             result = dispatch(self.ctx, action, Params(unflatten(pairs)))
             if self.faults.should_drop(action):
                 # The action took effect but the client never hears so: it must retry idempotently.
-                dropped = True
-                outcome = "Dropped"
+                self.faults.count(action, "Dropped")
                 h.close_connection = True
                 return
             result["RequestId"] = request_id
-            h._reply(200, json_dumps(result))
+            status, outcome, reply = 200, "OK", json_dumps(result)
         except ApiError as e:
-            outcome = e.code
-            h._reply(e.status, json_dumps(e.body(request_id)), e.headers)
+            status, outcome, reply, extra = e.status, e.code, json_dumps(e.body(request_id)), e.headers
         except Exception as e:  # a bug in the fake must still produce a well-formed 500
-            outcome = "InternalError"
             err = ApiError("InternalError", f"The fake ECI failed: {type(e).__name__}: {e}", 500)
-            h._reply(500, json_dumps(err.body(request_id)))
-        finally:
-            self.faults.count(action or "?", outcome)
-            if dropped:
-                h.wfile.flush()
+            status, outcome, reply = 500, "InternalError", json_dumps(err.body(request_id))
+        # Count before replying, so a client that reads /_fake/calls right after sees its own call.
+        self.faults.count(action or "?", outcome)
+        h._reply(status, reply, extra)
 
     def serve_exec(self, h: _Handler, token: str) -> None:
         """Upgrade to a WebSocket and run the command of a one-time exec token."""

@@ -148,7 +148,10 @@ def _mount(name: str, path: str, **kw) -> m.CreateContainerGroupRequestContainer
 def test_sandbox_sees_config_files_env_and_workdir(client, fake) -> None:
     assert fake.runner.chroot, "these tests expect the chroot sandbox (running as root with unshare)"
     content = b"key=value\n\x00\xff binary tail"
-    script = "cat /etc/config/app.conf | od -An -c | tr -s ' ' | head -c 400; echo; echo FOO=$FOO; pwd; ls -l /etc/config/app.conf | cut -c1-10; ls /"
+    script = (
+        "cat /etc/config/app.conf | od -An -c | tr -s ' ' | head -c 400; echo; "
+        "echo FOO=$FOO; pwd; ls -l /etc/config/app.conf | cut -c1-10; ls /"
+    )
     gid = _create(
         client,
         containers=[
