@@ -116,7 +116,10 @@ class FakeEci:
     def describe_container_log(self, params: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(("DescribeContainerLog", params))
         content = self.logs.get((params["ContainerGroupId"], params["ContainerName"]), "")
-        lines = content.splitlines(keepends=True)[-params.get("Tail", 500) :]
+        lines = content.splitlines(keepends=True)
+        if "StartTime" in params:  # our stamps are all second precision, so text order is time order
+            lines = [line for line in lines if line.split(" ", 1)[0] >= params["StartTime"]]
+        lines = lines[-params.get("Tail", 500) :]
         return {"Content": "".join(lines)}
 
     def exec_container_command(self, params: dict[str, Any]) -> dict[str, Any]:

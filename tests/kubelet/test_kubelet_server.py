@@ -212,6 +212,34 @@ def test_exec_protocol_errors(env: Env) -> None:
     assert status == 400 and b"missing command" in body
     client.close()
     client = SpdyClient(env.server.port, env.client_cert)
-    status, _, body = client.upgrade("/attach/ns/web/main?output=1")
-    assert status == 501 and b"attach is not supported on ECI" in body
+    status, _, body = client.upgrade("/exec/ns/web/main?command=x&output=1", protocols="")
+    assert status == 403 and json.loads(body)["message"].startswith("unable to upgrade")
+    client.close()
+
+
+def test_attach_with_stdin_explains_the_alternative(env: Env) -> None:
+    client = SpdyClient(env.server.port, env.client_cert)
+    assert client.upgrade("/attach/ns/web/main?input=1&output=1&tty=1")[0] == 101
+    for kind in ("error", "stdin", "stdout", "resize"):
+        client.open(kind)
+    client.read_until_finished("error")
+    assert "attach is not supported on ECI" in json.loads(client.out("error"))["message"]
+    client.close()
+
+
+def test_attach_follows_new_output(env: Env) -> None:
+    import datetime as dt
+
+    now = dt.datetime.now(dt.timezone.utc)
+    later = (now + dt.timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    env.eci.logs[("eci-web", "main")] = f"2024-01-01T00:00:00Z old line\n{later} new line\n"
+    pod = env.pods.pods[("ns", "web")][0]
+    client = SpdyClient(env.server.port, env.client_cert)
+    assert client.upgrade("/attach/ns/web/main?output=1&error=1")[0] == 101
+    for kind in ("error", "stdout", "stderr"):
+        client.open(kind)
+    pod["status"]["containerStatuses"][0]["state"] = {"terminated": {"exitCode": 0}}
+    client.read_until_finished("error")
+    assert client.out("stdout") == b"new line\n"
+    assert json.loads(client.out("error"))["status"] == "Success"
     client.close()

@@ -132,6 +132,8 @@ class _TlsPoolServer(socketserver.TCPServer):
         try:
             tls_socket.settimeout(self.app.settings.idle_timeout)
             self.finish_request(tls_socket, client_address)
+        except OSError as exc:  # includes ssl.SSLError: the client went away mid-request
+            log.debug("kubelet API connection from %s ended: %s", client_address, exc)
         except Exception:
             log.exception("kubelet API request from %s failed", client_address)
         finally:
@@ -190,7 +192,11 @@ class _Handler(BaseHTTPRequestHandler):
                 raise HttpError(str(exc), 403) from None
             self._route(method, path, query)
         except HttpError as exc:
-            self._send_text(exc.status, exc.message)
+            body = getattr(exc, "body", None)
+            if callable(body):  # exec/attach answer with a metav1.Status the API server can relay
+                self._send_json(exc.status, body())
+            else:
+                self._send_text(exc.status, exc.message)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, TimeoutError):
             self.close_connection = True
 

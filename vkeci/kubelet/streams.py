@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vkeci.kubelet.backend import EciError
-from vkeci.kubelet.errors import BadRequest, HttpError, NotImplementedOnEci
+from vkeci.kubelet.errors import BadRequest, HttpError
 from vkeci.kubelet.spdy import SpdySession, SpdyStream
 
 log = logging.getLogger(__name__)
@@ -155,30 +155,49 @@ def _open_websocket(uri: str, timeout: float) -> Any:
     )
 
 
-def serve(handler: Any, kind: str, pod: dict[str, Any], group_id: str, container: str, query: dict) -> None:
-    """Run one exec (or refuse an attach) on an HTTP request that asks for a SPDY upgrade."""
-    options = parse_stream_options(query, need_command=(kind == "exec"))
-    if kind == "attach":
-        raise NotImplementedOnEci(ATTACH_MESSAGE)
+class StatusError(HttpError):
+    """An error answered before the upgrade as a metav1.Status JSON body, which the API server's
+    SPDY client turns into a readable error for kubectl (plain text would surface as
+    "unknown error")."""
+
+    def body(self) -> dict[str, Any]:
+        """The Status object."""
+        reasons = {400: "BadRequest", 403: "Forbidden", 404: "NotFound", 429: "TooManyRequests", 501: "NotImplemented"}
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": reasons.get(self.status, "InternalError"),
+            "code": self.status,
+        }
+
+
+def _negotiate_upgrade(handler: Any) -> str:
     upgrade = (handler.headers.get("Upgrade") or "").lower()
     if "websocket" in upgrade:
-        raise HttpError(
+        raise StatusError(
             "WebSocket exec straight to the kubelet is not supported by vk-eci; go through the API server "
             "(kubectl exec), which speaks SPDY/3.1 to the node",
             400,
         )
     if "spdy/3.1" not in upgrade:
-        raise BadRequest("exec needs a connection upgrade to SPDY/3.1 (Upgrade: SPDY/3.1)")
+        raise StatusError("exec needs a connection upgrade to SPDY/3.1 (Upgrade: SPDY/3.1)", 400)
     offered = handler.headers.get_all("X-Stream-Protocol-Version") or []
     if not offered:
-        raise BadRequest("unable to upgrade: header X-Stream-Protocol-Version does not exist in request")
+        raise StatusError("unable to upgrade: header X-Stream-Protocol-Version does not exist in request", 400)
     protocol = negotiate(offered)
     if protocol is None:
-        raise HttpError(
+        raise StatusError(
             f"unable to upgrade: unable to negotiate protocol: client supports {offered}, server accepts "
             f"{list(SUPPORTED)}",
             403,
         )
+    return protocol
+
+
+def _open_exec(handler: Any, group_id: str, container: str, options: StreamOptions) -> Any:
     params = {
         "ContainerGroupId": group_id,
         "ContainerName": container,
@@ -189,15 +208,19 @@ def serve(handler: Any, kind: str, pod: dict[str, Any], group_id: str, container
     try:
         answer = handler.app.eci.exec_container_command(params)
     except EciError as exc:
-        raise HttpError(f"error executing command in container: {exc}", 429 if exc.status == 429 else 502) from None
+        raise StatusError(f"error executing command in container: {exc}", 429 if exc.status == 429 else 500) from None
     uri = str(answer.get("WebSocketUri") or "")
     if not uri:
-        raise HttpError("error executing command in container: ECI returned no WebSocketUri", 502)
+        raise StatusError("error executing command in container: ECI returned no WebSocketUri", 500)
     try:
-        remote = _open_websocket(uri, timeout=handler.app.settings.stream_creation_timeout)
+        return _open_websocket(uri, timeout=handler.app.settings.stream_creation_timeout)
     except Exception as exc:
-        raise HttpError(f"error executing command in container: cannot reach ECI's exec session ({exc})", 502) from None
+        raise StatusError(
+            f"error executing command in container: cannot reach ECI's exec session ({exc})", 500
+        ) from None
 
+
+def _upgrade(handler: Any, protocol: str) -> SpdySession:
     handler.send_response(101)
     handler.send_header("Connection", "Upgrade")
     handler.send_header("Upgrade", "SPDY/3.1")
@@ -206,16 +229,32 @@ def serve(handler: Any, kind: str, pod: dict[str, Any], group_id: str, container
     handler.wfile.flush()
     handler.close_connection = True
     handler.connection.settimeout(None)  # sessions may idle; the client pings every few seconds
-
     session = SpdySession(handler.rfile, handler.wfile.write)
     session.start()
+    return session
+
+
+def serve(handler: Any, kind: str, pod: dict[str, Any], group_id: str, container: str, query: dict) -> None:
+    """Run one exec or attach on an HTTP request that asks for a SPDY upgrade."""
     try:
-        Bridge(session, remote, options, protocol, handler.app.settings.stream_creation_timeout).run()
+        options = parse_stream_options(query, need_command=(kind == "exec"))
+    except HttpError as exc:
+        raise StatusError(exc.message, exc.status) from None
+    protocol = _negotiate_upgrade(handler)
+    remote = _open_exec(handler, group_id, container, options) if kind == "exec" else None
+    session = _upgrade(handler, protocol)
+    timeout = handler.app.settings.stream_creation_timeout
+    try:
+        if remote is not None:
+            Bridge(session, remote, options, protocol, timeout).run()
+        else:
+            Attach(session, options, protocol, timeout, handler, pod, group_id, container).run()
     finally:
-        try:
-            remote.close()
-        except Exception:
-            pass
+        if remote is not None:
+            try:
+                remote.close()
+            except Exception:
+                pass
         session.goaway()
         session.wait_closed(5.0)
 
@@ -311,16 +350,18 @@ class Bridge:
                 daemon=True,
             ).start()
         threading.Thread(target=self._watch_client, name="exec-client", daemon=True).start()
-        status = self._copy_output()
+        self.finish(self._copy_output())
+
+    def finish(self, status: dict[str, Any]) -> None:
+        """Close the output streams and write the final status on the error stream."""
         for name in ("stdout", "stderr"):
             if name in self.streams:
                 self.streams[name].close()
-        error = self.streams["error"]
         try:
             payload = status_bytes(status, self.protocol)
             if payload:
-                error.write(payload)
-            error.close()
+                self.streams["error"].write(payload)
+            self.streams["error"].close()
         except OSError:
             pass
 
@@ -358,3 +399,65 @@ class Bridge:
                     return status_from_remote(payload)
             except OSError:
                 return internal_error("the client closed the connection")
+
+
+class Attach(Bridge):
+    """``kubectl attach`` without stdin: the container's output from now on, followed through
+    DescribeContainerLog (ECI cannot connect to the main process itself). With stdin or a
+    TTY it ends at once with an error status that says what to use instead."""
+
+    def __init__(
+        self,
+        session: SpdySession,
+        options: StreamOptions,
+        protocol: str,
+        timeout: float,
+        handler: Any,
+        pod: dict[str, Any],
+        group_id: str,
+        container: str,
+    ) -> None:
+        super().__init__(session, None, options, protocol, timeout)
+        self.handler = handler
+        self.namespace = str((pod.get("metadata") or {}).get("namespace"))
+        self.name = str((pod.get("metadata") or {}).get("name"))
+        self.group_id = group_id
+        self.container = container
+
+    def run(self) -> None:
+        """Stream output until the container ends or the client leaves."""
+        import datetime as dt
+
+        from vkeci.kubelet import logs
+
+        if not self._accept_streams():
+            return
+        if self.options.stdin or self.options.tty:
+            status = internal_error(ATTACH_MESSAGE)
+        else:
+            stdout = self.streams.get("stdout") or self.streams.get("stderr")
+            app = self.handler.app
+
+            def finished() -> bool:
+                if self.session.closed.is_set():
+                    return True
+                current = app.pods.get(self.namespace, self.name)
+                return logs.container_finished(current[0] if current else None, self.container)
+
+            options = logs.LogOptions(follow=True, since_time=dt.datetime.now(dt.timezone.utc))
+            try:
+                logs.stream_logs(
+                    app.eci,
+                    options,
+                    self.group_id,
+                    self.container,
+                    stdout.write if stdout is not None else (lambda data: None),
+                    finished,
+                    poll_interval=app.settings.log_poll_interval,
+                )
+                status = success_status()
+            except EciError as exc:
+                status = internal_error(f"reading the container's output from ECI failed: {exc}")
+            except OSError:
+                status = internal_error("the client closed the connection")
+        self.finish(status)
