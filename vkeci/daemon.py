@@ -10,6 +10,7 @@ its lease expires) unless ``--decommission`` is given.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import sys
@@ -79,6 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="drain the node (delete its pods and their groups), then delete the Node and exit",
     )
     parser.add_argument("--drain-timeout", type=float, default=600.0, help="seconds to wait for pods to go")
+    parser.add_argument("--stats-file", help="on exit, write request counts (Kubernetes and ECI) here as JSON")
     kubelet = parser.add_argument_group("kubelet API (kubectl logs/exec/top)")
     kubelet.add_argument("--no-kubelet-api", action="store_true", help="do not serve the kubelet API")
     kubelet.add_argument("--kubelet-listen", default="0.0.0.0", help="address to serve the kubelet API on")
@@ -252,6 +254,11 @@ class Daemon:
             log.info("daemon running", extra=fields(node=self.config.node_name))
         return threads
 
+    def stats(self) -> dict[str, Any]:
+        """Requests made so far: Kubernetes by verb and resource, ECI by action."""
+        kube = dict(self.kube.counts + self.heartbeat_kube.counts)
+        return {"kubernetes": kube, "eci": dict(self.provider.calls), "pods_seen": len(self.pods.pods)}
+
     def decommission(self, stop: threading.Event, timeout: float) -> int:
         """Cordon, delete every pod on the node, wait until they (and their groups) are gone, delete the Node."""
         from vkeci.kube import MERGE, KubeError, pod_path
@@ -332,5 +339,10 @@ def run(args: argparse.Namespace) -> int:
         pass
     if server is not None:
         server.stop()
+    stats = daemon.stats()
+    log.info("request totals", extra=fields(**{k: v for k, v in stats.items()}))
+    if args.stats_file:
+        with open(args.stats_file, "w") as out:
+            json.dump(stats, out, indent=1, sort_keys=True)
     log.info("stopped; the node stays registered and goes NotReady when its lease expires")
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -130,6 +131,7 @@ class KubeClient:
         self.session.headers["Accept"] = "application/json"
         self._lock = threading.Lock()
         self.requests = 0  # counted for tests and benchmarks
+        self.counts: Counter[str] = Counter()  # "VERB resource[/subresource]" -> requests
 
     def with_priority(self, priority: bool = True) -> KubeClient:
         """A client with its own connection pool and the given priority in the shared limiter."""
@@ -170,6 +172,7 @@ class KubeClient:
             content_type = "application/json"
         with self._lock:
             self.requests += 1
+            self.counts[f"{method} {resource_of(path)}"] += 1
         try:
             resp = self.session.request(
                 method,
@@ -225,6 +228,18 @@ class KubeClient:
             raise KubeError(0, "WatchBroken", f"watch stream broke: {type(exc).__name__}", "GET", path) from None
         finally:
             resp.close()
+
+
+def resource_of(path: str) -> str:
+    """``pods/status`` for ``/api/v1/namespaces/ns/pods/name/status``: what a request is about."""
+    parts = [p for p in path.split("?")[0].split("/") if p]
+    if "namespaces" in parts:
+        rest = parts[parts.index("namespaces") + 2 :]
+    else:
+        rest = parts[2:] if parts[:1] == ["api"] else parts[3:]
+    if not rest:
+        return "namespaces" if "namespaces" in parts else "/".join(parts) or "/"
+    return rest[0] + ("/" + rest[2] if len(rest) > 2 else "")
 
 
 def _error(resp: requests.Response, method: str, path: str) -> KubeError:

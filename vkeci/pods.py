@@ -327,6 +327,7 @@ class PodController:
         self.records: dict[str, Record] = {}  # pod uid -> record
         self.by_key: dict[str, set[str]] = {}  # pod key -> uids with a record
         self.lost: set[str] = set()  # uids whose group vanished: never re-created
+        self.deleted: set[str] = set()  # uids whose pod object we removed
         self.reported: dict[str, str] = {}  # uid -> last one-off problem reported (dedup of events)
         self.resource_version = ""
         self.synced = threading.Event()
@@ -567,8 +568,9 @@ class PodController:
             self._report(pod, status, "Warning", "ProviderCreateFailed", str(err))
             raise
         self._remember(Record(uid=uid, key=key, group_id=group_id, seen_at=self.clock(), request_id=request_id))
+        # No event of our own here: ECI's Pulling/Pulled/Created/Started follow, and events are
+        # most of the Kubernetes writes per pod.
         log.info("group created", extra=fields(pod=key, group=group_id, request_id=request_id))
-        self.emit(pod, "Normal", "ProviderCreateSuccess", f"Created ECI container group {group_id}")
         self._poke.set()
 
     def _adopt_all(self, uid: str, key: str, groups: list[JSON]) -> None:
@@ -604,6 +606,8 @@ class PodController:
             return self.options.delete_poll
         if not self._delete_group(uid):
             return self.options.delete_poll  # ECI still terminating it (honouring its grace period)
+        if uid in self.deleted:
+            return None  # already removed; the watch has not caught up yet
         meta = pod.get("metadata") or {}
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0, "preconditions": {"uid": uid}}
         try:
@@ -613,6 +617,10 @@ class PodController:
             if not (err.not_found or err.conflict):
                 raise
         log.info("pod deleted", extra=fields(pod=key))
+        with self._lock:
+            if len(self.deleted) > 10000:
+                self.deleted.clear()
+            self.deleted.add(uid)
         self.lost.discard(uid)
         self.reported.pop(uid, None)
         return None
