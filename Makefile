@@ -40,6 +40,10 @@ demo: dev
 demo-down: dev
 	$(PY) scripts/demo.py down
 
+# Requests/s of the fake ECI through the real SDK, and the cost of thousands of simulated groups.
+bench-fake: dev
+	$(PY) scripts/bench_fake.py
+
 lint: dev
 	$(VENV)/bin/ruff check vkeci fakes e2e tests scripts vkeci.py
 	$(VENV)/bin/ruff format --check vkeci fakes e2e tests scripts vkeci.py
