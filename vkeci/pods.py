@@ -720,7 +720,10 @@ class PodController:
         records = self.provider.changed_since(self.selector, since)
         with self._lock:
             known = {r.group_id: r for r in self.records.values()}
-            fresh = [r.group_id for r in self.records.values() if r.group is None]
+            # New groups show up in the status listing once they change state; only a group the
+            # listing keeps missing is described directly (full polls, after the grace period).
+            stale = now - self.options.lost_grace
+            fresh = [r.group_id for r in self.records.values() if full and r.group is None and r.seen_at < stale]
         listed = {str(r.get("ContainerGroupId")): r for r in records if r.get("ContainerGroupId")}
         if full:
             changed = [
