@@ -120,6 +120,8 @@ class FakeEci:
         if "StartTime" in params:  # our stamps are all second precision, so text order is time order
             lines = [line for line in lines if line.split(" ", 1)[0] >= params["StartTime"]]
         lines = lines[-params.get("Tail", 500) :]
+        if not params.get("Timestamps"):
+            lines = [line.split(" ", 1)[1] for line in lines]
         return {"Content": "".join(lines)}
 
     def exec_container_command(self, params: dict[str, Any]) -> dict[str, Any]:

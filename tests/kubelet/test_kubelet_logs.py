@@ -22,7 +22,7 @@ def test_defaults_mean_everything_once() -> None:
     options = logs.parse_log_options({})
     assert options == logs.LogOptions()
     params = logs.eci_log_params(options, "eci-1", "main")
-    assert params == {"ContainerGroupId": "eci-1", "ContainerName": "main", "Timestamps": True, "Tail": 2000}
+    assert params == {"ContainerGroupId": "eci-1", "ContainerName": "main", "Timestamps": False, "Tail": 2000}
 
 
 def test_all_options_map_to_eci() -> None:
@@ -118,13 +118,25 @@ class FakeLogs:
         return {"Content": self.contents[index]}
 
 
-def test_stream_without_follow_strips_timestamps_and_limits_bytes() -> None:
+def test_stream_without_follow_passes_through_and_limits_bytes() -> None:
+    # Without timestamps requested, a line that merely starts with a time is left alone.
+    eci = FakeLogs(["2024-01-01T00:00:00Z is my own text\ndef\n"])
+    out: list[bytes] = []
+    logs.stream_logs(eci, logs.LogOptions(limit_bytes=24), "g", "c", out.append, lambda: True)  # type: ignore[arg-type]
+    assert b"".join(out) == b"2024-01-01T00:00:00Z is "
+    assert eci.calls == [
+        {"ContainerGroupId": "g", "ContainerName": "c", "Timestamps": False, "Tail": 2000, "LimitBytes": 24}
+    ]
+
+
+def test_follow_without_timestamps_strips_them_and_limits_locally() -> None:
+    params = logs.eci_log_params(logs.LogOptions(follow=True, limit_bytes=5), "g", "c")
+    assert params["Timestamps"] is True and "LimitBytes" not in params
     eci = FakeLogs(["2024-01-01T00:00:00Z abc\n2024-01-01T00:00:01Z def\n"])
     out: list[bytes] = []
-    options = logs.LogOptions(limit_bytes=6)
-    logs.stream_logs(eci, options, "g", "c", out.append, lambda: True)  # type: ignore[arg-type]
+    options = logs.LogOptions(follow=True, limit_bytes=6)
+    logs.stream_logs(eci, options, "g", "c", out.append, lambda: True, sleep=lambda _: None)  # type: ignore[arg-type]
     assert b"".join(out) == b"abc\nde"
-    assert len(eci.calls) == 1
 
 
 def test_follow_polls_until_the_container_ends() -> None:

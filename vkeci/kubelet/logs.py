@@ -116,20 +116,22 @@ def rfc3339(moment: dt.datetime) -> str:
 def eci_log_params(options: LogOptions, group_id: str, container: str) -> dict[str, Any]:
     """The DescribeContainerLog parameters for the first read.
 
-    Timestamps are always requested so a follow can resume exactly where it stopped; they
-    are stripped again before writing when the client did not ask for them.
+    A follow always asks for timestamps, so each poll can resume exactly where the last one
+    stopped; they are stripped again before writing when the client did not ask for them
+    (and LimitBytes is then enforced here, since ECI would count the timestamps too).
     """
+    stamped = options.timestamps or options.follow
     params: dict[str, Any] = {
         "ContainerGroupId": group_id,
         "ContainerName": container,
-        "Timestamps": True,
+        "Timestamps": stamped,
         "Tail": min(options.tail_lines, ECI_MAX_TAIL) if options.tail_lines is not None else ECI_MAX_TAIL,
     }
     if options.since_seconds is not None:
         params["SinceSeconds"] = options.since_seconds
     if options.since_time is not None:
         params["StartTime"] = rfc3339(options.since_time)
-    if options.limit_bytes is not None:
+    if options.limit_bytes is not None and stamped == options.timestamps:
         params["LimitBytes"] = min(options.limit_bytes, ECI_MAX_LIMIT_BYTES)
     if options.previous:
         params["LastTime"] = True
@@ -154,24 +156,24 @@ def _timestamp_ns(text: str) -> int | None:
 
 @dataclass(frozen=True)
 class LogLine:
-    """One log line as ECI returned it with timestamps on."""
+    """One log line as ECI returned it."""
 
-    raw: str  # "TIMESTAMP text\n" exactly as received (newline included when present)
-    ts_ns: int | None  # None when the line carries no parsable timestamp
+    raw: str  # exactly as received, newline included when present
+    ts_ns: int | None  # the leading timestamp when ECI added one, else None
 
     def render(self, timestamps: bool) -> str:
-        """The line as the client asked for it: with or without the timestamp prefix."""
+        """The line as the client asked for it: with or without the timestamp ECI added."""
         if timestamps or self.ts_ns is None:
             return self.raw
         return self.raw.split(" ", 1)[1] if " " in self.raw else ""
 
 
-def split_lines(content: str) -> list[LogLine]:
-    """Split ECI's Content into lines, reading each line's leading timestamp."""
+def split_lines(content: str, stamped: bool = True) -> list[LogLine]:
+    """Split ECI's Content into lines; when ECI was asked for timestamps, read each line's."""
     lines = []
     for raw in content.splitlines(keepends=True):
-        first = raw.split(" ", 1)[0].rstrip("\n")
-        lines.append(LogLine(raw=raw, ts_ns=_timestamp_ns(first)))
+        ts_ns = _timestamp_ns(raw.split(" ", 1)[0].rstrip("\n")) if stamped else None
+        lines.append(LogLine(raw=raw, ts_ns=ts_ns))
     return lines
 
 
@@ -223,6 +225,16 @@ def find_container(pod: dict[str, Any], container: str) -> bool:
             if item.get("name") == container:
                 return True
     return False
+
+
+def has_previous(pod: dict[str, Any], container: str) -> bool:
+    """Whether the container has a previous (terminated) instance, as the pod status tells it.
+    Without a status for the container there is nothing to go by, and ECI is asked."""
+    status = pod.get("status") or {}
+    for item in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []):
+        if item.get("name") == container:
+            return bool(item.get("restartCount")) or "terminated" in (item.get("lastState") or {})
+    return True
 
 
 def container_finished(pod: dict[str, Any] | None, container: str) -> bool:
@@ -284,8 +296,9 @@ def stream_logs(
                 return False
         return True
 
-    first = eci.describe_container_log(eci_log_params(options, group_id, container))
-    lines = split_lines(str(first.get("Content") or ""))
+    params = eci_log_params(options, group_id, container)
+    first = eci.describe_container_log(params)
+    lines = split_lines(str(first.get("Content") or ""), stamped=bool(params["Timestamps"]))
     if not options.follow:
         emit(lines)
         return

@@ -323,6 +323,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise NotFound(f'container "{container}" not found in pod "{name}"')
         if not group_id:
             raise BadRequest(f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating')
+        if options.previous and not logs.has_previous(pod, container):
+            raise BadRequest(f'previous terminated container "{container}" in pod "{name}" not found')
         response = _ChunkedResponse(self)
 
         def finished() -> bool:

@@ -315,8 +315,12 @@ class Bridge:
             log.debug("exec: %s pump ended: %s", stream.type, exc)
 
     def _close_stdin(self) -> None:
+        # v5 has a close signal; for v4 the team's ECI contract (fakes/eci/exec_ws.py) takes an
+        # empty stdin frame as EOF, which a plain v4 server ignores harmlessly.
         if (getattr(self.remote, "subprotocol", None) or "").startswith("v5."):
             self._send(CLOSE, bytes([STDIN]))
+        else:
+            self._send(STDIN, b"")
 
     def _resize(self, buffer: list[bytes]) -> Callable[[bytes], None]:
         def feed(chunk: bytes) -> None:
