@@ -188,3 +188,21 @@ def test_container_finished() -> None:
     assert logs.container_finished(pod, "c")
     assert logs.container_finished(None, "c")
     assert logs.container_finished({"status": {"phase": "Succeeded"}}, "c")
+
+
+def test_follow_with_nothing_yet_starts_from_now() -> None:
+    eci = FakeLogs(["", "2000-01-01T00:00:00Z ancient\n2999-01-01T00:00:00Z future\n"])
+    out: list[bytes] = []
+    state = iter([False, True])
+    logs.stream_logs(
+        eci,  # type: ignore[arg-type]
+        logs.LogOptions(follow=True, tail_lines=0),
+        "g",
+        "c",
+        out.append,
+        lambda: next(state),
+        sleep=lambda _: None,
+        max_polls=5,
+    )
+    assert b"".join(out) == b"future\n"
+    assert eci.calls[1]["StartTime"] is not None

@@ -297,12 +297,17 @@ def stream_logs(
         return True
 
     params = eci_log_params(options, group_id, container)
+    started_ns = time.time_ns()
     first = eci.describe_container_log(params)
     lines = split_lines(str(first.get("Content") or ""), stamped=bool(params["Timestamps"]))
     if not options.follow:
         emit(lines)
         return
     cursor.fresh(lines)  # only to move the cursor: the first read is written whole
+    if cursor.last_ns is None:
+        # Nothing yet: follow from about now, not from the start of the log. The margin allows for
+        # ECI's clock running a little behind ours; the first read was empty, so nothing repeats.
+        cursor.last_ns = started_ns - 2_000_000_000
     if not emit(lines):
         return
     polls = 0
@@ -310,19 +315,15 @@ def stream_logs(
         polls += 1
         done = finished()
         sleep(0 if done else poll_interval)
-        params: dict[str, Any] = {
+        poll = {
             "ContainerGroupId": group_id,
             "ContainerName": container,
             "Timestamps": True,
             "Tail": ECI_MAX_TAIL,
+            "StartTime": cursor.start_time(),
         }
-        start = cursor.start_time()
-        if start is not None:
-            params["StartTime"] = start
-        elif options.since_seconds is not None:
-            params["SinceSeconds"] = options.since_seconds
         try:
-            body = eci.describe_container_log(params)
+            body = eci.describe_container_log(poll)
         except EciError:
             if done:
                 return
