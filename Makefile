@@ -40,6 +40,12 @@ demo: dev
 demo-down: dev
 	$(PY) scripts/demo.py down
 
+# Burst benchmark (issue 7, BENCHMARKS.md): N pods up and down through the daemon. Not part of `make test`.
+# Run a part with e.g. BENCH_ARGS="--sizes 100 --mode unlimited --workload bare".
+bench: dev
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[bench]'
+	$(PY) scripts/bench.py $(BENCH_ARGS)
+
 # Requests/s of the fake ECI through the real SDK, and the cost of thousands of simulated groups.
 bench-fake: dev
 	$(PY) scripts/bench_fake.py

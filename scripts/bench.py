@@ -1,0 +1,669 @@
+"""`make bench`: burst N pods onto the virtual node and measure the daemon (issue 7).
+
+Brings up the local control plane (e2e/cluster.py, with raised API limits), and per run a fresh fake ECI
+(`python -m fakes.eci`, Scheduling 1 s + Pending 2 s by default) and a fresh `vkeci run`, both as
+subprocesses so the daemon's CPU seconds and peak RSS can be read from /proc. Then it creates N pods bound
+to the virtual node, watches them through the Kubernetes API until all are Running, waits a steady-state
+window, deletes them and waits until ECI holds none. Figures per run: see scripts/bench_report.py.
+
+Runs are the product of ``--mode`` (fake unlimited / fake with ECI's documented per-minute limits),
+``--workload`` (bare pods with spec.nodeName set, so only the daemon is measured; or a Deployment, which
+adds the ReplicaSet controller and the scheduler) and ``--sizes``. Results accumulate in
+``<out>/results.json`` (keyed mode/workload/N, newest wins) so runs can be made one at a time; the table in
+BENCHMARKS.md is regenerated from all of them, and a PNG of pods Running over time is drawn per run when
+matplotlib is installed (`pip install -e '.[bench]'`).
+
+    .venv/bin/python scripts/bench.py --sizes 100 --mode unlimited,limited --workload bare
+    .venv/bin/python scripts/bench.py --sizes 5000 --mode unlimited --workload bare --steady 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import requests
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import bench_report as report  # noqa: E402  (scripts/ is sys.path[0] when run as a script)
+
+from e2e.cluster import Cluster  # noqa: E402
+from vkeci.kube import KubeClient, KubeError, load_credentials, pod_path  # noqa: E402
+
+ACCESS_KEY_ID = "bench-ak"
+ACCESS_KEY_SECRET = "bench-secret-value"  # only the local fake accepts it
+JSON = dict[str, Any]
+
+
+def say(message: str) -> None:
+    print(f"bench: {message}", flush=True)
+
+
+# ---- control plane ---------------------------------------------------------------------------------------
+
+
+class BenchCluster(Cluster):
+    """The e2e control plane with limits raised for a 5,000-pod burst.
+
+    The defaults (400/200 in-flight requests on the apiserver; 50 QPS for the scheduler and 20 for the
+    controller-manager) would make the control plane, not the daemon, the bottleneck of the Deployment runs.
+    """
+
+    API_LIMITS = ("--max-requests-inflight=1000", "--max-mutating-requests-inflight=500")
+    CLIENT_QPS, CLIENT_BURST = 500, 1000
+
+    def _args(self, name: str) -> list[str]:
+        args = super()._args(name)
+        if name == "kube-apiserver":
+            args += list(self.API_LIMITS)
+        elif name == "kube-controller-manager":
+            args += [f"--kube-api-qps={self.CLIENT_QPS}", f"--kube-api-burst={self.CLIENT_BURST}"]
+        return args
+
+    def _write_scheduler_config(self) -> None:
+        super()._write_scheduler_config()
+        path = self.dir / "scheduler.yaml"
+        config = yaml.safe_load(path.read_text())
+        config["clientConnection"].update(qps=self.CLIENT_QPS, burst=self.CLIENT_BURST)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+# ---- processes -------------------------------------------------------------------------------------------
+
+
+def start_logged(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start a subprocess writing to ``log_path``."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 20.0) -> None:
+    """SIGTERM, then SIGKILL if it does not exit within ``timeout``."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
+def start_fake(run_dir: Path, mode: str, scheduling: float, pending: float) -> tuple[subprocess.Popen[bytes], str]:
+    """A fresh fake ECI for one run; returns the process and its endpoint host:port."""
+    config: JSON = {"scheduling_delay_s": scheduling, "pending_delay_s": pending, "sandbox": "plain"}
+    if mode == "limited":
+        config["faults"] = {"rate_limits": {"enabled": True}}  # the documented per-minute defaults
+    config_path = run_dir / "fake.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    log_path = run_dir / "fake-eci.log"
+    argv = [sys.executable, "-m", "fakes.eci", "--port", "0", "--access-key-id", ACCESS_KEY_ID]
+    argv += ["--config", str(config_path)]
+    env = {**os.environ, "FAKE_ECI_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET, "PYTHONUNBUFFERED": "1"}
+    proc = start_logged(argv, env, log_path)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for line in log_path.read_text(errors="replace").splitlines():
+            if line.startswith("ECI endpoint: "):
+                return proc, line.split("://", 1)[1].strip()
+        if proc.poll() is not None:
+            raise SystemExit(f"bench: the fake ECI exited at start; see {log_path}")
+        time.sleep(0.1)
+    stop_process(proc)
+    raise SystemExit(f"bench: the fake ECI did not start within 30 s; see {log_path}")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_daemon(
+    run_dir: Path, kubeconfig: Path, endpoint: str, node: str, extra_env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    """`vkeci run` with the production defaults, except what a local fake needs and a node big enough."""
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(kubeconfig),
+        "ECI_REGION": "cn-hangzhou",
+        "ECI_ACCESS_KEY": ACCESS_KEY_ID,
+        "ECI_SECRET_KEY": ACCESS_KEY_SECRET,
+        "ECI_ENDPOINT": endpoint,
+        "ECI_PROTOCOL": "http",
+        "ECI_SECURITY_GROUP": "sg-fake",
+        "ECI_VSWITCH": "vsw-fake-a,vsw-fake-b",
+        "ECI_CLUSTER_NAME": "bench",
+        # Capacity the scheduler counts: 5,000 pods must fit on the one virtual node.
+        "ECI_QUOTA_POD": "20000",
+        "ECI_QUOTA_CPU": "100000",
+        "ECI_QUOTA_MEMORY": "400Ti",
+        "VKUBELET_NODE_NAME": node,
+        "VKUBELET_NODE_IP": "127.0.0.1",
+        "KUBELET_PORT": str(free_port()),
+        "VKECI_LOG_LEVEL": "warning",  # info logs a few lines per pod: the bench measures the daemon, not its logs
+        "PYTHONUNBUFFERED": "1",
+        **extra_env,
+    }
+    return start_logged([sys.executable, "-m", "vkeci", "run"], env, run_dir / "vkeci.log")
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a live process (threads included)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14 and 15 of stat)
+
+
+def peak_rss_mb(pid: int) -> float:
+    """VmHWM (peak resident set) of a live process, in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+# ---- Kubernetes side -------------------------------------------------------------------------------------
+
+
+def running(pod: JSON) -> bool:
+    """Running as `kubectl get pods` shows it: phase Running, an IP, Ready=True."""
+    status = pod.get("status") or {}
+    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
+    return status.get("phase") == "Running" and bool(status.get("podIP")) and ready
+
+
+def placement(node: str) -> JSON:
+    return {
+        "nodeSelector": {"type": "virtual-kubelet", "kubernetes.io/hostname": node},
+        "tolerations": [{"key": "virtual-kubelet.io/provider", "operator": "Exists", "effect": "NoSchedule"}],
+    }
+
+
+CONTAINER = {"name": "nginx", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}
+
+
+def bare_pod(name: str, node: str) -> JSON:
+    """A pod already bound to the node: no scheduler in the path."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "bench"}},
+        "spec": {**placement(node), "nodeName": node, "containers": [CONTAINER]},
+    }
+
+
+def deployment(name: str, node: str, replicas: int) -> JSON:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "bench"}},
+            "template": {
+                "metadata": {"labels": {"app": "bench"}},
+                "spec": {**placement(node), "containers": [CONTAINER]},
+            },
+        },
+    }
+
+
+class Tracker:
+    """Watches the run's namespace: when each pod appeared, became Running, disappeared."""
+
+    def __init__(self, kube: KubeClient, namespace: str, own: OwnRequests) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self.own = own
+        self.created: dict[str, float] = {}
+        self.running: dict[str, float] = {}
+        self.live: set[str] = set()
+        self.seen_any = False
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.errors = 0
+        self.thread = threading.Thread(target=self._loop, name="tracker", daemon=True)
+
+    def start(self) -> Tracker:
+        self.thread.start()
+        return self
+
+    def _loop(self) -> None:
+        rv = ""
+        while not self.stop.is_set():
+            try:
+                if not rv:
+                    self.own.add("LIST", "pods")
+                    listed = self.kube.get(pod_path(self.namespace))
+                    for pod in listed.get("items") or []:
+                        self._see("ADDED", pod)
+                    rv = str((listed.get("metadata") or {}).get("resourceVersion") or "")
+                params = {"resourceVersion": rv, "allowWatchBookmarks": "true", "timeoutSeconds": 1800}
+                self.own.add("WATCH", "pods")
+                for event in self.kube.watch(pod_path(self.namespace), params, read_timeout=60):
+                    if self.stop.is_set():
+                        return
+                    obj = event.get("object") or {}
+                    if event.get("type") == "ERROR":
+                        rv = ""  # 410 Gone: relist
+                        break
+                    rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
+                    self._see(str(event.get("type")), obj)
+            except KubeError:
+                self.errors += 1
+                rv = ""
+                self.stop.wait(0.5)
+
+    def _see(self, kind: str, pod: JSON) -> None:
+        if kind == "BOOKMARK":
+            return
+        now = time.monotonic()
+        name = str((pod.get("metadata") or {}).get("name"))
+        with self.lock:
+            if kind == "DELETED":
+                self.live.discard(name)
+                return
+            self.seen_any = True
+            self.live.add(name)
+            self.created.setdefault(name, now)
+            if name not in self.running and running(pod):
+                self.running[name] = now
+
+    def counts(self) -> tuple[int, int, int]:
+        """(created, running, live) pods right now."""
+        with self.lock:
+            return len(self.created), len(self.running), len(self.live)
+
+
+class OwnRequests:
+    """The bench's own API requests, so they can be subtracted from the apiserver's totals."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.totals: dict[tuple[str, str], float] = {}
+
+    def add(self, verb: str, resource: str, n: int = 1) -> None:
+        with self._lock:
+            self.totals[(verb, resource)] = self.totals.get((verb, resource), 0.0) + n
+
+    def snapshot(self) -> dict[tuple[str, str], float]:
+        with self._lock:
+            return dict(self.totals)
+
+
+def apiserver_totals(kube: KubeClient) -> dict[tuple[str, str], float]:
+    # GET /metrics itself is a non-resource request the counter does not include.
+    return report.parse_request_totals(kube.request("GET", "/metrics").text)
+
+
+def wait_node_ready(kube: KubeClient, node: str, daemon: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            raise SystemExit(f"bench: vkeci run exited with {daemon.returncode} before node {node} was Ready")
+        with contextlib.suppress(KubeError):
+            conditions = (kube.get(f"/api/v1/nodes/{node}").get("status") or {}).get("conditions") or []
+            if any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions):
+                return
+        time.sleep(0.5)
+    raise SystemExit(f"bench: node {node} not Ready within {timeout:.0f} s")
+
+
+def fake_get(endpoint: str, what: str) -> JSON:
+    return dict(requests.get(f"http://{endpoint}/_fake/{what}", timeout=30).json())
+
+
+# ---- one run ---------------------------------------------------------------------------------------------
+
+
+def run_one(cluster: Cluster, args: argparse.Namespace, mode: str, workload: str, n: int, out: Path) -> JSON:
+    """One burst: fresh fake + daemon, N pods up, steady window, all down. Returns the summarized result."""
+    name = f"{mode}-{workload}-{n}"
+    run_dir = out / name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in ("fake-eci.log", "vkeci.log"):
+        (run_dir / stale).unlink(missing_ok=True)
+    node, namespace = f"bench-{name}", f"bench-{name}-{int(time.time())}"
+    lifecycle = args.scheduling_delay + args.pending_delay
+    raw = report.Raw(mode=mode, workload=workload, pods=n, lifecycle_delay_s=lifecycle)
+    raw.notes.append(f"load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    creds = load_credentials(str(cluster.kubeconfig))
+    kube = KubeClient(creds, timeout=60)
+    own = OwnRequests()
+    fake, endpoint = start_fake(run_dir, mode, args.scheduling_delay, args.pending_delay)
+    daemon: subprocess.Popen[bytes] | None = None
+    tracker: Tracker | None = None
+    try:
+        daemon = start_daemon(run_dir, cluster.kubeconfig, endpoint, node, dict(args.daemon_env))
+        wait_node_ready(kube, node, daemon, 60)
+        kube.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+        wait_default_sa(kube, namespace)
+        tracker = Tracker(KubeClient(creds, timeout=60), namespace, own).start()
+        time.sleep(1.0)  # let the watch open before the first create
+        profiler = start_profiler(args, daemon.pid, run_dir)
+
+        def snapshot(phase: str) -> None:
+            raw.eci[phase] = fake_get(endpoint, "calls")
+            raw.own_kube[phase] = own.snapshot()
+            raw.kube[phase] = apiserver_totals(kube)
+            assert daemon is not None
+            raw.cpu_s[phase] = cpu_seconds(daemon.pid)
+
+        snapshot("start")
+        say(f"{name}: creating {n} pods ({workload})")
+        raw.t_start = time.monotonic()
+        if workload == "bare":
+            create_bare(kube, own, namespace, node, n, args.create_threads, raw)
+        else:
+            own.add("POST", "deployments")
+            kube.post(f"/apis/apps/v1/namespaces/{namespace}/deployments", deployment("bench", node, n))
+        deadline = raw.t_start + args.timeout
+        last = -1
+        while time.monotonic() < deadline:
+            created, ready, _ = tracker.counts()
+            if ready != last:
+                last = ready
+            if created >= n and ready >= n:
+                raw.t_all_running = time.monotonic()
+                break
+            if daemon.poll() is not None:
+                raw.notes.append(f"vkeci run exited with {daemon.returncode} during the burst")
+                break
+            time.sleep(0.1)
+        with tracker.lock:
+            raw.created = dict(tracker.created)
+            raw.running = dict(tracker.running)
+        if workload == "deployment" and raw.created:
+            raw.t_last_create = max(raw.created.values())
+        if raw.t_all_running is None:
+            raw.notes.append(f"only {len(raw.running)}/{n} Running after {args.timeout:.0f} s")
+        say(
+            f"{name}: {len(raw.running)}/{n} Running after "
+            f"{(raw.t_all_running or time.monotonic()) - raw.t_start:.1f} s"
+        )
+        snapshot("running")
+        stop_profiler(profiler)
+        if args.steady > 0 and raw.t_all_running is not None:
+            say(f"{name}: steady state for {args.steady:.0f} s")
+            t0 = time.monotonic()
+            time.sleep(args.steady)
+            raw.steady_s = time.monotonic() - t0
+            snapshot("steady")
+        say(f"{name}: deleting")
+        raw.t_delete_start = time.monotonic()
+        if workload == "bare":
+            delete_bare(kube, own, namespace, sorted(raw.created), args.create_threads)
+        else:
+            own.add("DELETE", "deployments")
+            kube.delete(
+                f"/apis/apps/v1/namespaces/{namespace}/deployments/bench",
+                {"apiVersion": "v1", "kind": "DeleteOptions", "propagationPolicy": "Background"},
+            )
+        deadline = raw.t_delete_start + args.timeout
+        while time.monotonic() < deadline and (raw.t_eci_empty is None or raw.t_pods_gone is None):
+            if raw.t_eci_empty is None and fake_get(endpoint, "health")["groups"] == 0:
+                raw.t_eci_empty = time.monotonic()
+            if raw.t_pods_gone is None and tracker.counts()[2] == 0:
+                raw.t_pods_gone = time.monotonic()
+            time.sleep(0.1)
+        if raw.t_eci_empty is None:
+            raw.notes.append(f"ECI still held groups {args.timeout:.0f} s after the deletes")
+        say(f"{name}: ECI empty after {(raw.t_eci_empty or time.monotonic()) - raw.t_delete_start:.1f} s")
+        snapshot("end")
+        raw.peak_rss_mb = peak_rss_mb(daemon.pid)
+        raw.notes.append(f"load average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    finally:
+        if tracker is not None:
+            tracker.stop.set()
+        stop_process(daemon)
+        stop_process(fake)
+        with contextlib.suppress(KubeError):
+            kube.delete(f"/api/v1/namespaces/{namespace}")
+        with contextlib.suppress(KubeError):
+            kube.delete(f"/api/v1/nodes/{node}")
+    result = report.summarize(raw)
+    result["curve"] = report.running_curve(raw.created, raw.running, raw.t_start)
+    result["settings"] = {
+        "scheduling_delay_s": args.scheduling_delay,
+        "pending_delay_s": args.pending_delay,
+        "daemon_env": dict(args.daemon_env),
+        "create_threads": args.create_threads,
+    }
+    result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    (run_dir / "result.json").write_text(json.dumps(result, indent=1))
+    plot(result, run_dir / "running.png")
+    return result
+
+
+def wait_default_sa(kube: KubeClient, namespace: str, timeout: float = 30) -> None:
+    """Pods are refused until the namespace's `default` ServiceAccount exists."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(KubeError):
+            kube.get(f"/api/v1/namespaces/{namespace}/serviceaccounts/default")
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"bench: namespace {namespace} has no default ServiceAccount after {timeout:.0f} s")
+
+
+def _retrying(call: Any, attempts: int = 5) -> Any:
+    # A loaded apiserver may answer 429/5xx to the burst itself; the bench must not lose pods to that.
+    for attempt in range(attempts):
+        try:
+            return call()
+        except KubeError as err:
+            if attempt == attempts - 1 or not (err.status in (0, 429) or err.status >= 500):
+                raise
+            time.sleep(0.2 * 2**attempt)
+    return None
+
+
+def create_bare(kube: KubeClient, own: OwnRequests, namespace: str, node: str, n: int, threads: int, raw: Any) -> None:
+    """POST n bound pods from ``threads`` threads; ``raw.t_last_create`` is when the last one returned."""
+    path = pod_path(namespace)
+
+    def one(i: int) -> None:
+        own.add("POST", "pods")
+        _retrying(lambda: kube.post(path, bare_pod(f"bench-{i:05d}", node)))
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, range(n)))
+    raw.t_last_create = time.monotonic()
+
+
+def delete_bare(kube: KubeClient, own: OwnRequests, namespace: str, names: list[str], threads: int) -> None:
+    def one(name: str) -> None:
+        own.add("DELETE", "pods")
+        with contextlib.suppress(KubeError):
+            _retrying(lambda: kube.delete(pod_path(namespace, name)))
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, names))
+
+
+# ---- profiling and plots ---------------------------------------------------------------------------------
+
+
+def start_profiler(args: argparse.Namespace, pid: int, run_dir: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy on the daemon during the burst (``--profile``), written as a speedscope JSON and a summary."""
+    if not args.profile:
+        return None
+    spy = Path(sys.executable).parent / "py-spy"
+    if not spy.exists():
+        raise SystemExit("bench: --profile needs py-spy: .venv/bin/pip install -e '.[bench]'")
+    argv = [str(spy), "record", "--pid", str(pid), "--rate", "50", "--format", "raw"]
+    argv += ["--output", str(run_dir / "profile.txt"), "--nonblocking"]
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(run_dir / "py-spy.log", "wb"))
+
+
+def stop_profiler(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def plot(result: JSON, path: Path) -> None:
+    """Pods created and Running over time; skipped (with a note) without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        say("matplotlib not installed: no plot (pip install -e '.[bench]')")
+        return
+    curve = result["curve"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, times in (("created", curve["created"]), ("Running", curve["running"])):
+        if times:
+            ax.step([0.0, *times], list(range(len(times) + 1)), where="post", label=label)
+    ax.set_xlabel("seconds since the first create")
+    ax.set_ylabel("pods")
+    ax.set_title(f"{result['pods']} pods, {result['workload']}, fake {result['mode']}")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# ---- results and the Markdown table ----------------------------------------------------------------------
+
+
+def machine() -> JSON:
+    """What the figures were measured on."""
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_gb, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+    }
+
+
+def save(results_path: Path, result: JSON) -> dict[str, JSON]:
+    """Merge one result into the accumulated results file (newest wins per mode/workload/N)."""
+    data: JSON = json.loads(results_path.read_text()) if results_path.exists() else {}
+    runs = data.setdefault("runs", {})
+    runs[report.result_key(result)] = result
+    data["machine"] = machine()
+    results_path.write_text(json.dumps(data, indent=1))
+    return dict(runs)
+
+
+def write_markdown(path: Path, runs: dict[str, JSON]) -> None:
+    table = report.markdown_table([{k: v for k, v in r.items() if k != "curve"} for r in runs.values()])
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    path.write_text(report.replace_table(text, table))
+
+
+@contextlib.contextmanager
+def control_plane(out: Path) -> Iterator[Cluster]:
+    cluster = BenchCluster(out / "cluster", progress=say, die_with_parent=True)
+    try:
+        cluster.up()
+        yield cluster
+    finally:
+        cluster.down()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100,1000,5000", help="comma-separated pod counts")
+    parser.add_argument(
+        "--mode", default="unlimited,limited", help="unlimited and/or limited (ECI's per-minute limits)"
+    )
+    parser.add_argument("--workload", default="bare,deployment", help="bare and/or deployment")
+    parser.add_argument(
+        "--limited-max", type=int, default=1000, help="skip limited-mode runs above this N (they take N/1000 min)"
+    )
+    parser.add_argument("--steady", type=float, default=60.0, help="steady-state window in seconds (0: skip)")
+    parser.add_argument("--timeout", type=float, default=900.0, help="give up on a phase after this many seconds")
+    parser.add_argument("--scheduling-delay", type=float, default=1.0, help="fake ECI Scheduling seconds")
+    parser.add_argument("--pending-delay", type=float, default=2.0, help="fake ECI Pending seconds")
+    parser.add_argument("--create-threads", type=int, default=8, help="threads creating/deleting bare pods")
+    parser.add_argument(
+        "--daemon-env", action="append", default=[], metavar="KEY=VALUE", help="extra environment for vkeci run"
+    )
+    parser.add_argument("--profile", action="store_true", help="py-spy the daemon during the burst")
+    parser.add_argument("--out", default=str(ROOT / ".bench"), help="results, logs, plots and the control plane")
+    parser.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"), help="file whose table is regenerated")
+    args = parser.parse_args(argv)
+    try:
+        args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    except ValueError:
+        parser.error(f"--sizes {args.sizes!r}: expected comma-separated whole numbers such as 100,1000")
+    args.modes = [m.strip() for m in args.mode.split(",") if m.strip()]
+    args.workloads = [w.strip() for w in args.workload.split(",") if w.strip()]
+    if not set(args.modes) <= {"unlimited", "limited"}:
+        parser.error(f"--mode {args.mode!r}: expected unlimited, limited or both")
+    if not set(args.workloads) <= {"bare", "deployment"}:
+        parser.error(f"--workload {args.workload!r}: expected bare, deployment or both")
+    env = []
+    for item in args.daemon_env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--daemon-env {item!r}: expected KEY=VALUE")
+        env.append((key, value))
+    args.daemon_env = env
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plan = [
+        (mode, workload, n)
+        for mode in args.modes
+        for workload in args.workloads
+        for n in args.sizes
+        if not (mode == "limited" and n > args.limited_max)
+    ]
+    say("plan: " + ", ".join(f"{m}/{w}/{n}" for m, w, n in plan))
+    with control_plane(out) as cluster:
+        for mode, workload, n in plan:
+            result = run_one(cluster, args, mode, workload, n, out)
+            runs = save(out / "results.json", result)
+            write_markdown(Path(args.markdown), runs)
+            brief = {
+                k: v for k, v in result.items() if k not in ("curve", "kube_requests_per_pod", "eci_calls_per_pod")
+            }
+            say(f"{mode}/{workload}/{n}: {json.dumps(brief)}")
+    say(f"results in {out / 'results.json'}; table in {args.markdown}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
