@@ -7,11 +7,14 @@ back, and an orphan group swept.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import requests
 from vkfixtures import *  # noqa: F403 - pytest fixtures: daemon, daemon_factory, fake_eci, kube
 from vkharness import (
+    ROOT,
     fake_groups,
     job_manifest,
     nginx_deployment,
@@ -20,6 +23,8 @@ from vkharness import (
     tags_of,
     wait_for,
 )
+
+from vkeci.kube import KubeError
 
 
 def test_node_and_lease_are_registered(daemon, kube):
@@ -168,3 +173,67 @@ def test_orphan_group_is_swept(daemon, kube, fake_eci):
     answer.raise_for_status()
     gid = answer.json()["ContainerGroupId"]
     wait_for(lambda: gid not in {g["ContainerGroupId"] for g in fake_groups(fake_eci, daemon.node)}, 30, "sweep")
+
+
+def test_daemonset_pods_stay_pending_visibly(daemon, kube, fake_eci, namespace):
+    ds = {
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": "agent"},
+        "spec": {
+            "selector": {"matchLabels": {"app": "agent"}},
+            "template": {
+                "metadata": {"labels": {"app": "agent"}},
+                "spec": {
+                    "nodeSelector": {"kubernetes.io/hostname": daemon.node},
+                    "tolerations": [{"operator": "Exists"}],
+                    "containers": [{"name": "agent", "image": "busybox"}],
+                },
+            },
+        },
+    }
+    kube.create(namespace, ds)
+
+    def pending():
+        pods = kube.pods(namespace, "app=agent")
+        return pods[0] if pods and pods[0]["status"].get("reason") == "DaemonSetPodNotSupported" else None
+
+    pod = wait_for(pending, 60, "the DaemonSet pod to be marked")
+    assert pod["status"]["phase"] == "Pending"
+    name = pod["metadata"]["name"]
+    wait_for(lambda: [e for e in kube.events(namespace, name) if e["type"] == "Warning"], 30, "a Warning event")
+    assert not [g for g in fake_groups(fake_eci, daemon.node) if tags_of(g).get("PodName") == name]
+
+
+def _vkeci(*args, env):
+    return subprocess.run(
+        [sys.executable, "-m", "vkeci", *args], env=env, capture_output=True, text=True, timeout=120, cwd=ROOT
+    )
+
+
+def test_check_reports_each_problem_in_one_line(daemon):
+    ok = _vkeci("check", env=daemon.env)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "ok   ECI" in ok.stdout and "ok   Kubernetes" in ok.stdout
+    bad = _vkeci("check", env={**daemon.env, "ECI_SECRET_KEY": "wrong-secret", "ECI_SECURITY_GROUP": ""})
+    assert bad.returncode == 1
+    lines = bad.stdout.splitlines()
+    assert any(line.startswith("FAIL ECI") for line in lines)
+    assert any(line.startswith("FAIL config security_group") and "ECI_SECURITY_GROUP" in line for line in lines)
+    assert "wrong-secret" not in bad.stdout + bad.stderr
+
+
+def test_decommission_drains_and_removes_the_node(daemon_factory, kube, fake_eci, namespace):
+    first = daemon_factory()
+    wait_for(lambda: kube.ready(first.node) == "True", 60, "node Ready")
+    kube.create(namespace, pod_manifest("solo", first.node, containers=[{"name": "c", "image": "nginx"}]))
+    wait_for(lambda: running(kube.pod(namespace, "solo")), 60, "the pod to run")
+    first.stop()
+    done = _vkeci("run", *first.args[4:], "--decommission", "--drain-timeout=60", env=first.env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    wait_for(lambda: not fake_groups(fake_eci, first.node), 30, "groups gone")
+    try:
+        kube.node(first.node)
+        raise AssertionError("the node still exists")
+    except KubeError as err:
+        assert err.not_found
