@@ -84,3 +84,21 @@ def test_list_pages_and_describe_batches_of_20():
 def test_helpers():
     assert list(chunks(list("abcde"), 2)) == [["a", "b"], ["c", "d"], ["e"]]
     assert tag_map({"Tags": [{"Key": "UID", "Value": "u"}]}) == {"UID": "u"}
+
+
+def test_no_answer_from_the_real_sdk_is_transient():
+    from vkeci.config import Config, Secret
+    from vkeci.eci import new_client
+
+    config = Config(
+        region="cn-hangzhou",
+        access_key_id=Secret("a"),
+        access_key_secret=Secret("b"),
+        eci_endpoint="127.0.0.1:1",
+        eci_protocol="http",
+    )
+    provider = Provider(new_client(config, connect_timeout_ms=500, read_timeout_ms=500), "cn-hangzhou")
+    with pytest.raises(EciError) as info:
+        provider.ping()
+    assert info.value.transient and info.value.code == "NoResponse"
+    assert provider.calls["DescribeRegions"] == 1
