@@ -9,10 +9,10 @@ error is the controllers' job.
 from __future__ import annotations
 
 import json
-from functools import partial
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import Any, TypeVar
 
 from vkeci.log import fields, get_logger
