@@ -85,7 +85,18 @@ def _check_time(value: str | None, name: str, now: float) -> None:
     if not value:
         raise ApiError("MissingParameter", f'The input parameter "{name}" that is mandatory is not supplied.')
     try:
-        at = datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+        if len(value) != 20 or value[10] != "T" or value[19] != "Z":
+            raise ValueError(value)
+        # Hand-parsed: strptime is a visible share of the request path at 1,000+ requests/s.
+        at = datetime(
+            int(value[0:4]),
+            int(value[5:7]),
+            int(value[8:10]),
+            int(value[11:13]),
+            int(value[14:16]),
+            int(value[17:19]),
+            tzinfo=timezone.utc,
+        ).timestamp()
     except ValueError:
         raise ApiError(
             "InvalidTimeStamp.Format",
@@ -206,7 +217,9 @@ class Verifier:
         string_to_sign = f"{method.upper()}&{pct('/')}&{pct(canonical_query(rest))}"
         digest = hmac.new((cred.access_key_secret + "&").encode(), string_to_sign.encode(), hashlib.sha1).digest()
         if not hmac.compare_digest(base64.b64encode(digest).decode(), sig):
-            raise ApiError("SignatureDoesNotMatch", f"{SIGNATURE_MISMATCH} server StringToSign is [{string_to_sign}]")
+            # Unlike V3's (a hash), the v2 string-to-sign holds every parameter value - env values, registry
+            # passwords - so it stays out of the message: clients log these errors.
+            raise ApiError("SignatureDoesNotMatch", SIGNATURE_MISMATCH)
         _check_token(cred, d.get("SecurityToken"))
         if self._check_time:
             _check_time(d.get("Timestamp"), "Timestamp", self._clock())

@@ -188,3 +188,34 @@ def test_secret_never_in_error_messages(fake) -> None:
     with pytest.raises(ClientException) as e:
         c.describe_regions(m.DescribeRegionsRequest())
     assert SK not in json.dumps(e.value.data)
+
+
+def test_v2_mismatch_does_not_echo_parameter_values(fake) -> None:
+    from alibabacloud_eci20180808 import models as models
+
+    c = sdk_client(fake, "v2", sk="wrong")
+    req = models.CreateContainerGroupRequest(
+        region_id=REGION,
+        image_registry_credential=[
+            models.CreateContainerGroupRequestImageRegistryCredential(
+                server="r", user_name="u", password="hunter2-pass"
+            )
+        ],
+    )
+    with pytest.raises(ClientException) as e:
+        c.create_container_group(req)
+    assert e.value.code == "SignatureDoesNotMatch"
+    assert "hunter2-pass" not in str(e.value) and "hunter2-pass" not in json.dumps(e.value.data)
+
+
+def test_timestamp_format_is_checked() -> None:
+    from fakes.eci.signature import _check_time
+
+    _check_time("2026-01-01T00:00:00Z", "Timestamp", 1767225600.0)
+    for bad in ("2026-01-01 00:00:00", "2026-13-01T00:00:00Z", "x"):
+        with pytest.raises(ApiError) as e:
+            _check_time(bad, "Timestamp", 1767225600.0)
+        assert e.value.code == "InvalidTimeStamp.Format"
+    with pytest.raises(ApiError) as e:
+        _check_time("2026-01-01T00:16:00Z", "Timestamp", 1767225600.0)
+    assert e.value.code == "InvalidTimeStamp.Expired"
