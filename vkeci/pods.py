@@ -578,12 +578,23 @@ class PodController:
         groups = sorted(groups, key=lambda g: (g.get("CreationTime") or "", g.get("ContainerGroupId") or ""))
         keep = groups[0]
         record = Record(uid=uid, key=key, group_id=str(keep["ContainerGroupId"]), seen_at=self.clock())
+        with self._lock:
+            pod = self.pods.get(key)
+        if pod is not None and uid_of(pod) == uid and keep.get("Events"):
+            # Events seen now were reported before the restart; re-posting thousands of them
+            # would cost two writes each (POST, 409, PATCH) for nothing.
+            for event in self.translator.events(pod, keep, now_rfc3339()):
+                record.events.add(_event_id(event))
         self._remember(record)
         log.info("group adopted", extra=fields(pod=key, group=record.group_id))
         for extra in groups[1:]:
             log.warning("duplicate group deleted", extra=fields(pod=key, group=extra.get("ContainerGroupId")))
             self.provider.delete(str(extra["ContainerGroupId"]))
-        self._poke.set()
+        if keep.get("Status"):
+            # The listing is a full description: apply it now instead of describing every group again.
+            self.apply_group(keep)
+        else:
+            self._poke.set()
 
     def _delete_group(self, uid: str) -> bool:
         """Delete the pod's group and confirm it is gone; True once it is."""

@@ -334,3 +334,20 @@ def test_status_changed_compares_conditions_by_type():
     assert not status_changed(current, {"phase": "Running", "conditions": [{"type": "Ready"}]})
     assert status_changed(current, {"conditions": [{"type": "Ready", "status": "True"}]})
     assert status_changed(current, {"phase": "Succeeded"})
+
+
+def test_restart_adoption_applies_status_without_reposting_old_events(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    gid = eci.add_group("uid-web", "web", status="Running")
+    eci.groups[gid]["Events"] = [{"Reason": "Started", "Message": "Started container web"}]
+    load(ctl, kube)
+    ctl.sweep(adopt=True)
+    assert kube.pods["web"]["status"]["phase"] == "Running"
+    assert kube.events() == []
+    ctl.poll_status(full=True)
+    ctl.poll_status(full=False)
+    assert kube.events() == []
+    eci.groups[gid]["Events"].append({"Reason": "Killing", "Message": "Stopping container web"})
+    ctl.poll_status(full=False)
+    assert [e["reason"] for e in kube.events()] == ["Killing"]
