@@ -435,6 +435,45 @@ def test_exec_tty_and_resize(env: Env) -> None:
     assert proc.returncode == 4, text
 
 
+def test_exec_over_websocket_from_the_python_client(env: Env) -> None:
+    # The official Python client speaks WebSocket v4.channel.k8s.io; the API server proxies that
+    # straight to the kubelet (only v5 is translated to SPDY).
+    from kubernetes import client, config
+    from kubernetes.stream import stream
+
+    api = client.CoreV1Api(config.new_client_from_config(str(env.cluster.kubeconfig)))
+    output = stream(
+        api.connect_get_namespaced_pod_exec,
+        "web",
+        env.namespace,
+        command=["sh", "-c", "echo $FOO; cat /etc/config/key"],
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+        _preload_content=False,
+    )
+    output.run_forever(timeout=30)
+    assert output.read_stdout() == "bar value with spaces\n" + CONFIG_BYTES.decode()
+    assert output.returncode == 0
+    output.close()
+
+    failing = stream(
+        api.connect_get_namespaced_pod_exec,
+        "web",
+        env.namespace,
+        command=["sh", "-c", "exit 6"],
+        stderr=True,
+        stdin=False,
+        stdout=True,
+        tty=False,
+        _preload_content=False,
+    )
+    failing.run_forever(timeout=30)
+    assert failing.returncode == 6
+    failing.close()
+
+
 def test_attach_and_port_forward_say_what_to_use(env: Env) -> None:
     attach = env.kubectl("attach", "-i", "web", timeout=60)
     assert attach.returncode != 0 and "attach is not supported on ECI" in attach.stderr

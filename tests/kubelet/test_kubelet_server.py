@@ -243,3 +243,49 @@ def test_attach_follows_new_output(env: Env) -> None:
     assert client.out("stdout") == b"new line\n"
     assert json.loads(client.out("error"))["status"] == "Success"
     client.close()
+
+
+def ws_exec(env: Env, path: str, protocol: str, send: list[bytes] | None = None) -> dict[int, bytes]:
+    """Run an exec over WebSocket as the Python/JS Kubernetes clients do; collect output per channel."""
+    import base64 as b64
+
+    import websocket
+
+    conn = websocket.create_connection(
+        f"wss://127.0.0.1:{env.server.port}{path}",
+        sslopt={"cert_reqs": ssl.CERT_NONE, "certfile": str(env.client_cert[0]), "keyfile": str(env.client_cert[1])},
+        subprotocols=[protocol],
+        timeout=10,
+    )
+    assert conn.subprotocol == protocol
+    for data in send or []:
+        conn.send_binary(data)
+    out: dict[int, bytes] = {}
+    while True:
+        opcode, data = conn.recv_data()
+        if opcode == websocket.ABNF.OPCODE_CLOSE:
+            break
+        if "base64" in protocol:
+            channel, payload = data[0] - ord("0"), b64.b64decode(data[1:])
+        else:
+            channel, payload = data[0], data[1:]
+        out[channel] = out.get(channel, b"") + payload
+    conn.close()
+    return out
+
+
+def test_exec_over_websocket_v4_binary_and_base64(env: Env) -> None:
+    out = ws_exec(env, exec_path(["echo", "over", "ws"]), "v4.channel.k8s.io")
+    assert out[1] == b"over ws\n"
+    assert out[2] == b"to stderr\n"
+    assert json.loads(out[3]) == {"metadata": {}, "status": "Success"}
+    out = ws_exec(env, exec_path(["exit", "5"]), "v4.base64.channel.k8s.io")
+    assert json.loads(out[3])["details"]["causes"] == [{"reason": "ExitCode", "message": "5"}]
+    out = ws_exec(env, exec_path(["exit", "5"]), "channel.k8s.io")
+    assert out[3] == b"command terminated with non-zero exit code: exit status 5"
+
+
+def test_exec_over_websocket_stdin(env: Env) -> None:
+    # Pre-v5 WebSocket has no stdin close: the stub's `size` command ends on the first resize message.
+    out = ws_exec(env, exec_path(["size"], stdin=True), "v4.channel.k8s.io", [b"\x04" + b'{"Width":7,"Height":9}'])
+    assert json.loads(out[1]) == {"Width": 7, "Height": 9}

@@ -18,9 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from vkeci.kubelet import websocket as ws_server
 from vkeci.kubelet.backend import EciError
 from vkeci.kubelet.errors import BadRequest, HttpError
 from vkeci.kubelet.spdy import SpdySession, SpdyStream
+from vkeci.kubelet.websocket import WsSession
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +142,24 @@ def status_from_remote(payload: bytes) -> dict[str, Any]:
 
 def status_bytes(status: dict[str, Any], protocol: str) -> bytes:
     """What to write on the error stream: JSON for v4, the message alone (failures only) before."""
-    if protocol == V4:
+    if protocol.startswith("v4."):
         return json.dumps(status).encode()
     return b"" if status.get("status") == "Success" else str(status.get("message", "")).encode()
+
+
+def expected_streams(options: StreamOptions, protocol: str, over_websocket: bool = False) -> set[str]:
+    """The streams of a session: the ones a SPDY client opens for these options and protocol,
+    or the channels of a WebSocket session (resize is always readable there)."""
+    wanted = {"error"}
+    if options.stdin:
+        wanted.add("stdin")
+    if options.stdout:
+        wanted.add("stdout")
+    if options.stderr:
+        wanted.add("stderr")
+    if over_websocket or (options.tty and protocol in (V4, V3)):
+        wanted.add("resize")
+    return wanted
 
 
 def _open_websocket(uri: str, timeout: float) -> Any:
@@ -176,12 +193,17 @@ class StatusError(HttpError):
 
 def _negotiate_upgrade(handler: Any) -> str:
     upgrade = (handler.headers.get("Upgrade") or "").lower()
-    if "websocket" in upgrade:
-        raise StatusError(
-            "WebSocket exec straight to the kubelet is not supported by vk-eci; go through the API server "
-            "(kubectl exec), which speaks SPDY/3.1 to the node",
-            400,
-        )
+    if upgrade == "websocket":
+        if not handler.headers.get("Sec-WebSocket-Key"):
+            raise StatusError("unable to upgrade: Sec-WebSocket-Key is missing", 400)
+        chosen = ws_server.choose_protocol(handler.headers.get("Sec-WebSocket-Protocol"))
+        if chosen is None:
+            raise StatusError(
+                f"requested protocol(s) are not supported: {handler.headers.get('Sec-WebSocket-Protocol')}; "
+                f"supports {list(ws_server.PROTOCOLS)}",
+                400,
+            )
+        return chosen
     if "spdy/3.1" not in upgrade:
         raise StatusError("exec needs a connection upgrade to SPDY/3.1 (Upgrade: SPDY/3.1)", 400)
     offered = handler.headers.get_all("X-Stream-Protocol-Version") or []
@@ -220,6 +242,24 @@ def _open_exec(handler: Any, group_id: str, container: str, options: StreamOptio
         ) from None
 
 
+def _upgrade_websocket(handler: Any, protocol: str, kinds: list[str]) -> WsSession:
+    handler.send_response(101)
+    handler.send_header("Upgrade", "websocket")
+    handler.send_header("Connection", "Upgrade")
+    handler.send_header("Sec-WebSocket-Accept", ws_server.accept_key(handler.headers["Sec-WebSocket-Key"]))
+    if protocol:
+        handler.send_header("Sec-WebSocket-Protocol", protocol)
+    handler.end_headers()
+    handler.close_connection = True
+    handler.connection.settimeout(None)
+    session = ws_server.WsSession(handler.rfile, handler.wfile.write, protocol, kinds)
+    session.start()
+    # As the kubelet does: an empty message on the first writable channel says "connected".
+    first = next((k for k in ("stdout", "stderr", "error") if k in kinds), "error")
+    session.channels[first].write(b"")
+    return session
+
+
 def _upgrade(handler: Any, protocol: str) -> SpdySession:
     handler.send_response(101)
     handler.send_header("Connection", "Upgrade")
@@ -242,7 +282,13 @@ def serve(handler: Any, kind: str, pod: dict[str, Any], group_id: str, container
         raise StatusError(exc.message, exc.status) from None
     protocol = _negotiate_upgrade(handler)
     remote = _open_exec(handler, group_id, container, options) if kind == "exec" else None
-    session = _upgrade(handler, protocol)
+    session: Any
+    if (handler.headers.get("Upgrade") or "").lower() == "websocket":
+        session = _upgrade_websocket(
+            handler, protocol, sorted(expected_streams(options, protocol, over_websocket=True))
+        )
+    else:
+        session = _upgrade(handler, protocol)
     timeout = handler.app.settings.stream_creation_timeout
     try:
         if remote is not None:
@@ -271,21 +317,8 @@ class Bridge:
         self.streams: dict[str, SpdyStream] = {}
         self._send_lock = threading.Lock()
 
-    def expected(self) -> set[str]:
-        """The stream types the client will open for these options and protocol."""
-        wanted = {"error"}
-        if self.options.stdin:
-            wanted.add("stdin")
-        if self.options.stdout:
-            wanted.add("stdout")
-        if self.options.stderr:
-            wanted.add("stderr")
-        if self.options.tty and self.protocol in (V4, V3):
-            wanted.add("resize")
-        return wanted
-
     def _accept_streams(self) -> bool:
-        wanted = self.expected()
+        wanted = expected_streams(self.options, self.protocol, over_websocket=isinstance(self.session, WsSession))
         while not wanted <= set(self.streams):
             try:
                 stream = self.session.accept(self.timeout)
@@ -323,15 +356,27 @@ class Bridge:
             self._send(STDIN, b"")
 
     def _resize(self, buffer: list[bytes]) -> Callable[[bytes], None]:
+        decoder = json.JSONDecoder()
+
         def feed(chunk: bytes) -> None:
-            # The client writes one JSON object per line ({"Width":..,"Height":..}).
+            # A stream of JSON objects ({"Width":..,"Height":..}): newline-separated from Go's
+            # encoder, back to back from WebSocket clients; like the kubelet, decode them in turn.
             buffer.append(chunk)
-            data = b"".join(buffer)
-            *lines, rest = data.split(b"\n")
-            buffer[:] = [rest]
-            for line in lines:
-                if line.strip():
-                    self._send(RESIZE, line.strip())
+            text = b"".join(buffer).decode(errors="replace")
+            position = 0
+            while True:
+                while position < len(text) and text[position].isspace():
+                    position += 1
+                try:
+                    size, end = decoder.raw_decode(text, position)
+                except ValueError:
+                    if len(text) - position > 4096:  # not JSON at all: drop it rather than grow forever
+                        position = len(text)
+                    break  # incomplete: wait for more
+                if isinstance(size, dict):
+                    self._send(RESIZE, json.dumps(size, separators=(",", ":")).encode())
+                position = end
+            buffer[:] = [text[position:].encode()]
 
         return feed
 
