@@ -98,24 +98,33 @@ def create_groups(endpoint: str, n: int, threads: int) -> tuple[list[str], float
 def hammer_processes(
     endpoint: str, ids: list[str], total: int, procs: int, threads: int, algorithm: str | None
 ) -> tuple[float, int]:
-    """Run `hammer` in `procs` client processes at once (the SDK is CPU-heavy; one process is GIL-bound)."""
+    """Run `hammer` in `procs` client processes at once (the SDK is CPU-heavy; one process is GIL-bound).
+
+    The rate is measured from the first worker's start to the last one's end (wall clock), so process
+    start-up (importing the SDK) is not counted.
+    """
     import multiprocessing
 
-    ctx = multiprocessing.get_context("fork")
+    # spawn, not fork: the SDK keeps a process-wide connection pool, and forked children would share (and
+    # garble) the parent's keep-alive sockets.
+    ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(procs) as pool:
-        t0 = time.perf_counter()
         results = pool.starmap(hammer, [(endpoint, ids, total // procs, threads, algorithm)] * procs)
-        elapsed = time.perf_counter() - t0
-    done = (total // procs // threads) * threads * procs
-    return done / elapsed, sum(e for _, e in results)
+    done = sum(r[0] for r in results)
+    elapsed = max(r[3] for r in results) - min(r[2] for r in results)
+    return done / elapsed, sum(r[1] for r in results)
 
 
-def hammer(endpoint: str, ids: list[str], total: int, threads: int, algorithm: str | None) -> tuple[float, int]:
+def hammer(
+    endpoint: str, ids: list[str], total: int, threads: int, algorithm: str | None
+) -> tuple[int, int, float, float]:
+    """`total` calls from `threads` threads; (calls made, errors, wall start, wall end)."""
     errors = [0]
     lock = threading.Lock()
+    clients = [client(endpoint, algorithm) for _ in range(threads)]
 
     def work(k: int, count: int) -> None:
-        c = client(endpoint, algorithm)
+        c = clients[k]
         for i in range(count):
             gid = ids[(k * 7919 + i) % len(ids)]
             try:
@@ -138,13 +147,13 @@ def hammer(endpoint: str, ids: list[str], total: int, threads: int, algorithm: s
                         print(f"bench: call failed: {type(e).__name__}: {str(e)[:200]}", file=sys.stderr)
 
     per = total // threads
-    t0 = time.perf_counter()
+    t0 = time.time()
     ts = [threading.Thread(target=work, args=(k, per)) for k in range(threads)]
     for t in ts:
         t.start()
     for t in ts:
         t.join()
-    return per * threads / (time.perf_counter() - t0), errors[0]
+    return per * threads, errors[0], t0, time.time()
 
 
 def main() -> int:
