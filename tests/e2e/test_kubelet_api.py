@@ -521,3 +521,21 @@ def test_requests_straight_to_the_port_need_credentials(env: Env) -> None:
     denied = requests.get(f"{base}/pods", verify=False, timeout=10, headers={"Authorization": f"Bearer {token}"})
     assert denied.status_code == 403
     assert f"system:serviceaccount:{env.namespace}:nobody" in denied.text
+
+
+def test_serving_certificate_from_a_kubelet_serving_csr(env: Env) -> None:
+    from cryptography import x509
+
+    from vkeci.kubelet.tls import CsrIssuer
+
+    pair = CsrIssuer(env.kube, env.node, [env.address], approve=True, timeout=60, poll=0.5).issue()
+    cert = pair.certificate()
+    ca = x509.load_pem_x509_certificate(env.cluster.pki.ca_crt.read_bytes())
+    assert cert.issuer == ca.subject
+    cert.verify_directly_issued_by(ca)  # signed by the cluster CA (raises otherwise)
+    assert cert.subject.rfc4514_string() == f"CN=system:node:{env.node},O=system:nodes"
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == [env.address]
+    # And it serves: a TLS context builds from it.
+    serving = ServingTls(CsrIssuer(env.kube, env.node, [env.address], approve=True, timeout=60, poll=0.5), None)
+    assert serving.certificate.issuer == ca.subject
