@@ -98,3 +98,17 @@ def test_stopped_daemon_goes_not_ready_and_comes_back_with_pods_kept(daemon_fact
     _, after = wait_for(lambda: _settled(kube, fake_eci, namespace, second.node, "kept", 2), 60, "2 pods")
     assert {g["ContainerGroupId"] for g in after} == {g["ContainerGroupId"] for g in before}
     _no_failed(kube, namespace, "kept")
+
+
+def test_unreachable_eci_makes_the_node_not_ready_honestly(daemon, kube, fake_eci):
+    set_faults(fake_eci, {"errors": [{"action": "DescribeRegions", "code": "ServiceUnavailable"}]})
+
+    def not_ready():
+        conditions = kube.node(daemon.node)["status"]["conditions"]
+        ready = next(c for c in conditions if c["type"] == "Ready")
+        return ready if ready["status"] == "False" else None
+
+    ready = wait_for(not_ready, 30, "Ready=False while ECI fails")
+    assert ready["reason"] == "ECIUnreachable" and "ServiceUnavailable" in ready["message"]
+    set_faults(fake_eci, {"errors": []})
+    wait_for(lambda: kube.ready(daemon.node) == "True", 30, "Ready again once ECI answers")
