@@ -112,3 +112,17 @@ def test_unreachable_eci_makes_the_node_not_ready_honestly(daemon, kube, fake_ec
     assert ready["reason"] == "ECIUnreachable" and "ServiceUnavailable" in ready["message"]
     set_faults(fake_eci, {"errors": []})
     wait_for(lambda: kube.ready(daemon.node) == "True", 30, "Ready again once ECI answers")
+
+
+def test_no_stock_in_one_zone_moves_to_the_next(daemon, kube, fake_eci, namespace):
+    set_faults(fake_eci, {"stock": {"cn-hangzhou-a": 0}})
+    kube.create(namespace, nginx_deployment("zonal", daemon.node, 2))
+    live, groups = wait_for(lambda: _settled(kube, fake_eci, namespace, daemon.node, "zonal", 2), 60, "2 pods")
+    assert {g["ZoneId"] for g in groups} == {"cn-hangzhou-b"}
+    assert all(p["metadata"]["annotations"]["k8s.aliyun.com/eci-instance-zone"] == "cn-hangzhou-b" for p in live)
+    # Same with the fake in synchronous stock mode. (The daemon's own fallback, dropping a vSwitch after a
+    # 403 OperationDenied.NoStock, is unit-tested: the fake only answers that when every zone is out.)
+    set_faults(fake_eci, {"stock": {"cn-hangzhou-a": 0}, "stock_mode": "sync"})
+    kube.scale(namespace, "zonal", 4)
+    _, groups = wait_for(lambda: _settled(kube, fake_eci, namespace, daemon.node, "zonal", 4), 60, "4 pods")
+    assert {g["ZoneId"] for g in groups} == {"cn-hangzhou-b"}
