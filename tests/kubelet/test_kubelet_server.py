@@ -115,6 +115,8 @@ def test_basic_routes(env: Env) -> None:
     status, body = env.get("/runningpods/", cert)
     assert [p["metadata"]["name"] for p in json.loads(body)["items"]] == ["web"]
     assert env.get("/nope", cert)[0] == 404
+    status, body = env.get("/metrics", cert)
+    assert status == 200 and b"python_info" in body
     status, body = env.get("/portForward/ns/web", cert)
     assert status == 501 and b"port-forward is not supported on ECI" in body
 

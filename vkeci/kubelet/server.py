@@ -30,6 +30,8 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from prometheus_client import generate_latest
+
 from vkeci.kubelet import logs, stats
 from vkeci.kubelet.auth import Authenticator, Forbidden, Unauthorized
 from vkeci.kubelet.backend import EciApi, EciError, PodLookup
@@ -52,9 +54,9 @@ class ServerSettings:
 
     host: str = "0.0.0.0"
     port: int = 10250
-    workers: int = 64  # concurrent connections served; exec and log follows each hold one
+    workers: int = 128  # concurrent connections served; exec sessions, log follows and idle keep-alives each hold one
     handshake_timeout: float = 10.0
-    idle_timeout: float = 120.0  # keep-alive connections with no request are closed after this
+    idle_timeout: float = 60.0  # keep-alive connections with no request are closed after this (frees a worker)
     log_poll_interval: float = 2.0  # follow polls DescribeContainerLog this often (within the rate limit)
     metrics_ttl: float = 15.0  # one ECI metrics fetch per this many seconds, however often scraped
     stream_creation_timeout: float = 30.0
@@ -272,6 +274,9 @@ class _Handler(BaseHTTPRequestHandler):
             pods, node_cpu = self.app.metrics.get()
             now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
             self._send_json(200, stats.summary(self.app.node_name, self.app.started_at, pods, node_cpu, now))
+        elif path in ("/metrics", "/metrics/") and method in ("GET", "HEAD"):
+            # The daemon's own process metrics, so Prometheus' kubelet scrape job does not mark the node down.
+            self._send_bytes(200, generate_latest(), "text/plain; version=0.0.4; charset=utf-8")
         elif path in ("/metrics/resource", "/metrics/resource/") and method in ("GET", "HEAD"):
             pods, node_cpu = self.app.metrics.get()
             body = stats.resource_metrics(pods, node_cpu, time.time())

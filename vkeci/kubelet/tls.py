@@ -312,6 +312,11 @@ class ServingTls:
         if self._client_ca:
             context.load_verify_locations(cadata=self._client_ca)
             context.verify_mode = ssl.CERT_OPTIONAL
+        else:
+            log.warning(
+                "no client CA for the kubelet API: client certificates are not accepted, so the API server "
+                "(which calls in with one) will be refused; pass the cluster CA (--client-ca-file)"
+            )
         context.set_alpn_protocols(["http/1.1"])
         return context
 
