@@ -268,9 +268,8 @@ def container(
         result["VolumeMount"] = mounts
     try:
         size = specs.container_size(spec)
-    except QuantityError as exc:
-        ctx.problem(f"{path}.resources", str(exc))
-        size = specs.ContainerSize(None, None)
+    except QuantityError:
+        size = specs.ContainerSize(None, None)  # already reported when the pod was sized
     limits = (spec.get("resources") or {}).get("limits") or {}
     # Only limits cap a container on ECI; requests size the whole group (see specs.pod_size).
     if size.cpu is not None and "cpu" in limits:

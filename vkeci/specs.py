@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from vkeci.quantity import QuantityError, cpu_cores, memory_gib
+from vkeci.quantity import QuantityError, cpu_cores, memory_gib, parse_quantity
 
 # vCPU -> supported memory sizes in GiB, supported in every region (eci-openapi.md §5.4).
 SUPPORTED: dict[Decimal, tuple[Decimal, ...]] = {
@@ -88,7 +88,9 @@ def container_size(container: Mapping[str, Any]) -> ContainerSize:
         resources = {}
     cpu = _value(resources, "cpu", cpu_cores)
     memory = _value(resources, "memory", memory_gib)
-    gpu = _value(resources, GPU_RESOURCE, lambda v: Decimal(str(v)) if not isinstance(v, str) else Decimal(v))
+    gpu = _value(resources, GPU_RESOURCE, parse_quantity)
+    if gpu is not None and (gpu < 0 or gpu != gpu.to_integral_value()):
+        raise QuantityError(f"{GPU_RESOURCE} is {gpu}; expected a whole number of GPUs such as 1")
     return ContainerSize(cpu=cpu, memory=memory, gpu=int(gpu) if gpu is not None else 0)
 
 

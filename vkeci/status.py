@@ -182,7 +182,6 @@ def _container_status(
     eci: Mapping[str, Any] | None,
     group_id: str,
     waiting_default: str,
-    pod_terminal: bool,
 ) -> dict[str, Any]:
     name = str(spec.get("name") or "")
     eci = eci if isinstance(eci, Mapping) else {}
@@ -201,7 +200,7 @@ def _container_status(
         "ready": False,
         "started": False,
     }
-    if state_name == "Running" and not pod_terminal:
+    if state_name == "Running":  # in a finished pod, _finish turns it into terminated
         assert current is not None
         running: dict[str, Any] = {}
         started = parse_time(current.get("StartTime"))
@@ -211,7 +210,7 @@ def _container_status(
         ready = eci.get("Ready")
         status["ready"] = bool(ready) if isinstance(ready, bool) else True
         status["started"] = True
-    elif state_name == "Terminated" or (state_name == "Running" and pod_terminal):
+    elif state_name == "Terminated":
         assert current is not None
         status["state"] = {"terminated": _terminated(current, container_id)}
     else:
@@ -368,14 +367,14 @@ def pod_status(pod: Mapping[str, Any], group: Mapping[str, Any] | None, now: Now
     init_statuses = []
     init_done = True
     for spec in init_specs:
-        status = _container_status(spec, eci_init.get(str(spec.get("name"))), group_id, "PodInitializing", terminal)
+        status = _container_status(spec, eci_init.get(str(spec.get("name"))), group_id, "PodInitializing")
         if not init_done and "waiting" in status["state"]:
             status["state"] = {"waiting": {"reason": "PodInitializing"}}
         init_done = init_done and (status["state"].get("terminated") or {}).get("exitCode", 1) == 0
         init_statuses.append(status)
     waiting_default = "ContainerCreating" if init_done else "PodInitializing"
     app_statuses = [
-        _container_status(spec, eci_app.get(str(spec.get("name"))), group_id, waiting_default, terminal)
+        _container_status(spec, eci_app.get(str(spec.get("name"))), group_id, waiting_default)
         for spec in _containers(pod, "containers")
     ]
     if not terminal:
@@ -387,8 +386,18 @@ def pod_status(pod: Mapping[str, Any], group: Mapping[str, Any] | None, now: Now
     terminal = phase in TERMINAL
     if terminal:
         # Containers that ECI still shows as running cannot be once the pod has finished.
-        app_statuses = [_finish(s) for s in app_statuses]
-        init_statuses = [_finish(s) for s in init_statuses]
+        finished = None
+        if group:
+            finished = next(
+                (
+                    parse_time(group.get(k))
+                    for k in ("SucceededTime", "FailedTime", "ExpiredTime")
+                    if parse_time(group.get(k))
+                ),
+                None,
+            )
+        app_statuses = [_finish(s, phase, finished) for s in app_statuses]
+        init_statuses = [_finish(s, phase, finished) for s in init_statuses]
     if phase != "Running":
         # Ready only while Running: never for a finished pod, nor for one ECI is restarting or
         # updating (Pending in Alibaba's table), whatever the containers last reported.
@@ -416,8 +425,9 @@ def pod_status(pod: Mapping[str, Any], group: Mapping[str, Any] | None, now: Now
     result["startTime"] = start
     if group:
         reason, message = _event_reason(group)
-        if eci_state == "Expired" and not reason:
-            reason, message = "Expired", "The spot (preemptible) ECI instance was reclaimed"
+        if eci_state == "Expired":
+            detail = f": {message}" if message else ""
+            reason, message = "Expired", f"The spot (preemptible) ECI instance was reclaimed{detail}"
         if eci_state in ("ScheduleFailed", "StartingFailed") and not reason:
             reason, message = "ScheduleFailed", "ECI could not create the container group"
         if reason and (phase != "Running" or reason == "SpotToBeReleased"):
@@ -425,14 +435,22 @@ def pod_status(pod: Mapping[str, Any], group: Mapping[str, Any] | None, now: Now
     return result
 
 
-def _finish(status: dict[str, Any]) -> dict[str, Any]:
-    if "running" in status.get("state", {}):
-        started = status["state"]["running"].get("startedAt")
-        terminated: dict[str, Any] = {"exitCode": 0, "reason": "Completed"}
-        if started:
-            terminated["startedAt"] = started
-        status = {**status, "state": {"terminated": terminated}, "ready": False}
-    return status
+def _finish(status: dict[str, Any], phase: str, finished: str | None) -> dict[str, Any]:
+    """A container ECI still showed as running (or not at all) in a finished pod: terminated, with
+    exit code 0 in a Succeeded pod, else 137 (killed), like a kubelet that stopped it."""
+    state = status.get("state", {})
+    if "running" not in state:
+        return status
+    started = (state.get("running") or {}).get("startedAt")
+    ok = phase == "Succeeded"
+    terminated: dict[str, Any] = {"exitCode": 0 if ok else 137, "reason": "Completed" if ok else "Error"}
+    if started:
+        terminated["startedAt"] = started
+    if finished:
+        terminated["finishedAt"] = finished
+    if status.get("containerID"):
+        terminated["containerID"] = status["containerID"]
+    return {**status, "state": {"terminated": terminated}, "ready": False, "started": False}
 
 
 def _all_waiting(pod: Mapping[str, Any], reason: str, message: str | None, now: Now, phase: str) -> dict[str, Any]:

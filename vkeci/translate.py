@@ -299,7 +299,7 @@ def _size(
             sizes[path] = specs.container_size(container)
             gpus += sizes[path].gpu
         except specs.QuantityError as exc:
-            ctx.problem(f"{path}.resources", str(exc), "use quantities like 500m, 2, 512Mi or 4Gi")
+            ctx.problem(f"{path}.resources", str(exc), "use quantities like 500m, 2, 512Mi or 4Gi (whole GPUs)")
     app_sizes = [sizes[p] for p, c in _all_containers(pod.get("spec") or {}) if p in sizes and "spec.containers" in p]
     init_sizes = [sizes[p] for p, c in _all_containers(pod.get("spec") or {}) if p in sizes and "initContainers" in p]
     try:

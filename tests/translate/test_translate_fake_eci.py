@@ -103,3 +103,55 @@ def test_example_manifests_create_and_read_back(client: Any, name: str) -> None:
 def test_manifest_directory_is_complete() -> None:
     names = {p.name for p in (Path(__file__).resolve().parents[1] / "data" / "manifests").glob("*.yaml")}
     assert {"nginx-deployment-pod.yaml", "job-with-config.yaml", "spot-eip.yaml", "gpu.yaml"} <= names
+
+
+def _admin(fake: FakeECI, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        f"{fake.admin_url}/{path}",
+        data=json.dumps(body).encode(),
+        method=method,
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        return dict(json.loads(answer.read()))
+
+
+def _describe(client: Any, group_id: str) -> dict[str, Any]:
+    described = client.describe_container_groups(
+        eci_models.DescribeContainerGroupsRequest(region_id="cn-hangzhou", container_group_ids=f'["{group_id}"]')
+    )
+    (group,) = [g.to_map() for g in described.body.container_groups]
+    return dict(group)
+
+
+def test_spot_reclaim_reported_by_the_fake_maps_to_failed_expired(fake: FakeECI, client: Any) -> None:
+    pod, objects = load("spot-eip.yaml")
+    pod["metadata"]["uid"] = "reclaim-1"
+    request = pod_to_request(pod, objects, DEFAULTS)
+    group_id = send(client, request).body.container_group_id
+    _admin(fake, "POST", f"groups/{group_id}/reclaim", {})
+    group = _describe(client, group_id)
+    assert group["Status"] == "Expired"
+    result = status.pod_status(pod, group, datetime.now(timezone.utc))
+    assert result["phase"] == "Failed" and result["reason"] == "Expired"
+    assert "released" in result["message"]
+    events = status.kube_events(pod, group, datetime.now(timezone.utc))
+    assert any(e["reason"] == "SpotToBeReleased" and e["type"] == "Warning" for e in events)
+
+
+@pytest.mark.parametrize("eci_state", ["Running", "Succeeded", "Failed", "ScheduleFailed"])
+def test_states_rendered_by_the_fake_map_consistently(fake: FakeECI, client: Any, eci_state: str) -> None:
+    created = _admin(fake, "POST", "groups", {"Status": eci_state, "Container": [{"Name": "main", "Image": "nginx"}]})
+    group = _describe(client, created["ContainerGroupId"])
+    pod = {
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+        "spec": {"containers": [{"name": "main", "image": "nginx"}]},
+    }
+    result = status.pod_status(pod, group, datetime.now(timezone.utc))
+    assert result["phase"] == status.PHASES[group["Status"]] or group["Status"] == "Running"
+    ready = {c["type"]: c["status"] for c in result["conditions"]}["Ready"]
+    if result["phase"] in ("Succeeded", "Failed"):
+        assert ready == "False"

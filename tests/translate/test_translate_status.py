@@ -386,3 +386,20 @@ def test_any_group_maps_without_error(g: dict[str, Any], restart: str, init: boo
     check_invariants(pod, status.pod_status(pod, g, NOW))
     for event in status.kube_events(pod, g, NOW):
         assert event["metadata"]["name"].startswith("p.")
+
+
+def test_container_still_running_in_a_finished_group_is_terminated() -> None:
+    app = [eci_container("app", "Running", 0, True), eci_container("side", "Running", 0, True)]
+    g = group("Failed", app)
+    g["FailedTime"] = "2026-11-22T04:30:00Z"
+    result = status.pod_status(make_pod(), g, NOW)
+    killed = result["containerStatuses"][0]["state"]["terminated"]
+    assert killed == {
+        "exitCode": 137,
+        "reason": "Error",
+        "startedAt": "2026-11-22T04:10:00Z",
+        "finishedAt": "2026-11-22T04:30:00Z",
+        "containerID": result["containerStatuses"][0]["containerID"],
+    }
+    done = status.pod_status(make_pod(), group("Succeeded", app), NOW)
+    assert done["containerStatuses"][1]["state"]["terminated"]["reason"] == "Completed"

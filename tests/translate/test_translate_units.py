@@ -509,3 +509,9 @@ def test_user_tags_never_exceed_twenty_or_replace_identity() -> None:
     tags = identity.tags(p, "c", "n", [("UID", "evil"), *[(f"k{i}", "v") for i in range(30)]])
     assert len(tags) == 20
     assert {t["Key"]: t["Value"] for t in tags}["UID"] == "u"
+
+
+def test_fractional_gpu_is_rejected_once() -> None:
+    with pytest.raises(Rejected) as info:
+        request(containers=[{"name": "a", "image": "x", "resources": {"limits": {"nvidia.com/gpu": "0.5"}}}])
+    assert len(info.value.problems) == 1 and "whole number" in str(info.value)
