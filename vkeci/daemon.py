@@ -73,6 +73,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ping-interval", type=float, default=10.0, help="seconds between ECI health pings")
     parser.add_argument("--full-status-interval", type=float, default=60.0, help="seconds between full ECI listings")
     parser.add_argument("--sweep-interval", type=float, default=300.0, help="seconds between orphan sweeps")
+    parser.add_argument(
+        "--finished-retention",
+        type=float,
+        default=600.0,
+        help="seconds to keep a finished pod's container group (for kubectl logs) before deleting it",
+    )
     parser.add_argument("--watch-timeout", type=int, default=300, help="server-side timeout of a pod watch")
     parser.add_argument(
         "--decommission",
@@ -310,6 +316,7 @@ def run(args: argparse.Namespace) -> int:
         sweep_interval=args.sweep_interval,
         watch_timeout=args.watch_timeout,
         workers=config.workers,
+        finished_retention=args.finished_retention,
     )
     stop = threading.Event()
 

@@ -58,6 +58,8 @@ class Options:
     # A group we just created is not declared lost before this many seconds (eventual consistency).
     lost_grace: float = 30.0
     delete_poll: float = 1.0
+    # Finished groups are kept this long after the pod finished, so logs stay readable.
+    finished_retention: float = 600.0
     max_backoff: float = 60.0
 
 
@@ -72,6 +74,7 @@ class Record:
     request_id: str = ""
     group: JSON | None = None
     annotated: bool = False
+    finished_at: float = 0.0  # when ECI reported the group finished (clock of the controller)
     events: set[str] = field(default_factory=set)
 
     @property
@@ -505,8 +508,15 @@ class PodController:
         if meta.get("deletionTimestamp"):
             return self._finish_deletion(pod)
         if status.get("phase") in TERMINAL_PHASES:
-            if uid in self.records:
-                self._delete_group(uid)
+            with self._lock:
+                record = self.records.get(uid)
+            if record is None:
+                return None
+            # A finished group costs nothing and keeps `kubectl logs` working for a while.
+            keep = record.finished_at + self.options.finished_retention - self.clock() if record.finished_at else 0
+            if keep > 0:
+                return keep
+            self._delete_group(uid)
             return None
         with self._lock:
             record = self.records.get(uid)
@@ -705,6 +715,8 @@ class PodController:
         if not record.annotated:
             self.queue.add(record.key)  # annotations are written by the pod's worker
         if record.terminal:
+            if not record.finished_at:
+                record.finished_at = self.clock()
             self.queue.add(record.key)  # group cleanup once the API shows the terminal phase
 
     def _post_event(self, pod: JSON, event: JSON) -> None:

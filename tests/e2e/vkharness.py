@@ -32,6 +32,7 @@ FAST_ARGS = (
     "--full-status-interval=3",
     "--sweep-interval=5",
     "--watch-timeout=60",
+    "--finished-retention=3",
 )
 
 

@@ -146,7 +146,8 @@ class StubECI:
 @pytest.fixture
 def world():
     kube, eci = StubKube(), StubECI()
-    controller = PodController(kube, eci, CONFIG, StubTranslator(), Options(lost_grace=0))  # type: ignore[arg-type]
+    options = Options(lost_grace=0, finished_retention=0)
+    controller = PodController(kube, eci, CONFIG, StubTranslator(), options)  # type: ignore[arg-type]
     controller.synced.set()
     return kube, eci, controller
 
@@ -351,3 +352,23 @@ def test_restart_adoption_applies_status_without_reposting_old_events(world):
     eci.groups[gid]["Events"].append({"Reason": "Killing", "Message": "Stopping container web"})
     ctl.poll_status(full=False)
     assert [e["reason"] for e in kube.events()] == ["Killing"]
+
+
+def test_finished_group_is_kept_for_logs_then_deleted(world):
+    kube, eci, ctl = world
+    ctl.options.finished_retention = 60
+    now = [1000.0]
+    ctl.clock = lambda: now[0]
+    kube.add("job")
+    load(ctl, kube)
+    ctl.sync("ns/job")
+    gid = next(iter(eci.groups))
+    eci.groups[gid]["Status"] = "Succeeded"
+    ctl.poll_status(full=True)
+    assert kube.pods["job"]["status"]["phase"] == "Succeeded"
+    load(ctl, kube)
+    assert ctl.sync("ns/job") == 60
+    assert gid in eci.groups
+    now[0] += 61
+    assert ctl.sync("ns/job") is None
+    assert gid not in eci.groups
