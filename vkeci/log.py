@@ -30,7 +30,8 @@ def fields(**values: Any) -> dict[str, Any]:
 
 def redact(values: dict[str, Any]) -> dict[str, Any]:
     """A copy of ``values`` with every secret-looking key masked."""
-    return {k: ("***" if _SECRET_KEY.search(k) else v) for k, v in values.items()}
+    # "set"/"unset" is how the configuration reports a secret without showing it.
+    return {k: ("***" if _SECRET_KEY.search(k) and v not in ("set", "unset") else v) for k, v in values.items()}
 
 
 def _fields_of(record: logging.LogRecord) -> dict[str, Any]:

@@ -46,7 +46,7 @@ def kube(kubeconfig: Path) -> Any:
 @pytest.fixture
 def daemon_factory(cluster: Cluster, kubeconfig: Path, fake_eci: Any, tmp_path: Path) -> Iterator[Any]:
     """Start `vkeci run` processes (each with a unique node name by default); all stopped, their nodes deleted."""
-    from vkharness import DaemonProcess
+    from vkharness import ACCESS_KEY_SECRET, DaemonProcess
 
     started: list[DaemonProcess] = []
     nodes: set[str] = set()
@@ -60,13 +60,17 @@ def daemon_factory(cluster: Cluster, kubeconfig: Path, fake_eci: Any, tmp_path: 
         return proc
 
     yield make
+    leaked = []
     for proc in started:
         proc.stop()
+        if ACCESS_KEY_SECRET in proc.log_text():
+            leaked.append(proc.log_path.name)
         # Shown by pytest only when the test failed.
         print(f"---- {proc.log_path.name} (last 80 lines) ----")
         print("\n".join(proc.log_text().splitlines()[-80:]))
     for name in nodes:
         cluster.kubectl("delete", "node", name, "--ignore-not-found", "--wait=false", check=False)
+    assert not leaked, f"the ECI secret appears in {leaked}"
 
 
 @pytest.fixture
