@@ -392,7 +392,9 @@ def parse(annotations: Mapping[str, Any] | None) -> PodOptions:
         source[current] = name
 
     def bad(name: str, exc: Exception) -> None:
-        options.problems.append(Problem(field_path(source.get(name, name)), f"invalid value: {exc}"))
+        shown = values.get(name, "")
+        shown = shown if len(shown) <= 80 else shown[:77] + "..."
+        options.problems.append(Problem(field_path(source.get(name, name)), f"invalid value {shown!r}: {exc}"))
 
     for name, (parser, wire) in _SIMPLE.items():
         if name in values:
