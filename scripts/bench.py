@@ -404,6 +404,7 @@ def run_one(cluster: Cluster, args: argparse.Namespace, mode: str, workload: str
         )
         snapshot("running")
         stop_profiler(profiler)
+        group_times(endpoint, raw)
         if args.steady > 0 and raw.t_all_running is not None:
             say(f"{name}: steady state for {args.steady:.0f} s")
             t0 = time.monotonic()
@@ -439,9 +440,8 @@ def run_one(cluster: Cluster, args: argparse.Namespace, mode: str, workload: str
         stop_process(daemon)
         stop_process(fake)
         with contextlib.suppress(KubeError):
-            kube.delete(f"/api/v1/namespaces/{namespace}")
-        with contextlib.suppress(KubeError):
             kube.delete(f"/api/v1/nodes/{node}")
+        delete_namespace(kube, namespace)
     result = report.summarize(raw)
     result["curve"] = report.running_curve(raw.created, raw.running, raw.t_start)
     result["settings"] = {
@@ -454,6 +454,33 @@ def run_one(cluster: Cluster, args: argparse.Namespace, mode: str, workload: str
     (run_dir / "result.json").write_text(json.dumps(result, indent=1))
     plot(result, run_dir / "running.png")
     return result
+
+
+def delete_namespace(kube: KubeClient, namespace: str, timeout: float = 180) -> None:
+    """Delete the run's namespace and wait until it is gone, so its cleanup is not counted in the next run."""
+    with contextlib.suppress(KubeError):
+        kube.delete(f"/api/v1/namespaces/{namespace}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            kube.get(f"/api/v1/namespaces/{namespace}")
+        except KubeError as err:
+            if err.not_found:
+                return
+        time.sleep(0.5)
+    say(f"namespace {namespace} still terminating after {timeout:.0f} s; the next run's figures may include it")
+
+
+def group_times(endpoint: str, raw: report.Raw) -> None:
+    """When the fake created each pod's group and when the group reached Running, on the bench's clock."""
+    to_mono = time.monotonic() - time.time()  # the fake's clock is wall time (no virtual offset in the bench)
+    for group in fake_get(endpoint, "groups")["groups"]:
+        tags = {t.get("Key"): t.get("Value") for t in group.get("Tags") or []}
+        pod, fake = str(tags.get("PodName")), group.get("Fake") or {}
+        if fake.get("Created") is not None:
+            raw.group_created[pod] = float(fake["Created"]) + to_mono
+        if fake.get("RunningAt") is not None:
+            raw.group_running[pod] = float(fake["RunningAt"]) + to_mono
 
 
 def wait_default_sa(kube: KubeClient, namespace: str, timeout: float = 30) -> None:
@@ -513,7 +540,7 @@ def start_profiler(args: argparse.Namespace, pid: int, run_dir: Path) -> subproc
     if not spy.exists():
         raise SystemExit("bench: --profile needs py-spy: .venv/bin/pip install -e '.[bench]'")
     argv = [str(spy), "record", "--pid", str(pid), "--rate", "50", "--format", "raw"]
-    argv += ["--output", str(run_dir / "profile.txt"), "--nonblocking"]
+    argv += ["--output", str(run_dir / "profile.txt"), "--nonblocking", "--threads", "--idle"]
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(run_dir / "py-spy.log", "wb"))
 
 

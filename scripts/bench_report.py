@@ -116,6 +116,9 @@ class Raw:
     lifecycle_delay_s: float
     created: dict[str, float] = field(default_factory=dict)  # pod -> when it existed in the API
     running: dict[str, float] = field(default_factory=dict)  # pod -> when the watch showed it Running
+    # From the fake: when each pod's group was created, and when ECI had it Running (same clock as above).
+    group_created: dict[str, float] = field(default_factory=dict)
+    group_running: dict[str, float] = field(default_factory=dict)
     t_start: float = 0.0
     t_last_create: float = 0.0
     t_all_running: float | None = None
@@ -180,6 +183,20 @@ def summarize(raw: Raw) -> JSON:
         "pods_per_s_gone": _round(n / to_gone if to_gone else None, 2),
         "latency_s": {k: _round(v) for k, v in percentiles(latencies).items()},
         "overhead_s": {k: _round(v) for k, v in percentiles(overhead).items()},
+        # The overhead split in two: pod in the API -> CreateContainerGroup done, and group Running in ECI ->
+        # pod Running in the API (status polling and the status write).
+        "create_lag_s": {
+            k: _round(v)
+            for k, v in percentiles(
+                raw.group_created[p] - raw.created[p] for p in raw.group_created if p in raw.created
+            ).items()
+        },
+        "status_lag_s": {
+            k: _round(v)
+            for k, v in percentiles(
+                raw.running[p] - raw.group_running[p] for p in raw.group_running if p in raw.running
+            ).items()
+        },
         "eci_calls_per_pod": {
             "create_phase": per_pod(calls_by_action(create_phase), n),
             "delete_phase": per_pod(calls_by_action(delete_phase), n),
