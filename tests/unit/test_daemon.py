@@ -1,0 +1,55 @@
+"""`vkeci run` wiring: flags, configuration errors, the kubelet API's view of the pod cache."""
+
+import argparse
+
+import pytest
+
+from vkeci.daemon import PodView, add_arguments, load_config, run
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_flags_override_the_environment(monkeypatch):
+    monkeypatch.setenv("ECI_REGION", "cn-beijing")
+    monkeypatch.setenv("VKUBELET_NODE_NAME", "from-env")
+    config = load_config(parse("--region", "cn-hangzhou", "--status-interval", "0.5"))
+    assert config.region == "cn-hangzhou" and config.node_name == "from-env" and config.status_interval == 0.5
+
+
+def test_timings_have_kubelet_defaults():
+    args = parse()
+    assert (args.lease_duration, args.lease_interval, args.node_status_interval) == (40, 10.0, 60.0)
+    assert args.finished_retention == 600.0 and not args.decommission
+
+
+def test_bad_configuration_is_one_line_and_exit_2(monkeypatch, capsys):
+    monkeypatch.delenv("ECI_REGION", raising=False)
+    monkeypatch.setenv("VKECI_CONFIG", "")
+    assert run(parse("--workers", "0")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--workers" in err
+
+
+def test_missing_region_is_reported(monkeypatch, capsys):
+    monkeypatch.delenv("ECI_REGION", raising=False)
+    assert run(parse()) == 2
+    assert "ECI_REGION is not set" in capsys.readouterr().err
+
+
+class Controller:
+    def lookup(self, namespace, name):
+        return ({"metadata": {"name": name}}, "eci-1") if name == "a" else None
+
+    def list_pods(self):
+        return [{"metadata": {"name": "a"}}]
+
+
+@pytest.mark.parametrize(("name", "found"), [("a", True), ("b", False)])
+def test_pod_view_reads_the_controller(name, found):
+    view = PodView(Controller())
+    assert (view.get("ns", name) is not None) == found
+    assert len(view.list()) == 1
