@@ -160,11 +160,32 @@ def describe_container_group_events(ctx: Context, p: Params) -> dict[str, Any]:
     return {"TotalCount": len(groups), "NextToken": token, "Data": data}
 
 
+def _replayed(ctx: Context, action_name: str, p: Params) -> str | None:
+    """The key under which a ClientToken'd call was done already (None: no token or first time)."""
+    token = p.text("ClientToken", max_len=64)
+    if not token:
+        return None
+    key = f"{action_name}:{p.text('ContainerGroupId')}:{token}"
+    return key if key in ctx.cloud.op_tokens else None
+
+
+def _remember(ctx: Context, action_name: str, p: Params) -> None:
+    token = p.text("ClientToken")
+    if token:
+        with ctx.cloud.lock:
+            ctx.cloud.op_tokens[f"{action_name}:{p.text('ContainerGroupId')}:{token}"] = ctx.cloud.clock.now()
+            ctx.cloud.dirty = True
+
+
 @action("DeleteContainerGroup")
 def delete_container_group(ctx: Context, p: Params) -> dict[str, Any]:
-    """Delete a group; its processes are killed."""
+    """Delete a group; its processes are killed. A retry with the same ClientToken succeeds again."""
     _region(ctx, p)
-    ctx.cloud.delete(p.text("ContainerGroupId", required=True))
+    gid = p.text("ContainerGroupId", required=True)
+    if _replayed(ctx, "DeleteContainerGroup", p):
+        return {}
+    ctx.cloud.delete(gid)
+    _remember(ctx, "DeleteContainerGroup", p)
     return {}
 
 
@@ -173,6 +194,8 @@ def restart_container_group(ctx: Context, p: Params) -> dict[str, Any]:
     """Restart a Running group: Restarting for the pending delay, containers restarted (counts +1)."""
     _region(ctx, p)
     gid = p.text("ContainerGroupId", required=True)
+    if _replayed(ctx, "RestartContainerGroup", p):
+        return {}
     with ctx.cloud.lock:
         g = ctx.cloud.get(gid)
         now = ctx.cloud.clock.now()
@@ -181,6 +204,7 @@ def restart_container_group(ctx: Context, p: Params) -> dict[str, Any]:
             raise errors.incorrect_status(gid, status, "RestartContainerGroup")
         _restart(ctx, g, now, "Restarting")
     ctx.runtime.restart_group(g)
+    _remember(ctx, "RestartContainerGroup", p)
     return {}
 
 
@@ -215,6 +239,8 @@ def update_container_group(ctx: Context, p: Params) -> dict[str, Any]:
     _region(ctx, p)
     gid = p.text("ContainerGroupId", required=True)
     update_type = p.choice("UpdateType", ("RenewUpdate", "IncrementalUpdate"), default="RenewUpdate")
+    if _replayed(ctx, "UpdateContainerGroup", p):
+        return {}
     with ctx.cloud.lock:
         g = ctx.cloud.get(gid)
         now = ctx.cloud.clock.now()
@@ -242,6 +268,7 @@ def update_container_group(ctx: Context, p: Params) -> dict[str, Any]:
             _restart(ctx, g, now, "Updating")
     if containers:
         ctx.runtime.restart_group(g)
+    _remember(ctx, "UpdateContainerGroup", p)
     return {}
 
 

@@ -58,6 +58,7 @@ class Cloud:
         self.lock = threading.RLock()
         self.groups: dict[str, Group] = {}
         self.tokens: dict[str, str] = {}
+        self.op_tokens: dict[str, float] = {}  # "Action:group:ClientToken" -> when, for idempotent retries
         self.ip_next: dict[str, int] = {}
         self.stock: dict[str, int | None] = {}
         self.stock_mode = "async"
@@ -78,6 +79,7 @@ class Cloud:
                 "clock_offset": self.clock.offset,
                 "groups": [g.to_dict() for g in self.groups.values()],
                 "tokens": dict(self.tokens),
+                "op_tokens": dict(self.op_tokens),
                 "ip_next": dict(self.ip_next),
             }
 
@@ -113,6 +115,7 @@ class Cloud:
                     rt["interrupted"] = True
             self.groups[g.id] = g
         self.tokens = dict(data.get("tokens", {}))
+        self.op_tokens = {k: float(v) for k, v in data.get("op_tokens", {}).items()}
         self.ip_next = {k: int(v) for k, v in data.get("ip_next", {}).items()}
 
     # ---- lookup ------------------------------------------------------------------------------------
@@ -274,6 +277,9 @@ class Cloud:
                     old.append(g)
             old.sort(key=lambda g: -(terminal_at(g) or 0))
             doomed = old[self.settings.terminal_keep :]
+            for key, at in list(self.op_tokens.items()):
+                if now - at > 24 * 3600:  # ClientTokens are remembered for a day
+                    del self.op_tokens[key]
             for g in doomed:
                 del self.groups[g.id]
             if doomed:

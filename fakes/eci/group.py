@@ -7,6 +7,7 @@ run for real (see `runner.py`) record their state in `runtime`, and the group's 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -18,7 +19,13 @@ def rfc3339(ts: float | None) -> str:
     """UTC RFC 3339 with seconds, as ECI returns; empty for None."""
     if ts is None:
         return ""
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _rfc3339_second(int(ts))
+
+
+@functools.lru_cache(maxsize=4096)
+def _rfc3339_second(second: int) -> str:
+    # Rendering a group formats a dozen timestamps, mostly the same few seconds: cache them.
+    return datetime.fromtimestamp(second, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def rfc3339_nano(ts: float) -> str:

@@ -489,3 +489,20 @@ def test_calls_are_counted(client, admin) -> None:
     assert calls["by_action"]["DescribeContainerGroups"]["outcomes"] == {"InvalidParameter": 1}
     assert calls["total"] == 2
     wait_for(lambda: True)
+
+
+def test_delete_restart_update_with_client_token_are_idempotent(client) -> None:
+    gid = _create(client)
+    wait_status(client, gid, "Running")
+    for _ in range(2):
+        client.restart_container_group(
+            m.RestartContainerGroupRequest(region_id=REGION, container_group_id=gid, client_token="r-1")
+        )
+    assert describe(client, gid).containers[0].restart_count == 1
+    for _ in range(2):
+        client.delete_container_group(
+            m.DeleteContainerGroupRequest(region_id=REGION, container_group_id=gid, client_token="d-1")
+        )
+    with pytest.raises(ClientException) as e:
+        client.delete_container_group(m.DeleteContainerGroupRequest(region_id=REGION, container_group_id=gid))
+    assert e.value.code == "InvalidParameter.NotFound"
