@@ -21,6 +21,7 @@ Command line (from the repository root)::
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import signal
@@ -50,6 +51,7 @@ READY_TIMEOUT_S = {"etcd": 60.0, "kube-apiserver": 120.0, "kube-controller-manag
 # open watches to close; its state is all in etcd, so after a few seconds it is simply killed.
 STOP_TIMEOUT_S = {"etcd": 20.0, "kube-apiserver": 5.0, "kube-controller-manager": 20.0, "kube-scheduler": 20.0}
 LOG_TAIL_LINES = 30
+PR_SET_PDEATHSIG = 1  # from <sys/prctl.h>
 
 
 class ClusterError(RuntimeError):
@@ -87,9 +89,19 @@ class ComponentStatus:
 class Cluster:
     """A local control plane rooted at ``dir``; see the module docstring for the layout."""
 
-    def __init__(self, dir: str | os.PathLike[str], progress: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        dir: str | os.PathLike[str],
+        progress: Callable[[str], None] | None = None,
+        *,
+        die_with_parent: bool = False,
+    ) -> None:
+        """``progress`` receives one-line messages (default: stderr). With ``die_with_parent`` the components
+        this object starts are killed by the kernel when the calling process dies (a test run killed by a CI
+        timeout leaves nothing behind); leave it off for a control plane that must outlive the command."""
         self.dir = Path(dir).resolve()
         self._say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self._die_with_parent = die_with_parent
         self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     # -- paths and addresses -------------------------------------------------------------------------
@@ -388,6 +400,7 @@ class Cluster:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=_kill_me_when_parent_dies if self._die_with_parent else None,
             )
         self._children[name] = proc
         _write_atomic(self.pid_path(name), f"{proc.pid}\n")
@@ -528,6 +541,14 @@ def _free_ports(count: int, avoid: set[int]) -> list[int]:
     finally:
         for s in sockets:
             s.close()
+
+
+def _kill_me_when_parent_dies() -> None:
+    # Runs in the child between fork and exec: PR_SET_PDEATHSIG survives exec, so the component gets SIGKILL
+    # when the process that started it exits for any reason, SIGKILL included.
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

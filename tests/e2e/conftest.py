@@ -42,7 +42,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Confi
         else:
             print(message, flush=True)
 
-    c = Cluster(tmp_path_factory.mktemp("cluster"), progress=progress)
+    c = Cluster(tmp_path_factory.mktemp("cluster"), progress=progress, die_with_parent=True)
     try:
         c.up()
     except BaseException:

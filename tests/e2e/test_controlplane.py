@@ -292,3 +292,40 @@ def test_cli_up_status_crash_report_and_down_leave_nothing_behind(cluster: Clust
     assert down.returncode == 0, down.stderr
     assert not list(d.glob("*.pid"))
     assert _processes_mentioning(d) == []
+
+
+def test_concurrent_first_builds_run_go_build_once(cluster: Cluster, tmp_path: Path):
+    # `cluster` first: Go's build cache is warm, so this build is a link only (seconds).
+    env = dict(os.environ, VKECI_CACHE_DIR=str(tmp_path / "cache"))
+    cmd = [sys.executable, "-m", "e2e.build", "--print-dir"]
+    procs = [
+        subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outputs]
+    dirs = {Path(out.strip()) for out, _ in outputs}
+    assert len(dirs) == 1
+    built = [err for _, err in outputs if "control plane: building" in err]
+    assert len(built) == 1, outputs  # the other one waited on the lock, then found the binary
+    target = dirs.pop()
+    assert (target / "k8s-local").is_file() and not (target / "k8s-local.partial").exists()
+    version = subprocess.run([target / "kube-apiserver", "--version"], capture_output=True, text=True, timeout=30)
+    assert version.stdout.strip() == f"Kubernetes {K8S_VERSION}"
+
+
+def test_a_killed_test_run_leaves_no_component_behind(cluster: Cluster, tmp_path: Path):
+    # What the session fixture relies on when CI kills pytest: die_with_parent components die with it.
+    d = tmp_path / "orphan-check"
+    script = (
+        "import os, signal, sys\n"
+        "from e2e.cluster import Cluster\n"
+        f"Cluster({str(d)!r}, die_with_parent=True).up()\n"
+        "print('up', flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert run.returncode == -signal.SIGKILL and run.stdout.strip() == "up", run.stderr
+    pids = [int((d / f"{name}.pid").read_text()) for name in ("etcd", "kube-apiserver", "kube-scheduler")]
+    wait_until("the orphaned components to die", lambda: all(_dead(pid) for pid in pids), timeout=15)
+    assert _processes_mentioning(d) == []
