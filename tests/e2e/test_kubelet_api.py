@@ -31,6 +31,7 @@ import pytest
 import requests
 from alibabacloud_eci20180808 import models as eci_models
 from prometheus_client.parser import text_string_to_metric_families
+from vkfixtures import *  # noqa: F403 - pytest fixtures for the daemon test: daemon_factory, fake_eci, kube
 
 from e2e.cluster import Cluster
 from fakes.eci.server import FakeECI
@@ -56,9 +57,13 @@ def wait_for(check: Callable[[], T], timeout: float, what: str) -> T:
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
+        try:
+            last = check()
+        except (KubeError, requests.RequestException) as exc:  # e.g. the node not registered yet
+            last = exc
+        else:
+            if last:
+                return last
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last value: {last!r}")
 
@@ -539,3 +544,66 @@ def test_serving_certificate_from_a_kubelet_serving_csr(env: Env) -> None:
     # And it serves: a TLS context builds from it.
     serving = ServingTls(CsrIssuer(env.kube, env.node, [env.address], approve=True, timeout=60, poll=0.5), None)
     assert serving.certificate.issuer == ca.subject
+
+
+def test_logs_exec_and_stats_through_the_daemon(cluster: Cluster, daemon_factory: Any, kube: Any) -> None:
+    """The whole path: a pod created with kubectl, run by `vkeci run` on the fake ECI, then kubectl
+    logs/exec/top-data through the daemon's own kubelet API."""
+    from vkharness import placement
+
+    address = host_address()
+    daemon = daemon_factory(env={"VKUBELET_NODE_IP": address})
+    wait_for(lambda: kube.ready(daemon.node) == "True", 60, f"node {daemon.node} Ready")
+    namespace = f"kapi-d-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", namespace)
+    try:
+        cluster.kubectl("-n", namespace, "create", "configmap", "cfg", "--from-literal=key=configmap-bytes")
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "app", "namespace": namespace},
+            "spec": {
+                **placement(daemon.node),
+                "containers": [
+                    {
+                        "name": "main",
+                        "image": "busybox",
+                        "command": ["sh", "-c", WEB_SCRIPT],
+                        "env": [{"name": "FOO", "value": "from-the-pod-spec"}],
+                        "volumeMounts": [{"name": "cfg", "mountPath": "/etc/config"}],
+                    }
+                ],
+                "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}],
+            },
+        }
+        wait_for(lambda: _create_pod(kube, namespace, pod), 30, "the pod to be created")
+        wait_for(lambda: kube.pod(namespace, "app")["status"].get("phase") == "Running", 60, "the pod to run")
+
+        def k(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+            return cluster.kubectl("-n", namespace, *args, check=False, **kwargs)
+
+        wait_for(lambda: k("logs", "app").stdout == "one\ntwo\nthree\n", 30, "the pod's output through the daemon")
+        assert k("logs", "app", "--tail=1").stdout == "three\n"
+        result = k("exec", "app", "--", "sh", "-c", "echo $FOO; cat /etc/config/key")
+        assert (result.returncode, result.stdout) == (0, "from-the-pod-spec\nconfigmap-bytes"), result.stderr
+        assert k("exec", "app", "--", "sh", "-c", "exit 3").returncode == 3
+        assert k("exec", "-i", "app", "--", "cat", input="piped\n").stdout == "piped\n"
+
+        def has_stats() -> bool:
+            raw = cluster.kubectl("get", "--raw", f"/api/v1/nodes/{daemon.node}/proxy/stats/summary", check=False)
+            if raw.returncode != 0:
+                return False
+            pods = json.loads(raw.stdout)["pods"]
+            return any(p["podRef"]["name"] == "app" and p["memory"]["workingSetBytes"] > 0 for p in pods)
+
+        wait_for(has_stats, 45, "stats for the pod through the daemon")
+    finally:
+        cluster.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def _create_pod(kube: Any, namespace: str, pod: dict[str, Any]) -> bool:
+    try:
+        kube.create(namespace, pod)
+    except Exception as exc:  # the namespace's default ServiceAccount may not exist yet
+        return "already exists" in str(exc)
+    return True
