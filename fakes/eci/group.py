@@ -178,6 +178,16 @@ def container_state(g: Group, c: dict[str, Any], now: float, *, init: bool) -> d
         current = _state("Terminated", start=g.running_at, finish=g.running_at, exit_code=0, reason="Completed")
     elif g.override is not None and now >= g.override["at"]:
         current = _state("Terminated", start=g.running_at, finish=g.override["at"], exit_code=137, reason="Error")
+    elif g.finished is not None and now >= g.finished["at"]:
+        # Only reachable for groups forced terminal through the admin API: simulated containers follow suit.
+        ok = g.finished["Status"] == "Succeeded"
+        current = _state(
+            "Terminated",
+            start=g.running_at,
+            finish=g.finished["at"],
+            exit_code=0 if ok else 1,
+            reason="Completed" if ok else "Error",
+        )
     else:
         current = _state("Running", start=max(g.running_at, rt.get("start") or 0))
     return {

@@ -278,3 +278,19 @@ def test_env_var_names_for_cli_defaults() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_stopped_fake_answers_nothing(make_fake) -> None:
+    f = make_fake()
+    c = sdk_client(f)
+    c.describe_regions(m.DescribeRegionsRequest())  # opens a keep-alive connection
+    f.stop()
+    with pytest.raises(UnretryableException):
+        c.describe_regions(m.DescribeRegionsRequest())
+
+
+def test_admin_forced_terminal_status_applies_to_simulated_containers(client, admin) -> None:
+    gid = admin.post("/groups", {"ContainerGroupName": "done-1", "Status": "Succeeded"})["ContainerGroupId"]
+    g = describe(client, gid)
+    assert g.status == "Succeeded" and g.containers[0].current_state.state == "Terminated"
+    assert g.containers[0].current_state.exit_code == 0
