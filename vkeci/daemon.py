@@ -86,6 +86,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="drain the node (delete its pods and their groups), then delete the Node and exit",
     )
     parser.add_argument("--drain-timeout", type=float, default=600.0, help="seconds to wait for pods to go")
+    parser.add_argument(
+        "--eci-limit",
+        action="append",
+        default=[],
+        metavar="ACTION=N",
+        type=eci_limit,
+        help="calls per minute allowed for one ECI action (repeatable), e.g. CreateContainerGroup=500; "
+        "defaults are the documented account limits",
+    )
     parser.add_argument("--stats-file", help="on exit, write request counts (Kubernetes and ECI) here as JSON")
     kubelet = parser.add_argument_group("kubelet API (kubectl logs/exec/top)")
     kubelet.add_argument("--no-kubelet-api", action="store_true", help="do not serve the kubelet API")
@@ -99,6 +108,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     kubelet.add_argument(
         "--client-ca-file", help="CA that signs the API server's client certificate (default: the kubeconfig's CA)"
     )
+
+
+def eci_limit(text: str) -> tuple[str, int]:
+    """``Action=N`` from the command line."""
+    action, _, number = text.partition("=")
+    if not action or not number.isdigit() or int(number) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected ACTION=N with N a positive number of calls per minute")
+    return action.strip(), int(number)
 
 
 def load_config(args: argparse.Namespace) -> Config:
@@ -127,7 +144,15 @@ class PodView:
 class Daemon:
     """Wires the clients and controllers together and runs them until ``stop`` is set."""
 
-    def __init__(self, config: Config, timings: Timings, options: Any, *, translator: Any = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        timings: Timings,
+        options: Any,
+        *,
+        translator: Any = None,
+        eci_limits: dict[str, int] | None = None,
+    ) -> None:
         from vkeci.kube import KubeClient, load_credentials
         from vkeci.node import Health, NodeController
         from vkeci.pods import PodController, Translator
@@ -141,7 +166,7 @@ class Daemon:
         self.kube = KubeClient(credentials, limiter=bucket)
         # Heartbeats get their own connection pool and the reserved part of the budget.
         self.heartbeat_kube = self.kube.with_priority(True)
-        self.provider = Provider.from_config(config)
+        self.provider = Provider.from_config(config, eci_limits)
         self.node = NodeController(self.heartbeat_kube, config)
         from vkeci.lease import LeaseController
 
@@ -327,7 +352,7 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
-        daemon = Daemon(config, timings, options)
+        daemon = Daemon(config, timings, options, eci_limits=dict(args.eci_limit))
     except KubeError as err:
         log.error("cannot reach Kubernetes", extra=fields(error=str(err)))
         return 1

@@ -105,11 +105,12 @@ class Provider:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, config: Any) -> Provider:
-        """A provider built from a Config: SDK client, credentials, rate limits."""
+    def from_config(cls, config: Any, limits: dict[str, int] | None = None) -> Provider:
+        """A provider built from a Config: SDK client, credentials, rate limits (``limits``
+        overrides the documented per-minute limit of some actions)."""
         from vkeci.eci import new_client
 
-        return cls(new_client(config), config.region, EciLimiter(enabled=config.rate_limits))
+        return cls(new_client(config), config.region, EciLimiter(limits, enabled=config.rate_limits))
 
     def _call(self, action: str, fn: Callable[[], T]) -> T:
         self.limiter.acquire(action)

@@ -53,3 +53,10 @@ def test_pod_view_reads_the_controller(name, found):
     view = PodView(Controller())
     assert (view.get("ns", name) is not None) == found
     assert len(view.list()) == 1
+
+
+def test_eci_limits_flag():
+    args = parse("--eci-limit", "CreateContainerGroup=500", "--eci-limit", "DeleteContainerGroup=60")
+    assert dict(args.eci_limit) == {"CreateContainerGroup": 500, "DeleteContainerGroup": 60}
+    with pytest.raises(SystemExit):
+        parse("--eci-limit", "CreateContainerGroup=lots")
