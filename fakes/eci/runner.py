@@ -74,7 +74,7 @@ class Runner:
                     p.kill_reason = p.kill_reason or "Killed"
                     _killpg(p.popen)
         if g.id not in self.cloud.groups:
-            shutil.rmtree(self.base / g.id, ignore_errors=True)
+            safe_rmtree(self.base / g.id)
             with self.cloud.lock:
                 for key in [k for k in self.logs if k[0] == g.id]:
                     del self.logs[key]
@@ -136,7 +136,7 @@ class Runner:
             if p.reader is not None:
                 p.reader.join(timeout=5)
         if self.own_base:
-            shutil.rmtree(self.base, ignore_errors=True)
+            safe_rmtree(self.base)
 
     # ---- the ticker --------------------------------------------------------------------------------
     def tick(self) -> None:
@@ -374,6 +374,23 @@ class Runner:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
+
+
+def safe_rmtree(path: Path) -> None:
+    """Remove a sandbox tree, unless something is mounted under it in *our* namespace.
+
+    Sandboxes bind-mount host /usr etc. only inside their own private mount namespace, so the host never
+    sees those mounts; this check makes sure a propagation surprise can never turn into deleting /usr.
+    """
+    prefix = str(path.resolve()) + "/"
+    try:
+        mounts = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        mounts = []
+    if any(len(f) > 4 and (f[4] + "/").startswith(prefix) for f in (line.split() for line in mounts)):
+        print(f"fake-eci: not removing {path}: something is mounted under it", flush=True)
+        return
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _due(rt: dict[str, Any], now: float) -> bool:

@@ -295,3 +295,23 @@ def test_no_stock_sync_mode_raises(client, admin) -> None:
     with pytest.raises(ClientException) as e:
         _create(client)
     assert (e.value.code, e.value.status_code) == ("OperationDenied.NoStock", 403)
+
+
+def test_sandbox_removal_refuses_trees_with_mounts(tmp_path) -> None:
+    import subprocess
+
+    from fakes.eci.runner import safe_rmtree
+
+    victim = tmp_path / "sandbox" / "root" / "usr"
+    victim.mkdir(parents=True)
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    (keep / "precious").write_text("x")
+    subprocess.run(["mount", "--bind", str(keep), str(victim)], check=True)
+    try:
+        safe_rmtree(tmp_path / "sandbox")
+        assert (keep / "precious").exists() and (victim / "precious").exists()
+    finally:
+        subprocess.run(["umount", str(victim)], check=True)
+    safe_rmtree(tmp_path / "sandbox")
+    assert not (tmp_path / "sandbox").exists() and (keep / "precious").exists()
