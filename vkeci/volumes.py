@@ -52,7 +52,12 @@ def _files(
 
 def _check_paths(ctx: Context, files: list[tuple[str, bytes, int | None]], path: str) -> bool:
     ok = True
+    seen: set[str] = set()
     for file_path, _, mode in files:
+        if file_path in seen:
+            ctx.problem(path, f"two sources write the same file {file_path!r}", "give the items distinct paths")
+            ok = False
+        seen.add(file_path)
         normal = posixpath.normpath(file_path)
         if not file_path or file_path.startswith("/") or normal.startswith("..") or normal != file_path:
             ctx.problem(path, f"file path {file_path!r} must be relative, normalised and stay inside the volume")

@@ -192,6 +192,11 @@ def container(
         c["env"] = env
     if configmaps and draw(st.booleans()):
         c["envFrom"] = [{"configMapRef": {"name": draw(st.sampled_from(sorted(configmaps)))}, "prefix": "CM_"}]
+    text_secrets = sorted(n for n, obj in secrets.items() if all(_is_text(v) for v in items_of(obj).values()))
+    if text_secrets and draw(st.booleans()):
+        c.setdefault("envFrom", []).append({"secretRef": {"name": draw(st.sampled_from(text_secrets))}})
+    if draw(st.integers(0, 5)) == 0:
+        c.setdefault("envFrom", []).append({"secretRef": {"name": "never-created", "optional": True}})
     if draw(st.booleans()):
         resources: dict[str, Any] = {}
         if draw(st.booleans()):
@@ -206,8 +211,14 @@ def container(
         mount: dict[str, Any] = {"name": vol, "mountPath": f"/mnt/{vol}"}
         if draw(st.booleans()):
             mount["readOnly"] = True
-        if draw(st.integers(0, 4)) == 0:
+        choice = draw(st.integers(0, 5))
+        if choice == 0:
             mount["subPath"] = draw(dns_label(max_size=8))
+        elif choice == 1:
+            mount["subPathExpr"] = "$(POD_NAME_FOR_PATH)"
+            c.setdefault("env", []).append(
+                {"name": "POD_NAME_FOR_PATH", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+            )
         mounts.append(mount)
     if mounts:
         c["volumeMounts"] = mounts
@@ -305,6 +316,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
     )
     secrets = {n: draw(secret(n)) for n in s_names}
     service_account = draw(st.sampled_from(["default", "builder"]))
+    container_names = draw(st.lists(dns_label(max_size=20), min_size=1, max_size=5, unique=True))
     volumes: list[dict[str, Any]] = []
     files: dict[tuple[str, str], bytes] = {}
     tokens = {}
@@ -347,6 +359,14 @@ def scenarios(draw: st.DrawFn) -> Scenario:
             if audience:
                 sa_source["audience"] = audience
             ca = "-----BEGIN CERTIFICATE-----\n" + draw(st.text(string.ascii_letters, max_size=30)) + "\n"
+            projected_secret = draw(st.sampled_from(sorted(secrets))) if secrets and draw(st.booleans()) else None
+            if projected_secret:
+                taken = {"token", "ca.crt", "namespace", "cpu_limit"}
+                if taken & set(items_of(secrets[projected_secret])):
+                    projected_secret = None  # the API server refuses projections that collide
+                else:
+                    for k, v in items_of(secrets[projected_secret]).items():
+                        files[(vol_name, k)] = v
             configmaps.setdefault(
                 "kube-root-ca.crt",
                 {"kind": "ConfigMap", "metadata": {"name": "kube-root-ca.crt"}, "data": {"ca.crt": ca}},
@@ -361,9 +381,20 @@ def scenarios(draw: st.DrawFn) -> Scenario:
                             {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
                             {
                                 "downwardAPI": {
-                                    "items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]
+                                    "items": [
+                                        {"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}},
+                                        {
+                                            "path": "cpu_limit",
+                                            "resourceFieldRef": {
+                                                "containerName": container_names[0],
+                                                "resource": "limits.cpu",
+                                                "divisor": "1m",
+                                            },
+                                        },
+                                    ]
                                 }
                             },
+                            *([{"secret": {"name": projected_secret}}] if projected_secret else []),
                         ],
                     },
                 }
@@ -384,7 +415,6 @@ def scenarios(draw: st.DrawFn) -> Scenario:
                 }
             )
             files[(vol_name, "name")] = name.encode()
-    container_names = draw(st.lists(dns_label(max_size=20), min_size=1, max_size=5, unique=True))
     split = draw(st.integers(1, len(container_names)))
     app = [draw(container(n, vol_names, configmaps, secrets, init=False)) for n in container_names[:split]]
     init = [draw(container(n, vol_names, configmaps, secrets, init=True)) for n in container_names[split:]]

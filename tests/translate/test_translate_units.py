@@ -515,3 +515,11 @@ def test_fractional_gpu_is_rejected_once() -> None:
     with pytest.raises(Rejected) as info:
         request(containers=[{"name": "a", "image": "x", "resources": {"limits": {"nvidia.com/gpu": "0.5"}}}])
     assert len(info.value.problems) == 1 and "whole number" in str(info.value)
+
+
+def test_projected_sources_writing_the_same_file_are_rejected() -> None:
+    volume = {"name": "v", "projected": {"sources": [{"configMap": {"name": "a"}}, {"configMap": {"name": "b"}}]}}
+    objects = Objects(configmaps={"a": {"data": {"x": "1"}}, "b": {"data": {"x": "2"}}})
+    with pytest.raises(Rejected) as info:
+        translate(pod(volumes=[volume]), objects, DEFAULTS)
+    assert "same file 'x'" in str(info.value)
