@@ -506,3 +506,69 @@ def test_delete_restart_update_with_client_token_are_idempotent(client) -> None:
     with pytest.raises(ClientException) as e:
         client.delete_container_group(m.DeleteContainerGroupRequest(region_id=REGION, container_group_id=gid))
     assert e.value.code == "InvalidParameter.NotFound"
+
+
+def _session(uri: str, send: list[bytes]) -> list[bytes]:
+    ws = websocket.create_connection(uri, subprotocols=["v4.channel.k8s.io"], timeout=10)
+    assert ws.subprotocol == "v4.channel.k8s.io"
+    for frame in send:
+        ws.send_binary(frame)
+    frames = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        op, data = ws.recv_data()
+        if op == websocket.ABNF.OPCODE_CLOSE:
+            break
+        frames.append(data)
+    ws.close()
+    return frames
+
+
+def test_exec_tty_with_resize_in_a_running_real_container(client) -> None:
+    gid = _create(
+        client, containers=[container("app", "busybox", command=["sh", "-c", "echo ready > /tmp/ready; sleep 300"])]
+    )
+    wait_for(lambda: describe(client, gid).containers[0].current_state.state == "Running")
+    r = client.exec_container_command(
+        m.ExecContainerCommandRequest(
+            region_id=REGION,
+            container_group_id=gid,
+            container_name="app",
+            command='["sh","-c","read x; stty size; cat /tmp/ready; test -t 0 && echo tty"]',
+            tty=True,
+        )
+    ).body
+    frames = _session(r.web_socket_uri, [b'\x04{"Width":123,"Height":45}', b"\x00go\n"])
+    out = b"".join(f[1:] for f in frames if f[0] == 1).decode()
+    assert "45 123" in out and "ready" in out and "tty" in out
+    assert json.loads(next(f[1:] for f in frames if f[0] == 3)) == {"metadata": {}, "status": "Success"}
+
+
+def test_exec_without_stdin_and_stderr_channel(client) -> None:
+    gid = _create(client)
+    wait_status(client, gid, "Running")
+    r = client.exec_container_command(
+        m.ExecContainerCommandRequest(
+            region_id=REGION,
+            container_group_id=gid,
+            container_name="main",
+            command='["sh","-c","cat; echo out; echo err >&2"]',
+            stdin=False,
+        )
+    ).body
+    frames = _session(r.web_socket_uri, [])
+    assert b"".join(f[1:] for f in frames if f[0] == 1) == b"out\n"
+    assert b"".join(f[1:] for f in frames if f[0] == 2) == b"err\n"
+
+
+def test_exec_token_expires(client, fake) -> None:
+    gid = _create(client)
+    wait_status(client, gid, "Running")
+    r = client.exec_container_command(
+        m.ExecContainerCommandRequest(
+            region_id=REGION, container_group_id=gid, container_name="main", command='["true"]'
+        )
+    ).body
+    fake.clock.advance(31)
+    with pytest.raises(websocket.WebSocketBadStatusException):
+        websocket.create_connection(r.web_socket_uri, timeout=5)
