@@ -27,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--security-token", default=None, help="make the key an STS key requiring this token")
     parser.add_argument("--state-file", default=None, help="persist container groups here across restarts")
     parser.add_argument("--config", default=None, help="YAML file: VPC, delays, faults (see fakes/README.md)")
+    parser.add_argument("--log-requests", action="store_true", help="one stderr line per API call (action, outcome)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     except (SettingsError, OSError, ValueError) as e:
         print(f"fake-eci: {e}", file=sys.stderr)
         return 2
+    fake.log_requests = bool(args.log_requests)
     print(f"ECI endpoint: {fake.url}", flush=True)
     print(f"admin API: {fake.admin_url}  (region {settings.region})", flush=True)
     done = threading.Event()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -177,6 +178,7 @@ class FakeECI:
         self.cloud.on_removed = self.runner.stop_group
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self.log_requests = False  # one stderr line per API call (the CLI's --log-requests)
         if settings.faults:
             self.set_faults(settings.faults)
         self.runner.recover()
@@ -320,6 +322,8 @@ class FakeECI:
             status, outcome, reply = 500, "InternalError", json_dumps(err.body(request_id))
         # Count before replying, so a client that reads /_fake/calls right after sees its own call.
         self.faults.count(action or "?", outcome)
+        if self.log_requests:
+            print(f"fake-eci: {action or '?'} -> {status} {outcome}", file=sys.stderr, flush=True)
         h._reply(status, reply, extra)
 
     def serve_exec(self, h: _Handler, token: str) -> None:

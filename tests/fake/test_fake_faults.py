@@ -294,3 +294,39 @@ def test_admin_forced_terminal_status_applies_to_simulated_containers(client, ad
     g = describe(client, gid)
     assert g.status == "Succeeded" and g.containers[0].current_state.state == "Terminated"
     assert g.containers[0].current_state.exit_code == 0
+
+
+def test_cli_log_requests(tmp_path) -> None:
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "fakes.eci",
+            "--port",
+            "0",
+            "--access-key-id",
+            AK,
+            "--access-key-secret",
+            SK,
+            "--log-requests",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        endpoint = proc.stdout.readline().strip().split("http://", 1)[1]
+
+        class _F:
+            pass
+
+        f = _F()
+        f.endpoint = endpoint  # type: ignore[attr-defined]
+        sdk_client(f).describe_regions(m.DescribeRegionsRequest())  # type: ignore[arg-type]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert "fake-eci: DescribeRegions -> 200 OK" in err
+    assert SK not in err
