@@ -329,3 +329,27 @@ def test_a_killed_test_run_leaves_no_component_behind(cluster: Cluster, tmp_path
     pids = [int((d / f"{name}.pid").read_text()) for name in ("etcd", "kube-apiserver", "kube-scheduler")]
     wait_until("the orphaned components to die", lambda: all(_dead(pid) for pid in pids), timeout=15)
     assert _processes_mentioning(d) == []
+
+
+def test_a_failing_build_raises_with_the_compiler_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from e2e import build
+
+    module = tmp_path / "module"
+    module.mkdir()
+    (module / "go.mod").write_text("module example.invalid/broken\n\ngo 1.25.0\n")
+    (module / "main.go").write_text("package main\n\nfunc main() { undefinedThing() }\n")
+    monkeypatch.setattr(build, "MODULE_DIR", module)
+    monkeypatch.setenv("VKECI_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(build.BuildError, match="undefined: undefinedThing") as err:
+        build.ensure_binary(progress=lambda _: None)
+    assert "go build` failed" in str(err.value)
+    assert build.cached_binary() is None  # nothing half-built is left to be mistaken for a binary
+
+
+def test_a_missing_go_toolchain_is_named_in_the_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    from e2e import build
+
+    monkeypatch.setenv("VKECI_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("PATH", str(tmp_path))  # no `go` here
+    with pytest.raises(build.BuildError, match="Go toolchain is not installed"):
+        build.ensure_binary(progress=lambda _: None)
