@@ -157,10 +157,10 @@ def test_exec_over_spdy_v4(env: Env) -> None:
     client = SpdyClient(env.server.port, env.client_cert)
     status, headers, _ = client.upgrade(exec_path(["echo", "hello", "world"]))
     assert status == 101 and headers["x-stream-protocol-version"] == "v4.channel.k8s.io"
+    client.ping(1)  # first, so the answer comes before the (fast) command's end
     for kind in ("error", "stdout", "stderr"):
         client.open(kind)
     pongs: list[int] = []
-    client.ping(1)
     client.read_until_finished("error", pongs)
     assert client.out("stdout") == b"hello world\n"
     assert client.out("stderr") == b"to stderr\n"

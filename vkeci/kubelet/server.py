@@ -35,7 +35,7 @@ from prometheus_client import generate_latest
 from vkeci.kubelet import logs, stats
 from vkeci.kubelet.auth import Authenticator, Forbidden, Unauthorized
 from vkeci.kubelet.backend import EciApi, EciError, PodLookup
-from vkeci.kubelet.errors import BadRequest, HttpError, NotFound, NotImplementedOnEci
+from vkeci.kubelet.errors import BadRequest, HttpError, NotFound
 from vkeci.kubelet.tls import ServingTls
 
 log = logging.getLogger(__name__)
@@ -255,15 +255,20 @@ class _Handler(BaseHTTPRequestHandler):
         elif head in ("exec", "attach") and method in ("GET", "POST"):
             from vkeci.kubelet import streams
 
-            if len(parts) not in (4, 5):  # the kubelet also accepts /exec/{ns}/{pod}/{uid}/{container}
-                raise BadRequest(f"expected /{head}/{{namespace}}/{{pod}}/{{container}}")
-            pod, group_id = self._pod(parts[1], parts[2])
-            container = parts[-1]
-            if not logs.find_container(pod, container):
-                raise NotFound(f'container "{container}" not found in pod "{parts[2]}"')
+            try:
+                if len(parts) not in (4, 5):  # the kubelet also accepts /exec/{ns}/{pod}/{uid}/{container}
+                    raise BadRequest(f"expected /{head}/{{namespace}}/{{pod}}/{{container}}")
+                pod, group_id = self._pod(parts[1], parts[2])
+                container = parts[-1]
+                if not logs.find_container(pod, container):
+                    raise NotFound(f'container "{container}" not found in pod "{parts[2]}"')
+            except HttpError as exc:  # as a Status, which the API server relays to kubectl readably
+                raise streams.StatusError(exc.message, exc.status) from None
             streams.serve(self, head, pod, group_id, container, query)
         elif head == "portForward":
-            raise NotImplementedOnEci(PORT_FORWARD_MESSAGE)
+            from vkeci.kubelet import streams
+
+            raise streams.StatusError(PORT_FORWARD_MESSAGE, 501)
         elif path in ("/pods", "/pods/") and method in ("GET", "HEAD"):
             self._send_json(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": self._pods()})
         elif path in ("/runningpods", "/runningpods/") and method in ("GET", "HEAD"):
