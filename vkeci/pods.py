@@ -25,6 +25,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -55,6 +56,9 @@ class Options:
     sweep_interval: float = 300.0
     watch_timeout: int = 300
     workers: int = 16
+    # Threads writing the statuses/events of one poll: a burst of N groups turning Running at once must
+    # not be written one after the other.
+    status_writers: int = 8
     # A group we just created is not declared lost before this many seconds (eventual consistency).
     lost_grace: float = 30.0
     delete_poll: float = 1.0
@@ -154,6 +158,26 @@ def event_body(pod: Mapping[str, Any], kind: str, reason: str, message: str, nod
         "lastTimestamp": extra.get("lastTimestamp") or now,
         "count": int(extra.get("count") or 1),
     }
+
+
+def image_drift(pod: Mapping[str, Any], group: Mapping[str, Any]) -> str:
+    """Why the running group no longer matches the pod's images ("" when it does).
+
+    A container image edited on a running pod is not applied to the ECI group; the user is told
+    instead of the pod silently diverging from what runs.
+    """
+    running = {str(c.get("Name")): str(c.get("Image")) for c in group.get("Containers") or [] if c.get("Image")}
+    changed = []
+    for index, container in enumerate((pod.get("spec") or {}).get("containers") or []):
+        name, image = str(container.get("name")), str(container.get("image"))
+        if name in running and running[name] != image:
+            changed.append(f"spec.containers[{index}].image is {image!r} but ECI runs {running[name]!r}")
+    if not changed:
+        return ""
+    return (
+        "; ".join(changed)
+        + ": ECI container groups cannot change images in place; delete the pod (its controller re-creates it)"
+    )
 
 
 def write_back_annotations(record: Record, group: Mapping[str, Any]) -> dict[str, str]:
@@ -338,6 +362,8 @@ class PodController:
         self._last_poll = 0.0
         self._last_full = 0.0
         self.kube_writes = 0
+        self._create_tried: set[str] = set()  # uids whose create was sent but not confirmed
+        self._status_pool: ThreadPoolExecutor | None = None
 
     # ---- cache -------------------------------------------------------------------------
 
@@ -523,6 +549,10 @@ class PodController:
         if record is not None:
             if record.group is not None and not record.annotated:
                 self._annotate(pod, record)
+            if record.group is not None:
+                drift = image_drift(pod, record.group)
+                if drift:
+                    self._warn_once(pod, "SpecChangeNotApplied", drift)
             return None
         if uid in self.lost:
             return None
@@ -533,6 +563,13 @@ class PodController:
             return None
         self._create(pod)
         return None
+
+    def _warn_once(self, pod: JSON, reason: str, message: str) -> None:
+        """A Warning event, once per distinct message for this pod."""
+        uid = uid_of(pod)
+        if self.reported.get(uid) != message:
+            self.emit(pod, "Warning", reason, message)
+            self.reported[uid] = message
 
     def _report(self, pod: JSON, status: JSON, kind: str, reason: str, message: str) -> None:
         """Write a problem status and its Warning event once per distinct message."""
@@ -562,11 +599,16 @@ class PodController:
             text = "; ".join(str(w) for w in warnings)
             self.emit(pod, "Warning", "TranslationWarning", text)
             self.reported[uid] = text
-        # A create whose answer was lost may have succeeded: look before creating again.
-        existing = self.provider.list_groups([*self.selector, {"Key": identity.TAG_UID, "Value": uid}])
-        if existing:
-            self._adopt_all(uid, key, existing)
-            return
+        # A create whose answer was lost may have succeeded: look before creating again. Only a retry looks:
+        # the ClientToken (the pod UID) already makes ECI answer a repeated create with the same group, and
+        # a listing per pod would cost a burst of N pods N DescribeContainerGroups calls (2,000/min budget).
+        if uid in self._create_tried:
+            existing = self.provider.list_groups([*self.selector, {"Key": identity.TAG_UID, "Value": uid}])
+            if existing:
+                self._create_tried.discard(uid)
+                self._adopt_all(uid, key, existing)
+                return
+        self._create_tried.add(uid)
         try:
             group_id, request_id = self.provider.create(request)
         except EciError as err:
@@ -577,6 +619,7 @@ class PodController:
             status = self.translator.problem_status(pod, "ProviderFailed", str(err), now, fail=never)
             self._report(pod, status, "Warning", "ProviderCreateFailed", str(err))
             raise
+        self._create_tried.discard(uid)
         self._remember(Record(uid=uid, key=key, group_id=group_id, seen_at=self.clock(), request_id=request_id))
         # No event of our own here: ECI's Pulling/Pulled/Created/Started follow, and events are
         # most of the Kubernetes writes per pod.
@@ -758,13 +801,22 @@ class PodController:
             changed = list(listed)
         wanted = sorted(set(changed) | set(fresh))
         described = self.provider.describe(wanted) if wanted else []
-        for group in described:
-            self.apply_group(group)
+        self._apply_all(described)
         if full:
             self._detect_lost(known, set(listed) | {str(g.get("ContainerGroupId")) for g in described})
             self._last_full = now
         self._last_poll = now
         return len(wanted)
+
+    def _apply_all(self, groups: list[JSON]) -> None:
+        """``apply_group`` for every group; in parallel when there are several (one group per thread at a time)."""
+        if len(groups) <= 1 or self.options.status_writers <= 1:
+            for group in groups:
+                self.apply_group(group)
+            return
+        if self._status_pool is None:
+            self._status_pool = ThreadPoolExecutor(self.options.status_writers, thread_name_prefix="status-write")
+        list(self._status_pool.map(self.apply_group, groups))  # re-raises the first failure, like the loop did
 
     def _detect_lost(self, known: dict[str, Record], present: set[str]) -> None:
         """Groups we track that a successful full listing did not return: confirm, then fail their pods."""

@@ -168,14 +168,33 @@ def test_create_once_then_nothing_to_do(world):
     assert kube.events() == []
 
 
-def test_lookup_before_create_adopts_an_existing_group(world):
+def test_first_create_does_not_list_first(world):
+    # The ClientToken (pod UID) makes a repeated create return the same group: a burst of N pods must not
+    # cost N DescribeContainerGroups calls on top of the N creates.
     kube, eci, ctl = world
     kube.add("web")
-    eci.add_group("uid-web", "web")
-    eci.add_group("uid-web", "web")  # a duplicate from an old bug: deleted, oldest kept
     load(ctl, kube)
     ctl.sync("ns/web")
-    assert "CreateContainerGroup" not in eci.calls
+    assert eci.calls == ["CreateContainerGroup"]
+
+
+def test_retried_create_looks_first_and_adopts_what_the_lost_answer_created(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    load(ctl, kube)
+    real_create = eci.create
+
+    def answer_lost(request):
+        real_create(request)  # ECI created the group...
+        raise EciError("CreateContainerGroup", "NoResponse", "no answer", transient=True)  # ...the reply was lost
+
+    eci.create = answer_lost  # type: ignore[method-assign]
+    with pytest.raises(EciError):
+        ctl.sync("ns/web")
+    eci.create = real_create  # type: ignore[method-assign]
+    eci.add_group("uid-web", "web")  # a duplicate from an old bug: deleted, oldest kept
+    ctl.sync("ns/web")
+    assert eci.calls.count("CreateContainerGroup") == 1
     assert list(eci.groups) == ["eci-1"]
 
 
@@ -372,3 +391,23 @@ def test_finished_group_is_kept_for_logs_then_deleted(world):
     now[0] += 61
     assert ctl.sync("ns/job") is None
     assert gid not in eci.groups
+
+
+def test_image_change_on_a_running_pod_is_reported_not_ignored(world):
+    kube, eci, ctl = world
+    pod = kube.add("web")
+    pod["spec"]["containers"] = [{"name": "web", "image": "nginx:1.27"}]
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    gid = next(iter(eci.groups))
+    eci.groups[gid]["Containers"] = [{"Name": "web", "Image": "nginx:1.27"}]
+    ctl.poll_status(full=True)
+    ctl.sync("ns/web")
+    assert kube.events() == []
+    pod["spec"]["containers"][0]["image"] = "nginx:1.28"
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    ctl.sync("ns/web")
+    events = kube.events()
+    assert len(events) == 1 and events[0]["reason"] == "SpecChangeNotApplied"
+    assert "spec.containers[0].image" in events[0]["message"]
