@@ -16,6 +16,7 @@ Two modes:
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shlex
 import shutil
@@ -60,7 +61,8 @@ def prepare_root(root: Path, mounts: Sequence[tuple[Path, str]], workdir: str) -
             if not mine.is_symlink():
                 if mine.exists():
                     mine.rmdir()
-                mine.symlink_to(os.readlink(host))
+                with contextlib.suppress(FileExistsError):  # an exec preparing the same root at once
+                    mine.symlink_to(os.readlink(host))
         elif host.is_dir():
             mine.mkdir(exist_ok=True)
     for f in ETC_FILES:
