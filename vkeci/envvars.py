@@ -173,10 +173,7 @@ def resource_value(
         return None
     if div <= 0:
         return None
-    result = (amount / div).to_integral_value(rounding=ROUND_CEILING)
-    if name == "cpu" and section == "requests" and raw is None:
-        result = Decimal(0)
-    return str(int(result))
+    return str(int((amount / div).to_integral_value(rounding=ROUND_CEILING)))
 
 
 def resolve(

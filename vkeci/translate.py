@@ -247,6 +247,7 @@ def _translate(pod: Mapping[str, Any], objects: Objects, defaults: Defaults) -> 
             converted_list.append(containers.container(ctx, pod, container, path, env, volume_names, is_init))
         if converted_list:
             request["InitContainer" if is_init else "Container"] = converted_list
+    _check_fits(ctx, request)
     _pod_fields(ctx, pod, request, defaults, options)
     if volume_list:
         request["Volume"] = volume_list
@@ -330,6 +331,23 @@ def _size(
             f'set {ann.USE_SPECS}: "ecs.gn6i-c4g1.xlarge" (or another GPU-accelerated ECS type)',
         )
     return size
+
+
+def _check_fits(ctx: Context, request: dict[str, Any]) -> None:
+    """With an explicit size (eci-use-specs), the containers' limits must fit in it."""
+    if "Cpu" not in request:
+        return
+    for wire, unit in (("Cpu", "vCPU"), ("Memory", "GiB")):
+        app = sum((Decimal(str(c.get(wire, 0))) for c in request.get("Container", [])), Decimal(0))
+        init = max((Decimal(str(c.get(wire, 0))) for c in request.get("InitContainer", [])), default=Decimal(0))
+        needed = max(app, init)
+        if needed > Decimal(str(request[wire])):
+            ctx.problem(
+                ann.field_path(ann.USE_SPECS),
+                f"the instance has {specs.fmt(Decimal(str(request[wire])))} {unit} but the containers' limits "
+                f"add up to {specs.fmt(needed)} {unit}",
+                "choose a larger spec or lower the containers' limits",
+            )
 
 
 def _pod_fields(

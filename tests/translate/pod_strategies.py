@@ -262,7 +262,7 @@ ANNOTATION_VALUES: dict[str, Any] = {
     "k8s.aliyun.com/eci-vswitch": st.sampled_from(["vsw-a", "vsw-a,vsw-b"]),
     "k8s.aliyun.com/eci-schedule-strategy": st.sampled_from(["VSwitchOrdered", "VSwitchRandom"]),
     "k8s.aliyun.com/eci-security-group": st.just("sg-1"),
-    "k8s.aliyun.com/eci-use-specs": st.sampled_from(["2-4Gi", "1-2Gi,2-4Gi", "ecs.c6.xlarge", "3-5Gi,ecs.g6.large"]),
+    "k8s.aliyun.com/eci-use-specs": st.sampled_from(["16-32Gi", "1-2Gi,2-4Gi", "ecs.c6.xlarge", "3-5Gi,ecs.g6.large"]),
     "k8s.aliyun.com/eci-ram-role-name": st.just("AliyunECIContainerGroupRole"),
     "k8s.aliyun.com/eci-resource-group-id": st.just("rg-acfm123"),
     "k8s.aliyun.com/eci-auto-imc": st.sampled_from(["true", "false"]),

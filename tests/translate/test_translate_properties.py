@@ -18,7 +18,12 @@ from tests.translate.pod_strategies import Scenario, breakage, scenarios
 from vkeci import identity
 from vkeci.translate import Missing, Objects, Rejected, TranslationError, needs, pod_to_request, translate
 
-SLOW = settings(suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+# Whole-pod scenarios are costly to generate: at most 150 per test even in the CI profile (300),
+# which keeps this module well under a minute on the shared 2-core machine.
+SLOW = settings(
+    max_examples=min(settings.default.max_examples, 150),
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def strip_empty(value: Any) -> Any:

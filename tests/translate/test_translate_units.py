@@ -523,3 +523,10 @@ def test_projected_sources_writing_the_same_file_are_rejected() -> None:
     with pytest.raises(Rejected) as info:
         translate(pod(volumes=[volume]), objects, DEFAULTS)
     assert "same file 'x'" in str(info.value)
+
+
+def test_use_specs_smaller_than_the_limits_is_rejected() -> None:
+    container = {"name": "a", "image": "x", "resources": {"limits": {"cpu": "2", "memory": "1Gi"}}}
+    with pytest.raises(Rejected) as info:
+        request(containers=[container], annotations={ann.USE_SPECS: "1-2Gi"})
+    assert "add up to 2 vCPU" in str(info.value)
