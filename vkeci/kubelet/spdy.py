@@ -17,7 +17,7 @@ import struct
 import threading
 import zlib
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import Protocol
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,14 @@ _DICT_TAIL = (
     "text/javascript,publicprivatemax-age=gzip,deflate,sdchcharset=utf-8charset=iso-8859-1,utf-,*,enq=0."
 )
 DICTIONARY = b"".join(struct.pack(">I", len(w)) + w.encode() for w in _DICT_WORDS) + _DICT_TAIL.encode()
+
+
+class ByteReader(Protocol):
+    """Where frames come from: a buffered file or :class:`vkeci.kubelet.duplex.TlsDuplex`."""
+
+    def read(self, size: int, /) -> bytes | None:
+        """Up to ``size`` bytes, fewer only at end of stream."""
+        ...
 
 
 class SpdyError(Exception):
@@ -149,7 +157,7 @@ class SpdySession:
     GOAWAY or EOF. Writes from any thread go through one lock.
     """
 
-    def __init__(self, reader: BinaryIO, write: Callable[[bytes], object]) -> None:
+    def __init__(self, reader: ByteReader, write: Callable[[bytes], object]) -> None:
         self._reader = reader
         self._write = write
         self._write_lock = threading.Lock()

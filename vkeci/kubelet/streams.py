@@ -20,6 +20,7 @@ from typing import Any
 
 from vkeci.kubelet import websocket as ws_server
 from vkeci.kubelet.backend import EciError
+from vkeci.kubelet.duplex import TlsDuplex
 from vkeci.kubelet.errors import BadRequest, HttpError
 from vkeci.kubelet.spdy import SpdySession, SpdyStream
 from vkeci.kubelet.websocket import WsSession
@@ -251,8 +252,8 @@ def _upgrade_websocket(handler: Any, protocol: str, kinds: list[str]) -> WsSessi
         handler.send_header("Sec-WebSocket-Protocol", protocol)
     handler.end_headers()
     handler.close_connection = True
-    handler.connection.settimeout(None)
-    session = ws_server.WsSession(handler.rfile, handler.wfile.write, protocol, kinds)
+    duplex = TlsDuplex.take_over(handler)
+    session = ws_server.WsSession(duplex, duplex.write, protocol, kinds)
     session.start()
     # As the kubelet does: an empty message on the first writable channel says "connected".
     first = next((k for k in ("stdout", "stderr", "error") if k in kinds), "error")
@@ -268,8 +269,8 @@ def _upgrade(handler: Any, protocol: str) -> SpdySession:
     handler.end_headers()
     handler.wfile.flush()
     handler.close_connection = True
-    handler.connection.settimeout(None)  # sessions may idle; the client pings every few seconds
-    session = SpdySession(handler.rfile, handler.wfile.write)
+    duplex = TlsDuplex.take_over(handler)  # sessions may idle: no timeouts, reads and writes serialised
+    session = SpdySession(duplex, duplex.write)
     session.start()
     return session
 
@@ -303,6 +304,7 @@ def serve(handler: Any, kind: str, pod: dict[str, Any], group_id: str, container
                 pass
         session.goaway()
         session.wait_closed(5.0)
+        handler.connection.setblocking(True)
 
 
 class Bridge:

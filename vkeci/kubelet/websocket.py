@@ -23,7 +23,8 @@ import queue
 import struct
 import threading
 from collections.abc import Callable
-from typing import BinaryIO
+
+from vkeci.kubelet.spdy import ByteReader
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ def encode_frame(opcode: int, payload: bytes) -> bytes:
     return header + payload
 
 
-def read_frame(reader: BinaryIO) -> tuple[bool, int, bytes]:
+def read_frame(reader: ByteReader) -> tuple[bool, int, bytes]:
     """(fin, opcode, unmasked payload) of the next frame; EOFError at end of stream."""
 
     def exact(size: int) -> bytes:
@@ -127,7 +128,7 @@ class WsChannel:
 class WsSession:
     """One upgraded WebSocket connection carrying the channel protocol."""
 
-    def __init__(self, reader: BinaryIO, write: Callable[[bytes], object], protocol: str, kinds: list[str]) -> None:
+    def __init__(self, reader: ByteReader, write: Callable[[bytes], object], protocol: str, kinds: list[str]) -> None:
         self._reader = reader
         self._write = write
         self._lock = threading.Lock()
