@@ -315,3 +315,41 @@ def test_sandbox_removal_refuses_trees_with_mounts(tmp_path) -> None:
         subprocess.run(["umount", str(victim)], check=True)
     safe_rmtree(tmp_path / "sandbox")
     assert not (tmp_path / "sandbox").exists() and (keep / "precious").exists()
+
+
+def test_restarting_and_updating_are_visible_for_the_pending_delay(make_fake) -> None:
+    f = make_fake({"scheduling_delay_s": 0.0, "pending_delay_s": 100.0})
+    c = sdk_client(f)
+    gid = _create(c)
+    f.clock.advance(100)
+    assert describe(c, gid).status == "Running"
+    c.restart_container_group(m.RestartContainerGroupRequest(region_id=REGION, container_group_id=gid))
+    g = describe(c, gid)
+    assert g.status == "Restarting" and g.containers[0].current_state.state == "Waiting"
+    f.clock.advance(100)
+    assert describe(c, gid).status == "Running"
+    c.update_container_group(
+        m.UpdateContainerGroupRequest(
+            region_id=REGION,
+            container_group_id=gid,
+            container=[m.UpdateContainerGroupRequestContainer(name="main", image="nginx:next")],
+        )
+    )
+    assert describe(c, gid).status == "Updating"
+    f.clock.advance(100)
+    g = describe(c, gid)
+    assert g.status == "Running" and g.containers[0].image == "nginx:next" and g.containers[0].restart_count == 2
+
+
+def test_events_since_second(make_fake) -> None:
+    f = make_fake()
+    c = sdk_client(f)
+    old = _create(c, name="old")
+    f.clock.advance(600)
+    new = _create(c, name="new")
+    body = c.describe_container_group_events(
+        m.DescribeContainerGroupEventsRequest(region_id=REGION, since_second=60)
+    ).body
+    assert [d.container_group_id for d in body.data] == [new]
+    body = c.describe_container_group_events(m.DescribeContainerGroupEventsRequest(region_id=REGION)).body
+    assert {d.container_group_id for d in body.data} == {old, new}
