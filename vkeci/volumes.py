@@ -21,6 +21,13 @@ from vkeci.podcontext import Context, token_key
 
 DEFAULT_MODE = 0o644
 MAX_VOLUMES = 20
+# ECI guide "Mount a ConfigFile volume": one file at most 32 KB, all files of a volume at most 60 KB.
+MAX_FILE_BYTES = 32 * 1024
+MAX_VOLUME_BYTES = 60 * 1024
+LARGE_DATA_FIX = (
+    "keep ConfigMap/Secret files small, or serve large data from NAS (an nfs volume), "
+    "the image, or an init container that downloads it into an emptyDir"
+)
 SUPPORTED = "emptyDir, nfs, configMap, secret, projected, downwardAPI or flexVolume"
 _UNSUPPORTED_FIX = {
     "hostPath": "ECI has no host filesystem; use emptyDir for scratch space, or a cloud disk or NAS (nfs) for data",
@@ -65,6 +72,27 @@ def _check_paths(ctx: Context, files: list[tuple[str, bytes, int | None]], path:
         if mode is not None and not 0 <= mode <= 0o777:
             ctx.problem(path, f"file mode {mode} is not between 0 and 0777 (511)")
             ok = False
+    return ok
+
+
+def _check_sizes(ctx: Context, files: list[tuple[str, bytes, int | None]], path: str) -> bool:
+    ok = True
+    for file_path, content, _ in files:
+        if len(content) > MAX_FILE_BYTES:
+            ctx.problem(
+                path,
+                f"file {file_path!r} is {len(content)} bytes; ECI config files are at most {MAX_FILE_BYTES}",
+                LARGE_DATA_FIX,
+            )
+            ok = False
+    total = sum(len(content) for _, content, _ in files)
+    if ok and total > MAX_VOLUME_BYTES:
+        ctx.problem(
+            path,
+            f"the files add up to {total} bytes; an ECI config file volume holds at most {MAX_VOLUME_BYTES}",
+            LARGE_DATA_FIX,
+        )
+        ok = False
     return ok
 
 
@@ -252,7 +280,7 @@ def volume(
         return None
     if files is None:
         return None
-    if not _check_paths(ctx, files, files_path):
+    if not _check_paths(ctx, files, files_path) or not _check_sizes(ctx, files, files_path):
         return None
     if default_mode is not None and not 0 <= int(default_mode) <= 0o777:
         ctx.problem(f"{files_path}.defaultMode", f"{default_mode} is not between 0 and 0777 (511)")

@@ -530,3 +530,21 @@ def test_use_specs_smaller_than_the_limits_is_rejected() -> None:
     with pytest.raises(Rejected) as info:
         request(containers=[container], annotations={ann.USE_SPECS: "1-2Gi"})
     assert "add up to 2 vCPU" in str(info.value)
+
+
+def test_config_files_beyond_ecis_size_limits_are_rejected() -> None:
+    big = {"name": "v", "configMap": {"name": "big"}}
+    objects = Objects(
+        configmaps={
+            "big": {"data": {"a": "x" * (32 * 1024 + 1)}},
+            "many": {"data": {str(i): "y" * 20000 for i in range(4)}},
+        }
+    )
+    with pytest.raises(Rejected) as info:
+        translate(pod(volumes=[big]), objects, DEFAULTS)
+    assert "at most 32768" in str(info.value) and "nfs" in str(info.value)
+    with pytest.raises(Rejected) as info:
+        translate(pod(volumes=[{"name": "v", "configMap": {"name": "many"}}]), objects, DEFAULTS)
+    assert "add up to 80000 bytes" in str(info.value)
+    fits = {"name": "v", "configMap": {"name": "many", "items": [{"key": "0", "path": "0"}, {"key": "1", "path": "1"}]}}
+    assert translate(pod(volumes=[fits]), objects, DEFAULTS).request["Volume"][0]["Type"] == "ConfigFileVolume"
