@@ -291,3 +291,30 @@ def test_exec_over_websocket_stdin(env: Env) -> None:
     # Pre-v5 WebSocket has no stdin close: the stub's `size` command ends on the first resize message.
     out = ws_exec(env, exec_path(["size"], stdin=True), "v4.channel.k8s.io", [b"\x04" + b'{"Width":7,"Height":9}'])
     assert json.loads(out[1]) == {"Width": 7, "Height": 9}
+
+
+def test_stop_ends_open_follows_and_exec_sessions(env: Env) -> None:
+    import threading
+    import time
+
+    results: list[Any] = []
+
+    def follow() -> None:
+        try:
+            results.append(env.get("/containerLogs/ns/web/main?follow=true", env.client_cert))
+        except Exception as exc:  # the connection is cut mid-body: that is the point
+            results.append(exc)
+
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+    client = SpdyClient(env.server.port, env.client_cert)
+    assert client.upgrade(exec_path(["cat"], stdin=True))[0] == 101
+    for kind in ("error", "stdin", "stdout", "stderr"):
+        client.open(kind)
+    time.sleep(0.5)  # both are now being served
+    started = time.monotonic()
+    env.server.stop()
+    assert time.monotonic() - started < 5
+    follower.join(5)
+    assert not follower.is_alive()
+    client.close()

@@ -101,10 +101,11 @@ class KubeletServer:
         log.info("kubelet API listening on %s:%d", self.settings.host, self.port)
 
     def stop(self) -> None:
-        """Stop accepting, close the socket and stop the workers (open streams end with it)."""
+        """Stop accepting, end open connections (log follows, exec sessions) and the workers."""
         self._server.shutdown()
         self._server.server_close()
-        self._server.pool.shutdown(wait=False, cancel_futures=True)
+        self._server.close_connections()
+        self._server.pool.shutdown(wait=True, cancel_futures=True)
         self.tls.stop()
         if self._thread is not None:
             self._thread.join(timeout=5)
@@ -118,12 +119,38 @@ class _TlsPoolServer(socketserver.TCPServer):
     def __init__(self, app: KubeletServer) -> None:
         self.app = app
         self.pool = ThreadPoolExecutor(max_workers=app.settings.workers, thread_name_prefix="kubelet-api")
+        # Open connections, so stop() can end long-lived ones: the pool's threads are joined at
+        # interpreter exit, and a `kubectl logs -f` must not keep the daemon alive.
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
         super().__init__((app.settings.host, app.settings.port), _Handler)
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
         self.pool.submit(self._serve, request, client_address)
 
+    def close_connections(self) -> None:
+        """Shut down every open connection; their handlers then end on the next read or write."""
+        with self._open_lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            try:
+                # The plain socket's shutdown: SSLSocket.shutdown would drop its SSL object under a
+                # thread that may be using it.
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def _serve(self, request: socket.socket, client_address: Any) -> None:
+        try:
+            self._serve_tls(request, client_address)
+        finally:
+            with self._open_lock:
+                self._open.discard(request)
+                self._open = {s for s in self._open if s.fileno() != -1}
+
+    def _serve_tls(self, request: socket.socket, client_address: Any) -> None:
         try:
             request.settimeout(self.app.settings.handshake_timeout)
             tls_socket = self.app.tls.context().wrap_socket(request, server_side=True)
@@ -131,6 +158,9 @@ class _TlsPoolServer(socketserver.TCPServer):
             log.debug("TLS handshake with %s failed: %s", client_address, exc)
             request.close()
             return
+        with self._open_lock:  # wrapping detached the plain socket: track the TLS one instead
+            self._open.discard(request)
+            self._open.add(tls_socket)
         try:
             tls_socket.settimeout(self.app.settings.idle_timeout)
             self.finish_request(tls_socket, client_address)
