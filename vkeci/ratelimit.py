@@ -103,7 +103,13 @@ class TokenBucket:
 
 
 class EciLimiter:
-    """One bucket per ECI action, sized to its per-minute limit (burst = a tenth of a minute)."""
+    """One bucket per ECI action, sized to its per-minute limit: burst a tenth of it, refilled at the rest.
+
+    A bucket refilled at the full limit would let ``burst + limit`` calls through in the first minute of a
+    burst and be throttled by ECI at the end of it (seen with the fake's fixed windows at 1,500 pods). With
+    ``rate = (limit - burst) / 60`` no 60 s window ever holds more than the limit, and a long burst runs
+    at 90% of it.
+    """
 
     def __init__(self, per_minute: Mapping[str, int] | None = None, *, enabled: bool = True) -> None:
         self.enabled = enabled
@@ -117,7 +123,8 @@ class EciLimiter:
         with self._lock:
             if action not in self._buckets:
                 per_minute = self._limits.get(action, DEFAULT_PER_MINUTE)
-                self._buckets[action] = TokenBucket(per_minute / 60.0, max(1, per_minute // 10))
+                burst = max(1, per_minute // 10)
+                self._buckets[action] = TokenBucket(max(per_minute - burst, 1) / 60.0, burst)
             return self._buckets[action]
 
     def acquire(self, action: str, timeout: float | None = 60.0) -> None:

@@ -49,14 +49,15 @@ def test_acquire_times_out():
 def test_eci_buckets_follow_the_documented_limits():
     limiter = EciLimiter()
     create = limiter.bucket("CreateContainerGroup")
-    assert create.rate == pytest.approx(ECI_LIMITS_PER_MINUTE["CreateContainerGroup"] / 60)
     assert create.burst == 100
+    # Burst plus a minute of refill stays within the limit, so no 60 s window can be throttled.
+    assert create.burst + 60 * create.rate == pytest.approx(ECI_LIMITS_PER_MINUTE["CreateContainerGroup"])
     assert limiter.bucket("DescribeContainerGroupStatus").rate > limiter.bucket("DescribeContainerGroups").rate
 
 
 def test_eci_limits_are_configurable_and_can_be_disabled():
-    limiter = EciLimiter({"CreateContainerGroup": 60})
-    assert limiter.bucket("CreateContainerGroup").rate == pytest.approx(1.0)
+    limiter = EciLimiter({"CreateContainerGroup": 600})
+    assert limiter.bucket("CreateContainerGroup").rate == pytest.approx(9.0)  # (600 - 60 burst) / 60 s
     off = EciLimiter(enabled=False)
     for _ in range(10000):
         off.acquire("CreateContainerGroup")
