@@ -137,6 +137,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The daemon's settings per fake mode. Unlimited measures the daemon's ceiling: ECI limits raised (as an account
+# can have them raised by ticket), so the client-side ECI budget is off. Both modes raise the Kubernetes budget
+# from the kubelet-like default of 50 QPS, which caps a burst at about 6 pods/s (each pod costs about 8 requests:
+# see BENCHMARKS.md). --daemon-defaults runs the daemon with none of these.
+MODE_ENV = {
+    "unlimited": {"VKECI_ECI_RATE_LIMITS": "false", "VKECI_KUBE_QPS": "500", "VKECI_KUBE_BURST": "1000"},
+    "limited": {"VKECI_KUBE_QPS": "500", "VKECI_KUBE_BURST": "1000"},
+}
+
+
 def start_daemon(
     run_dir: Path, kubeconfig: Path, endpoint: str, node: str, extra_env: dict[str, str]
 ) -> subprocess.Popen[bytes]:
@@ -355,7 +365,7 @@ def run_one(cluster: Cluster, args: argparse.Namespace, mode: str, workload: str
     daemon: subprocess.Popen[bytes] | None = None
     tracker: Tracker | None = None
     try:
-        daemon = start_daemon(run_dir, cluster.kubeconfig, endpoint, node, dict(args.daemon_env))
+        daemon = start_daemon(run_dir, cluster.kubeconfig, endpoint, node, daemon_env(args, mode))
         wait_node_ready(kube, node, daemon, 60)
         kube.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         wait_default_sa(kube, namespace)
@@ -447,7 +457,7 @@ def run_one(cluster: Cluster, args: argparse.Namespace, mode: str, workload: str
     result["settings"] = {
         "scheduling_delay_s": args.scheduling_delay,
         "pending_delay_s": args.pending_delay,
-        "daemon_env": dict(args.daemon_env),
+        "daemon_env": daemon_env(args, mode),
         "create_threads": args.create_threads,
     }
     result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -481,6 +491,11 @@ def group_times(endpoint: str, raw: report.Raw) -> None:
             raw.group_created[pod] = float(fake["Created"]) + to_mono
         if fake.get("RunningAt") is not None:
             raw.group_running[pod] = float(fake["RunningAt"]) + to_mono
+
+
+def daemon_env(args: argparse.Namespace, mode: str) -> dict[str, str]:
+    """The run's daemon settings: the mode's (unless --daemon-defaults), then --daemon-env."""
+    return {**({} if args.daemon_defaults else MODE_ENV[mode]), **dict(args.daemon_env)}
 
 
 def wait_default_sa(kube: KubeClient, namespace: str, timeout: float = 30) -> None:
@@ -642,6 +657,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--create-threads", type=int, default=8, help="threads creating/deleting bare pods")
     parser.add_argument(
         "--daemon-env", action="append", default=[], metavar="KEY=VALUE", help="extra environment for vkeci run"
+    )
+    parser.add_argument(
+        "--daemon-defaults", action="store_true", help="run the daemon with its own defaults (no raised limits)"
     )
     parser.add_argument("--profile", action="store_true", help="py-spy the daemon during the burst")
     parser.add_argument("--out", default=str(ROOT / ".bench"), help="results, logs, plots and the control plane")
