@@ -25,9 +25,3 @@ class NotFound(HttpError):
     """No such pod or container on this node (404)."""
 
     status = 404
-
-
-class NotImplementedOnEci(HttpError):
-    """A kubelet feature ECI cannot provide (501)."""
-
-    status = 501

@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from prometheus_client import generate_latest
 
-from vkeci.kubelet import logs, stats
+from vkeci.kubelet import logs, stats, streams
 from vkeci.kubelet.auth import Authenticator, Forbidden, Unauthorized
 from vkeci.kubelet.backend import EciApi, EciError, PodLookup
 from vkeci.kubelet.errors import BadRequest, HttpError, NotFound
@@ -260,6 +260,7 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         if not readable:
             return False
+        timeout = sock.gettimeout()
         sock.setblocking(False)
         try:
             return sock.recv(1) == b""
@@ -269,7 +270,7 @@ class _Handler(BaseHTTPRequestHandler):
             return True
         finally:
             try:
-                sock.setblocking(True)
+                sock.settimeout(timeout)  # keep the idle timeout for later requests on this connection
             except OSError:
                 pass
 
@@ -283,8 +284,6 @@ class _Handler(BaseHTTPRequestHandler):
                 raise BadRequest("expected /containerLogs/{namespace}/{pod}/{container}")
             self._container_logs(parts[1], parts[2], parts[3], query)
         elif head in ("exec", "attach") and method in ("GET", "POST"):
-            from vkeci.kubelet import streams
-
             try:
                 if len(parts) not in (4, 5):  # the kubelet also accepts /exec/{ns}/{pod}/{uid}/{container}
                     raise BadRequest(f"expected /{head}/{{namespace}}/{{pod}}/{{container}}")
@@ -296,8 +295,6 @@ class _Handler(BaseHTTPRequestHandler):
                 raise streams.StatusError(exc.message, exc.status) from None
             streams.serve(self, head, pod, group_id, container, query)
         elif head == "portForward":
-            from vkeci.kubelet import streams
-
             raise streams.StatusError(PORT_FORWARD_MESSAGE, 501)
         elif path in ("/pods", "/pods/") and method in ("GET", "HEAD"):
             self._send_json(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": self._pods()})
