@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 from collections.abc import Sequence
@@ -388,7 +389,7 @@ def safe_rmtree(path: Path) -> None:
     except OSError:
         mounts = []
     if any(len(f) > 4 and (f[4] + "/").startswith(prefix) for f in (line.split() for line in mounts)):
-        print(f"fake-eci: not removing {path}: something is mounted under it", flush=True)
+        print(f"fake-eci: not removing {path}: something is mounted under it", file=sys.stderr, flush=True)
         return
     shutil.rmtree(path, ignore_errors=True)
 

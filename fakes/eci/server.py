@@ -273,7 +273,7 @@ class FakeECI:
             try:
                 self.tick()
             except Exception as e:  # the ticker must survive anything one group does
-                print(f"fake-eci: ticker error: {e!r}", flush=True)
+                print(f"fake-eci: ticker error: {e!r}", file=sys.stderr, flush=True)
 
     def set_faults(self, spec: Mapping[str, Any]) -> None:
         """Apply a (partial) fault set; stock counts go to the cloud's live counters."""
