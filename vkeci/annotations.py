@@ -59,6 +59,16 @@ CUSTOM_DNS = PREFIX + "eci-custom-dnsconfig"
 INGRESS_BANDWIDTH = "kubernetes.io/ingress-bandwidth"
 EGRESS_BANDWIDTH = "kubernetes.io/egress-bandwidth"
 
+# "Later" annotations that map one-to-one onto request fields, supported because they are cheap.
+COMPUTE_CATEGORY = PREFIX + "eci-compute-category"
+GPU_DRIVER_VERSION = PREFIX + "eci-gpu-driver-version"
+CPU_OPTION_CORE = PREFIX + "eci-cpu-option-core"
+CPU_OPTION_HT = PREFIX + "eci-cpu-option-ht"
+ENABLE_IPV6 = PREFIX + "eci-enable-ipv6"
+PRIVATE_IP = PREFIX + "eci-private-ip-address"
+FIXED_IP = PREFIX + "eci-fixed-ip"
+FIXED_IP_RETAIN_HOUR = PREFIX + "eci-fixed-ip-retain-hour"
+
 # Written back by the daemon after scheduling (eci-annotations-and-mapping.md §2.5); never inputs.
 INSTANCE_ID = PREFIX + "eci-instance-id"
 INSTANCE_SPEC = PREFIX + "eci-instance-spec"
@@ -202,6 +212,35 @@ def _ntp(value: str) -> list[str]:
     if not items or any(not _HOST.match(item) for item in items):
         raise _Bad('expected NTP server addresses such as "100.100.5.1,100.100.5.2"')
     return items
+
+
+def _categories(value: str) -> list[str]:
+    items = _csv(value)
+    if not items or any(item not in ("economy", "general") for item in items):
+        raise _Bad('expected "economy", "general" or both in order of preference, comma-separated')
+    return items
+
+
+def _ipv4(value: str) -> str:
+    text = value.strip()
+    if not _IPV4.match(text):
+        raise _Bad("expected an IPv4 address such as 192.168.1.20")
+    return text
+
+
+def _ipv6_count(value: str) -> int:
+    return 1 if _bool(value) else 0
+
+
+def _fixed_ip(value: str) -> str:
+    return "true" if _bool(value) else "false"
+
+
+def _driver(value: str) -> str:
+    text = value.strip()
+    if not re.fullmatch(r"tesla=[0-9]+(\.[0-9]+)*", text):
+        raise _Bad('expected a driver such as "tesla=525.85.12"')
+    return text
 
 
 def _core_pattern(value: str) -> str:
@@ -356,6 +395,14 @@ _SIMPLE: dict[str, tuple[Callable[[str], Any], str]] = {
     EIP_ISP: (_choice("BGP", "BGP_PRO"), "EipISP"),
     INGRESS_BANDWIDTH: (_bits_per_second, "IngressBandwidth"),
     EGRESS_BANDWIDTH: (_bits_per_second, "EgressBandwidth"),
+    COMPUTE_CATEGORY: (_categories, "ComputeCategory"),
+    GPU_DRIVER_VERSION: (_driver, "GpuDriverVersion"),
+    CPU_OPTION_CORE: (_int_range(1, 64, "physical cores"), "CpuOptionsCore"),
+    CPU_OPTION_HT: (_int_range(1, 2, "threads per core"), "CpuOptionsThreadsPerCore"),
+    ENABLE_IPV6: (_ipv6_count, "Ipv6AddressCount"),
+    PRIVATE_IP: (_ipv4, "PrivateIpAddress"),
+    FIXED_IP: (_fixed_ip, "FixedIp"),
+    FIXED_IP_RETAIN_HOUR: (_int_range(1, 8760, "hours"), "FixedIpRetainHour"),
 }
 # Older names Alibaba still honours: old -> current.
 ALIASES = {
@@ -402,6 +449,8 @@ def parse(annotations: Mapping[str, Any] | None) -> PodOptions:
                 options.request[wire] = parser(values[name])
             except _Bad as exc:
                 bad(name, exc)
+    if options.request.get("Ipv6AddressCount") == 0:
+        del options.request["Ipv6AddressCount"]  # "false": ECI only accepts a count of 1
     if USE_SPECS in values:
         try:
             options.use_specs = _use_specs(values[USE_SPECS])

@@ -277,6 +277,10 @@ ANNOTATION_VALUES: dict[str, Any] = {
     "k8s.aliyun.com/eci-custom-dnsconfig": st.just(json.dumps({"nameservers": ["1.1.1.1"], "searches": ["x.local"]})),
     "kubernetes.io/ingress-bandwidth": st.sampled_from(["10M", "1G"]),
     "kubernetes.io/egress-bandwidth": st.just("20M"),
+    "k8s.aliyun.com/eci-compute-category": st.sampled_from(["economy", "general,economy"]),
+    "k8s.aliyun.com/eci-enable-ipv6": st.sampled_from(["true", "false"]),
+    "k8s.aliyun.com/eci-fixed-ip": st.just("true"),
+    "k8s.aliyun.com/eci-core-pattern": st.just("/pod/data/dump/core"),
 }
 
 

@@ -58,6 +58,14 @@ def request(**spec: Any) -> dict[str, Any]:
         (ann.INGRESS_BANDWIDTH, "10M", "IngressBandwidth", 10_000_000),
         (ann.EGRESS_BANDWIDTH, "1G", "EgressBandwidth", 1_000_000_000),
         (ann.CORE_PATTERN, "/pod/data/dump/core", "CorePattern", "/pod/data/dump/core"),
+        (ann.COMPUTE_CATEGORY, "economy,general", "ComputeCategory", ["economy", "general"]),
+        (ann.GPU_DRIVER_VERSION, "tesla=525.85.12", "GpuDriverVersion", "tesla=525.85.12"),
+        (ann.CPU_OPTION_CORE, "2", "CpuOptionsCore", 2),
+        (ann.CPU_OPTION_HT, "1", "CpuOptionsThreadsPerCore", 1),
+        (ann.ENABLE_IPV6, "true", "Ipv6AddressCount", 1),
+        (ann.PRIVATE_IP, "192.168.1.20", "PrivateIpAddress", "192.168.1.20"),
+        (ann.FIXED_IP, "true", "FixedIp", "true"),
+        (ann.FIXED_IP_RETAIN_HOUR, "48", "FixedIpRetainHour", 48),
     ],
 )
 def test_annotation_to_request_field(annotation: str, value: str, wire: str, expected: Any) -> None:
@@ -124,6 +132,9 @@ def test_spot_eip_and_tags_annotations() -> None:
         ({ann.ACR_INSTANCES: "registry-1"}, ann.ACR_INSTANCES, "cri-"),
         ({ann.FAIL_STRATEGY: "retry"}, ann.FAIL_STRATEGY, "fail-back"),
         ({ann.CORE_PATTERN: "|/bin/dump"}, ann.CORE_PATTERN, "absolute path"),
+        ({ann.COMPUTE_CATEGORY: "cheap"}, ann.COMPUTE_CATEGORY, "economy"),
+        ({ann.PRIVATE_IP: "10.0.0.300"}, ann.PRIVATE_IP, "IPv4"),
+        ({ann.GPU_DRIVER_VERSION: "525"}, ann.GPU_DRIVER_VERSION, "tesla="),
     ],
 )
 def test_malformed_annotation_names_itself_and_the_expected_form(
@@ -548,3 +559,7 @@ def test_config_files_beyond_ecis_size_limits_are_rejected() -> None:
     assert "add up to 80000 bytes" in str(info.value)
     fits = {"name": "v", "configMap": {"name": "many", "items": [{"key": "0", "path": "0"}, {"key": "1", "path": "1"}]}}
     assert translate(pod(volumes=[fits]), objects, DEFAULTS).request["Volume"][0]["Type"] == "ConfigFileVolume"
+
+
+def test_ipv6_false_sends_nothing() -> None:
+    assert "Ipv6AddressCount" not in request(annotations={ann.ENABLE_IPV6: "false"})
