@@ -401,8 +401,11 @@ def pod_status(pod: Mapping[str, Any], group: Mapping[str, Any] | None, now: Now
     if phase != "Running":
         # Ready only while Running: never for a finished pod, nor for one ECI is restarting or
         # updating (Pending in Alibaba's table), whatever the containers last reported.
-        for status in [*app_statuses, *init_statuses]:
+        for status in app_statuses:
             status["ready"] = False
+    for status in init_statuses:
+        # As on a kubelet, an init container is "ready" once it has completed successfully.
+        status["ready"] = (status["state"].get("terminated") or {}).get("exitCode", 1) == 0
     sandbox = bool(group) and eci_state not in ("Scheduling", "ScheduleFailed", "")
     result: dict[str, Any] = {
         "phase": phase,

@@ -86,20 +86,23 @@ def check_invariants(pod: dict[str, Any], result: dict[str, Any]) -> None:
     for owned in status.OWNED_CONDITIONS:
         assert conds[owned]["status"] in ("True", "False")
     statuses = result["containerStatuses"] + result.get("initContainerStatuses", [])
+    for item in result.get("initContainerStatuses", []):
+        assert item["ready"] == ((item["state"].get("terminated") or {}).get("exitCode", 1) == 0)
+    for item in result["containerStatuses"]:
+        if item["ready"]:
+            assert "running" in item["state"]
     for item in statuses:
         assert len(item["state"]) == 1 and next(iter(item["state"])) in ("waiting", "running", "terminated")
         if "waiting" in item["state"]:
             assert item["state"]["waiting"]["reason"] in status.WAITING_REASONS
         if "terminated" in item["state"]:
             assert item["state"]["terminated"]["reason"] in (*status.TERMINATED_REASONS, "NotFound")
-        if item["ready"]:
-            assert "running" in item["state"]
         if "containerID" in item:
             assert item["containerID"].startswith("eci://")
     if result["phase"] in ("Succeeded", "Failed"):
         assert conds["Ready"]["status"] == "False"
         assert conds["ContainersReady"]["status"] == "False"
-        assert not any(item["ready"] for item in statuses)
+        assert not any(item["ready"] for item in result["containerStatuses"])
         assert not any("running" in item["state"] for item in result["containerStatuses"])
     all_ready = all(item["ready"] for item in result["containerStatuses"])
     assert (conds["Ready"]["status"] == "True") == (result["phase"] == "Running" and all_ready)
