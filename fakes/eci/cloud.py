@@ -232,6 +232,16 @@ class Cloud:
             g.runtime = {c["Name"]: {"restarts": 0} for c in g.all_containers()}
             if has_stock:
                 plan_start_events(g, g.pending_at, g.running_at)
+                deadline = spec.get("ActiveDeadlineSeconds") or 0
+                if deadline:
+                    # Like a pod's activeDeadlineSeconds: counted from the start, then the group is stopped.
+                    g.override = {"Status": "Failed", "at": g.running_at + deadline}
+                    g.add_event(
+                        g.running_at + deadline,
+                        "DeadlineExceeded",
+                        f"Pod was active on the node longer than the specified deadline ({deadline} s)",
+                        "Warning",
+                    )
             else:
                 g.override = {"Status": "ScheduleFailed", "at": g.pending_at}
                 g.add_event(

@@ -153,7 +153,7 @@ class Runner:
 
     def _tick_group(self, g: Group, now: float) -> None:
         status = status_at(g, now)
-        if status in ("Expired", "ScheduleFailed"):
+        if g.override is not None and now >= g.override["at"]:  # Expired, ScheduleFailed, deadline exceeded
             self.stop_group(g)
             return
         if status in ("Succeeded", "Failed") or now < g.running_at:

@@ -353,3 +353,16 @@ def test_events_since_second(make_fake) -> None:
     assert [d.container_group_id for d in body.data] == [new]
     body = c.describe_container_group_events(m.DescribeContainerGroupEventsRequest(region_id=REGION)).body
     assert {d.container_group_id for d in body.data} == {old, new}
+
+
+def test_active_deadline_fails_the_group_and_stops_processes(make_fake) -> None:
+    f = make_fake()
+    c = sdk_client(f)
+    gid = _create(c, containers=[container("s", "busybox", command=["sleep", "300"])], active_deadline_seconds=60)
+    wait_for(lambda: (gid, "s") in f.runner.procs)
+    proc = f.runner.procs[(gid, "s")].popen
+    assert describe(c, gid).status == "Running"
+    f.clock.advance(61)
+    g = wait_status(c, gid, "Failed")
+    assert any(e.reason == "DeadlineExceeded" and e.type == "Warning" for e in g.events)
+    assert proc.wait(timeout=5) is not None
