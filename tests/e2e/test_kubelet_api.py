@@ -282,6 +282,8 @@ def test_logs_tail_timestamps_since_limit(env: Env) -> None:
     assert stamped == env.eci_log("web", Timestamps=True)
     assert [line.split(" ", 1)[1] for line in stamped.splitlines()] == ["one", "two", "three"]
     assert env.kubectl("logs", "web", "--since=1h").stdout == "one\ntwo\nthree\n"
+    assert env.kubectl("logs", "web", "--since-time=2020-01-01T00:00:00Z").stdout == "one\ntwo\nthree\n"
+    assert env.kubectl("logs", "web", "--since-time=2999-01-01T00:00:00Z").stdout == ""
     time.sleep(2.2)
     assert env.kubectl("logs", "web", "--since=1s").stdout == ""
 
@@ -390,6 +392,17 @@ def test_exec_stdin(env: Env) -> None:
     result = env.kubectl("exec", "-i", "web", "--", "cat", input=data)
     assert result.returncode == 0, result.stderr
     assert result.stdout == data
+
+
+def test_kubectl_cp_both_ways(env: Env, tmp_path: Any) -> None:
+    # kubectl cp is tar over exec: stdin with an end (upload) and binary stdout (download).
+    original = os.urandom(200_000)
+    (tmp_path / "up.bin").write_bytes(original)
+    up = env.kubectl("cp", str(tmp_path / "up.bin"), "web:/tmp/up.bin", timeout=60)
+    assert up.returncode == 0, up.stderr
+    down = env.kubectl("cp", "web:/tmp/up.bin", str(tmp_path / "down.bin"), timeout=60)
+    assert down.returncode == 0, down.stderr
+    assert (tmp_path / "down.bin").read_bytes() == original
 
 
 def test_exec_tty_and_resize(env: Env) -> None:
