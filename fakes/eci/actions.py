@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from fakes.eci import errors, render, spec
+from fakes.eci import errors, metrics, render, spec
 from fakes.eci.cloud import Cloud, page, plan_start_events
 from fakes.eci.errors import ApiError, invalid
 from fakes.eci.group import Group, rfc3339, rfc3339_nano, status_at
@@ -370,93 +370,6 @@ def exec_container_command(ctx: Context, p: Params) -> dict[str, Any]:
     return {"HttpUrl": uri.replace("ws://", "http://", 1), "WebSocketUri": uri}
 
 
-def _metric_record(ctx: Context, g: Group, ts: float, seed: int, live: bool) -> dict[str, Any]:
-    containers = []
-    total_cpu = total_mem = 0
-    for i, c in enumerate(g.spec["Containers"]):
-        real = ctx.runtime.usage(g, c["Name"]) if live else None
-        # Synthetic but plausible: 2-12 % of the container's CPU and 20-40 % of its memory, varying in time.
-        wobble = (seed * 7919 + int(ts) // 15 * 104729 + i * 31) % 1000 / 1000
-        cores = c["Cpu"] or g.spec["Cpu"] / max(1, len(g.spec["Containers"]))
-        mem_bytes = int((c["Memory"] or g.spec["Memory"] / max(1, len(g.spec["Containers"]))) * 2**30)
-        nano = int(cores * 1e9 * (0.02 + 0.10 * wobble))
-        rss = int(mem_bytes * (0.2 + 0.2 * wobble))
-        if real is not None:
-            nano, rss = max(real[0], 1), max(real[1], 4096)
-        total_cpu += nano
-        total_mem += rss
-        containers.append(
-            {
-                "Name": c["Name"],
-                "CPU": {
-                    "Limit": int(cores * 1000),
-                    "Load": int(nano / 1e6),
-                    "UsageCoreNanoSeconds": int(nano * max(0.0, ts - g.running_at)),
-                    "UsageNanoCores": nano,
-                },
-                "Memory": {
-                    "AvailableBytes": max(0, mem_bytes - rss),
-                    "Cache": rss // 10,
-                    "Rss": rss,
-                    "UsageBytes": rss + rss // 10,
-                    "WorkingSet": rss,
-                },
-            }
-        )
-    cap = int(g.spec["Memory"] * 2**30)
-    return {
-        "Timestamp": rfc3339(ts),
-        "CPU": {
-            "Limit": int(g.spec["Cpu"] * 1000),
-            "Load": int(total_cpu / 1e6),
-            "UsageCoreNanoSeconds": int(total_cpu * max(0.0, ts - g.running_at)),
-            "UsageNanoCores": total_cpu,
-        },
-        "Memory": {
-            "AvailableBytes": max(0, cap - total_mem),
-            "Cache": total_mem // 10,
-            "Rss": total_mem,
-            "UsageBytes": total_mem + total_mem // 10,
-            "WorkingSet": total_mem,
-        },
-        "Containers": containers,
-        "Disk": [{"Device": "vda", "ReadBytes": 4096 * seed % 10**7, "ReadIO": 12, "WriteBytes": 8192, "WriteIO": 3}],
-        "Filesystem": [
-            {"FsName": "/", "Category": "system", "Capacity": 30 * 2**30, "Usage": 2**30, "Available": 29 * 2**30}
-        ],
-        "Network": {
-            "Interfaces": [
-                {
-                    "Name": "eth0",
-                    "RxBytes": int(1000 * max(0.0, ts - g.running_at)),
-                    "RxPackets": int(10 * max(0.0, ts - g.running_at)),
-                    "RxErrors": 0,
-                    "RxDrops": 0,
-                    "TxBytes": int(800 * max(0.0, ts - g.running_at)),
-                    "TxPackets": int(8 * max(0.0, ts - g.running_at)),
-                    "TxErrors": 0,
-                    "TxDrops": 0,
-                }
-            ]
-        },
-    }
-
-
-def _records(ctx: Context, g: Group, start: float | None, end: float | None, period: int) -> list[dict[str, Any]]:
-    now = ctx.cloud.clock.now()
-    if start is None or end is None:
-        start, end, period = now - 300, now, 15
-    start = max(start, g.running_at)
-    end = min(end, now)
-    seed = int.from_bytes(g.id.encode()[-4:], "big")
-    out: list[dict[str, Any]] = []
-    t = start - (start % period) + (period if start % period else 0)
-    while t <= end and len(out) < 1440:
-        out.append(_metric_record(ctx, g, t, seed, live=now - t < period))
-        t += period
-    return out
-
-
 @action("DescribeContainerGroupMetric")
 def describe_container_group_metric(ctx: Context, p: Params) -> dict[str, Any]:
     """CPU/memory series; real /proc figures for the live sample of real processes, synthetic otherwise."""
@@ -473,7 +386,10 @@ def describe_container_group_metric(ctx: Context, p: Params) -> dict[str, Any]:
         raise invalid("EndTime", "must not be before StartTime")
     with ctx.cloud.lock:
         g = ctx.cloud.get(gid)
-    return {"ContainerGroupId": gid, "Records": _records(ctx, g, start, end, period)}
+    return {
+        "ContainerGroupId": gid,
+        "Records": metrics.series(g, ctx.cloud.clock.now(), start, end, period, ctx.runtime.usage),
+    }
 
 
 @action("DescribeMultiContainerGroupMetric")
@@ -486,7 +402,7 @@ def describe_multi_container_group_metric(ctx: Context, p: Params) -> dict[str, 
     now = ctx.cloud.clock.now()
     datas = []
     for g in groups:
-        recs = _records(ctx, g, now - 60, now, 15)
+        recs = metrics.series(g, now, now - 60, now, 15, ctx.runtime.usage)
         datas.append({"ContainerGroupId": g.id, "Records": recs[-1:]})
     return {"MonitorDatas": datas}
 

@@ -596,3 +596,14 @@ def test_async_sdk_path(fake) -> None:
 
     for algorithm in (None, "v2"):
         assert asyncio.run(run(algorithm)) == awkward
+
+
+def test_metrics_of_a_real_process_come_from_proc(client, fake) -> None:
+    gid = _create(client, containers=[container("s", "busybox", command=["sleep", "300"], cpu=1.0, memory=2.0)])
+    wait_for(lambda: (gid, "s") in fake.runner.procs)
+    multi = client.describe_multi_container_group_metric(
+        m.DescribeMultiContainerGroupMetricRequest(region_id=REGION, container_group_ids=json.dumps([gid]))
+    ).body
+    mem = multi.monitor_datas[0].records[-1].containers[0].memory
+    # Synthetic figures would be 20-40 % of 2 GiB; `sleep` really uses a few hundred KiB to a few MiB.
+    assert 4096 <= mem.rss < 64 * 2**20
