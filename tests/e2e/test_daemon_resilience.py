@@ -33,7 +33,7 @@ def test_kill_9_mid_create_then_restart_makes_exactly_20_groups(daemon_factory, 
     first = daemon_factory()
     wait_for(lambda: kube.ready(first.node) == "True", 60, "node Ready")
     # Slow creates down so that the kill lands in the middle of the burst.
-    set_faults(fake_eci, {"latency": {"CreateContainerGroup": 0.4}})
+    set_faults(fake_eci, {"latency": {"CreateContainerGroup": 1.0}})
     kube.create(namespace, nginx_deployment("burst", first.node, 20))
     wait_for(lambda: len(fake_groups(fake_eci, first.node)) >= 3, 60, "the first groups")
     first.kill()
