@@ -103,4 +103,7 @@ def series(
     while t <= end and len(out) < 1440:
         out.append(record(g, t, seed, usage if now - t < period else None))
         t += period
+    if not out and g.running_at <= end:
+        # Started less than a period ago: one sample now rather than nothing.
+        out.append(record(g, end, seed, usage))
     return out
