@@ -293,11 +293,17 @@ class Daemon:
     def decommission(self, stop: threading.Event, timeout: float) -> int:
         """Cordon, delete every pod on the node, wait until they (and their groups) are gone, delete the Node."""
         from vkeci.kube import MERGE, KubeError, pod_path
+        from vkeci.pods import is_daemonset_pod
 
         self.kube.patch(self.node.path, {"spec": {"unschedulable": True}}, content_type=MERGE)
         deadline = time.monotonic() + timeout
+
+        def draining() -> list[dict[str, Any]]:
+            # DaemonSet pods never ran on ECI and would only be re-created (kubectl drain --ignore-daemonsets).
+            return [p for p in self.pods.list_pods() if not is_daemonset_pod(p)]
+
         while not stop.is_set() and time.monotonic() < deadline:
-            pods = list(self.pods.pods.values())
+            pods = draining()
             if not pods:
                 break
             for pod in pods:
@@ -310,8 +316,9 @@ class Daemon:
                     if not err.not_found:
                         log.warning("drain: pod delete failed", extra=fields(pod=meta.get("name"), error=str(err)))
             stop.wait(2.0)
-        if self.pods.pods:
-            log.error("drain timed out; the Node is kept", extra=fields(pods_left=len(self.pods.pods)))
+        left = draining()
+        if left:
+            log.error("drain timed out; the Node is kept", extra=fields(pods_left=len(left)))
             return 1
         self.pods.sweep()
         self.node.delete()
