@@ -563,3 +563,150 @@ def test_config_files_beyond_ecis_size_limits_are_rejected() -> None:
 
 def test_ipv6_false_sends_nothing() -> None:
     assert "Ipv6AddressCount" not in request(annotations={ann.ENABLE_IPV6: "false"})
+
+
+def test_defaults_from_config() -> None:
+    from vkeci.config import Config
+
+    config = Config(
+        region="cn-beijing", security_group="sg-x", vswitches=("vsw-1", "vsw-2"), cluster_name="c1", node_name="vk-1"
+    )
+    defaults = Defaults.from_config(config)
+    assert (defaults.region, defaults.security_group, defaults.vswitches) == ("cn-beijing", "sg-x", ("vsw-1", "vsw-2"))
+    assert (defaults.cluster_name, defaults.node_name, defaults.schedule_strategy) == ("c1", "vk-1", "VSwitchOrdered")
+    sent = translate(pod(), Objects(), defaults).request
+    assert {t["Key"]: t["Value"] for t in sent["Tag"]}["NodeName"] == "vk-1"
+
+
+def test_nfs_flex_and_downward_volumes() -> None:
+    p = pod(
+        volumes=[
+            {"name": "nas", "nfs": {"server": "x.nas.aliyuncs.com", "path": "/data", "readOnly": True}},
+            {
+                "name": "oss",
+                "flexVolume": {"driver": "alicloud/oss", "options": {"bucket": "b", "url": "oss.example.com"}},
+            },
+            {
+                "name": "info",
+                "downwardAPI": {
+                    "defaultMode": 0o444,
+                    "items": [
+                        {"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}},
+                        {"path": "annotations", "fieldRef": {"fieldPath": "metadata.annotations"}},
+                        {"path": "app", "fieldRef": {"fieldPath": "metadata.labels['app']"}},
+                        {"path": "uid", "fieldRef": {"fieldPath": "metadata.uid"}},
+                        {
+                            "path": "mem",
+                            "resourceFieldRef": {"containerName": "app", "resource": "limits.memory", "divisor": "1Mi"},
+                        },
+                    ],
+                },
+            },
+        ]
+    )
+    p["metadata"]["labels"] = {"app": "web", "tier": 'fr"ont'}
+    p["metadata"]["annotations"] = {"note": "héllo"}
+    sent = translate(p, Objects(), DEFAULTS).request
+    nas, oss, info = sent["Volume"]
+    assert nas["NFSVolume"] == {"Server": "x.nas.aliyuncs.com", "Path": "/data", "ReadOnly": True}
+    assert oss["FlexVolume"] == {"Driver": "alicloud/oss", "Options": '{"bucket": "b", "url": "oss.example.com"}'}
+    import base64
+
+    content = {f["Path"]: base64.b64decode(f["Content"]).decode() for f in info["ConfigFileVolume"]["ConfigFileToPath"]}
+    assert content["labels"] == 'app="web"\ntier="fr\\"ont"'
+    assert content["annotations"] == 'note="héllo"'
+    assert content["app"] == "web" and content["uid"] == "uid-1"
+    assert content["mem"] == "4096", "no memory limit: the whole 4 GiB instance"
+    assert info["ConfigFileVolume"]["DefaultMode"] == 0o444
+
+
+@pytest.mark.parametrize(
+    ("volume", "field"),
+    [
+        ({"name": "v", "nfs": {"server": "x"}}, "spec.volumes[0].nfs"),
+        (
+            {"name": "v", "flexVolume": {"driver": "d", "secretRef": {"name": "s"}}},
+            "spec.volumes[0].flexVolume.secretRef",
+        ),
+        (
+            {"name": "v", "downwardAPI": {"items": [{"path": "ip", "fieldRef": {"fieldPath": "status.podIP"}}]}},
+            "spec.volumes[0].downwardAPI.items[0].fieldRef.fieldPath",
+        ),
+        ({"name": "v", "secret": {"secretName": "bad"}}, "spec.volumes[0].secret"),
+        ({"name": "v", "configMap": {"name": "c", "defaultMode": 0o1777}}, "spec.volumes[0].configMap.defaultMode"),
+        ({"name": "", "emptyDir": {}}, "spec.volumes[0].name"),
+    ],
+)
+def test_more_volume_problems(volume: dict[str, Any], field: str) -> None:
+    objects = Objects(configmaps={"c": {"data": {"k": "v"}}}, secrets={"bad": {"data": {"k": "not base64!"}}})
+    with pytest.raises(Rejected) as info:
+        translate(pod(volumes=[volume]), objects, DEFAULTS)
+    assert field in {p.field for p in info.value.problems}
+    assert "not base64!" not in str(info.value)
+
+
+def test_secret_string_data_and_unusable_pull_secrets() -> None:
+    import base64
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    objects = Objects(
+        secrets={
+            "plain": {"stringData": {"a.txt": "from stringData"}},
+            "opaque": {"type": "Opaque", "data": {"x": b64("y")}},
+            "broken": {"data": {".dockerconfigjson": b64("{not json")}},
+            "nouser": {"data": {".dockerconfigjson": b64('{"auths": {"r.io": {"auth": "' + b64("nocolon") + '"}}}')}},
+        }
+    )
+    p = pod(
+        volumes=[{"name": "v", "secret": {"secretName": "plain"}}],
+        imagePullSecrets=[{"name": n} for n in ("opaque", "broken", "nouser")],
+    )
+    result = translate(p, objects, DEFAULTS)
+    assert "ImageRegistryCredential" not in result.request
+    assert len(result.warnings) == 3
+    content = result.request["Volume"][0]["ConfigFileVolume"]["ConfigFileToPath"][0]
+    assert base64.b64decode(content["Content"]) == b"from stringData"
+
+
+def test_probe_and_lifecycle_variants() -> None:
+    container = {
+        "name": "app",
+        "image": "x:1",
+        "ports": [{"containerPort": 80, "name": "web"}, {"containerPort": 81, "hostPort": 9000}],
+        "readinessProbe": {"httpGet": {"port": 80, "host": "1.2.3.4", "httpHeaders": [{"name": "X", "value": "1"}]}},
+        "livenessProbe": {"tcpSocket": {"port": "missing-name"}},
+        "lifecycle": {
+            "postStart": {
+                "httpGet": {
+                    "port": "web",
+                    "path": "/up",
+                    "host": "localhost",
+                    "httpHeaders": [{"name": "A", "value": "b"}],
+                }
+            },
+            "preStop": {"sleep": {"seconds": 5}},
+        },
+        "securityContext": {"capabilities": {"drop": ["ALL"]}, "runAsGroup": 3000, "runAsNonRoot": True},
+    }
+    with pytest.raises(Rejected) as info:
+        request(containers=[container])
+    assert {p.field for p in info.value.problems} == {"spec.containers[0].livenessProbe.tcpSocket.port"}
+    del container["livenessProbe"]
+    result = translate(pod(containers=[container]), Objects(), DEFAULTS)
+    sent = result.request["Container"][0]
+    assert (
+        sent["LifecyclePostStartHandlerHttpGetPort"] == 80
+        and sent["LifecyclePostStartHandlerHttpGetHost"] == "localhost"
+    )
+    assert sent["LifecyclePostStartHandlerHttpGetHttpHeader"] == [{"Name": "A", "Value": "b"}]
+    assert sent["LifecyclePreStopHandlerExec"] == ["sleep", "5"]
+    assert sent["SecurityContextRunAsGroup"] == 3000 and sent["SecurityContextRunAsNonRoot"] is True
+    warned = {w.field for w in result.warnings}
+    assert {
+        "spec.containers[0].readinessProbe.httpGet",
+        "spec.containers[0].lifecycle.preStop.sleep",
+        "spec.containers[0].securityContext.capabilities.drop",
+        "spec.containers[0].ports[1].hostPort",
+    } <= warned
