@@ -114,6 +114,25 @@ def service_link_vars(services: Sequence[Mapping[str, Any]], namespace: str, lin
     return result
 
 
+def api_server_vars(address: str) -> dict[str, str]:
+    """The ``KUBERNETES_SERVICE_*``/``KUBERNETES_PORT*`` variables pointing at ``host:port``."""
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit():
+        host, port = address, "443"
+    host = host.strip("[]")
+    url = f"tcp://{host}:{port}" if ":" not in host else f"tcp://[{host}]:{port}"
+    return {
+        "KUBERNETES_SERVICE_HOST": host,
+        "KUBERNETES_SERVICE_PORT": port,
+        "KUBERNETES_SERVICE_PORT_HTTPS": port,
+        "KUBERNETES_PORT": url,
+        f"KUBERNETES_PORT_{port}_TCP": url,
+        f"KUBERNETES_PORT_{port}_TCP_PROTO": "tcp",
+        f"KUBERNETES_PORT_{port}_TCP_PORT": port,
+        f"KUBERNETES_PORT_{port}_TCP_ADDR": host,
+    }
+
+
 def _field_value(pod: Mapping[str, Any], field_path: str) -> str | None:
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}

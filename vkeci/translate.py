@@ -56,6 +56,9 @@ class Defaults:
     # Cluster DNS for dnsPolicy ClusterFirst (the kube-dns Service IP); empty = ECI's VPC DNS.
     cluster_dns: tuple[str, ...] = ()
     cluster_domain: str = "cluster.local"
+    # Where ECI pods reach the API server when the `kubernetes` Service's ClusterIP is not routable
+    # from the VPC ("host:port"); replaces the KUBERNETES_SERVICE_* variables in-cluster clients use.
+    api_server: str = ""
 
     @classmethod
     def from_config(cls, config: Any) -> Defaults:
@@ -76,6 +79,7 @@ class Defaults:
             resource_group_id=get("resource_group_id", ""),
             cluster_dns=tuple(get("cluster_dns", ())),
             cluster_domain=get("cluster_domain", "cluster.local"),
+            api_server=get("api_server", ""),
         )
 
 
@@ -239,6 +243,9 @@ def _translate(pod: Mapping[str, Any], objects: Objects, defaults: Defaults) -> 
     service_vars = envvars.service_link_vars(
         objects.services, key.namespace, spec.get("enableServiceLinks", True) is not False
     )
+    if defaults.api_server:
+        kept = {k: v for k, v in service_vars.items() if not k.startswith("KUBERNETES_")}
+        service_vars = {**kept, **envvars.api_server_vars(defaults.api_server)}
     for section, items, is_init in (("initContainers", init, True), ("containers", app, False)):
         converted_list = []
         for index, container in enumerate(items):

@@ -710,3 +710,18 @@ def test_probe_and_lifecycle_variants() -> None:
         "spec.containers[0].securityContext.capabilities.drop",
         "spec.containers[0].ports[1].hostPort",
     } <= warned
+
+
+def test_api_server_override_replaces_the_cluster_ip() -> None:
+    services = [
+        {
+            "metadata": {"name": "kubernetes", "namespace": "default"},
+            "spec": {"clusterIP": "10.96.0.1", "ports": [{"port": 443}]},
+        }
+    ]
+    defaults = Defaults(region="cn-hangzhou", api_server="192.168.0.10:6443")
+    sent = translate(pod(), Objects(services=services), defaults).request
+    env = {e["Key"]: e["Value"] for e in sent["Container"][0]["EnvironmentVar"]}
+    assert env["KUBERNETES_SERVICE_HOST"] == "192.168.0.10" and env["KUBERNETES_SERVICE_PORT"] == "6443"
+    assert env["KUBERNETES_PORT"] == "tcp://192.168.0.10:6443"
+    assert "KUBERNETES_PORT_443_TCP" not in env, "no variable points at the unreachable ClusterIP"
