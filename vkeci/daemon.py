@@ -175,6 +175,7 @@ class Daemon:
         self.pods = PodController(self.kube, self.provider, config, self.translator, options)
         self.health = Health(ready=True)
         self._health_changed = threading.Event()
+        self._last_status = time.monotonic()
 
     def ping(self) -> None:
         """Update the node's health from one ECI ping."""
@@ -186,6 +187,8 @@ class Daemon:
             health = Health(ready=True)
         except EciError as err:
             health = Health(ready=False, message=f"ECI endpoint {self.config.endpoint()} fails: {err}")
+        except Exception as err:  # e.g. the credential chain failing: still an honest NotReady
+            health = Health(ready=False, message=f"ECI cannot be called: {type(err).__name__}: {err}")
         if health != self.health:
             log.log(20 if health.ready else 30, "ECI health changed", extra=fields(ready=health.ready))
             self.health = health
@@ -193,7 +196,10 @@ class Daemon:
 
     def ping_loop(self, stop: threading.Event) -> None:
         while not stop.wait(self.timings.ping_interval):
-            self.ping()
+            try:
+                self.ping()
+            except Exception:
+                log.exception("ECI ping crashed, continuing")
 
     def register(self, stop: threading.Event) -> bool:
         """Register the node, retrying with backoff until it works or ``stop``."""
@@ -211,28 +217,35 @@ class Daemon:
         return False
 
     def heartbeat_loop(self, stop: threading.Event) -> None:
-        """Lease every ``lease_interval``; node status every ``node_status_interval`` or on health change."""
-        from vkeci.kube import KubeError
-
-        last_status = time.monotonic()
+        """Keep heartbeating until ``stop``, whatever goes wrong in one beat."""
         while not stop.is_set():
             try:
-                self.lease.renew(self.node.uid)
-            except KubeError as err:
-                log.warning("lease renewal failed", extra=fields(error=str(err)))
-            due = time.monotonic() - last_status >= self.timings.node_status_interval
-            if due or self._health_changed.is_set():
-                self._health_changed.clear()
-                try:
-                    self.node.patch_status(self.health)
-                    last_status = time.monotonic()
-                except KubeError as err:
-                    if err.not_found:
-                        log.warning("node object was deleted, registering it again")
-                        self.register(stop)
-                    else:
-                        log.warning("node status update failed", extra=fields(error=str(err)))
+                self.beat(stop)
+            except Exception:
+                log.exception("heartbeat failed, continuing")
             self._health_changed.wait(self.timings.lease_interval)
+
+    def beat(self, stop: threading.Event) -> None:
+        """Renew the lease; patch node status when ``node_status_interval`` passed or health changed."""
+        from vkeci.kube import KubeError
+
+        try:
+            self.lease.renew(self.node.uid)
+        except KubeError as err:
+            log.warning("lease renewal failed", extra=fields(error=str(err)))
+        due = time.monotonic() - self._last_status >= self.timings.node_status_interval
+        if not (due or self._health_changed.is_set()):
+            return
+        self._health_changed.clear()
+        try:
+            self.node.patch_status(self.health)
+            self._last_status = time.monotonic()
+        except KubeError as err:
+            if err.not_found:
+                log.warning("node object was deleted, registering it again")
+                self.register(stop)
+            else:
+                log.warning("node status update failed", extra=fields(error=str(err)))
 
     def start_kubelet_api(self, args: argparse.Namespace) -> Any:
         """Serve the kubelet HTTPS API (logs, exec, stats) on the configured kubelet port."""

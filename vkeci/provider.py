@@ -16,7 +16,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from vkeci.log import fields, get_logger
-from vkeci.ratelimit import EciLimiter
+from vkeci.ratelimit import EciLimiter, RateLimitTimeout
 
 log = get_logger("provider")
 T = TypeVar("T")
@@ -113,7 +113,12 @@ class Provider:
         return cls(new_client(config), config.region, EciLimiter(limits, enabled=config.rate_limits))
 
     def _call(self, action: str, fn: Callable[[], T]) -> T:
-        self.limiter.acquire(action)
+        try:
+            self.limiter.acquire(action)
+        except RateLimitTimeout:
+            raise EciError(
+                action, "Throttling.Local", "the client-side rate limit for this action is exhausted", transient=True
+            ) from None
         with self._lock:
             self.calls[action] += 1
         try:

@@ -6,7 +6,7 @@ import pytest
 import responses
 
 from vkeci.kube import Credentials, KubeClient, KubeError, load_credentials, pod_path
-from vkeci.ratelimit import TokenBucket
+from vkeci.ratelimit import RateLimitTimeout, TokenBucket
 
 HOST = "https://api.test:6443"
 
@@ -87,3 +87,15 @@ def test_bad_kubeconfig_is_one_clear_error(tmp_path):
     with pytest.raises(KubeError) as info:
         load_credentials(str(path))
     assert "kubeconfig" in str(info.value)
+
+
+class Exhausted:
+    def acquire(self, priority=False, timeout=None):
+        raise RateLimitTimeout("no token")
+
+
+def test_exhausted_limiter_is_a_kube_error():
+    kube = client(limiter=Exhausted())
+    with pytest.raises(KubeError) as info:
+        kube.get("/version")
+    assert info.value.status == 429 and "VKECI_KUBE_QPS" in str(info.value)

@@ -102,3 +102,16 @@ def test_no_answer_from_the_real_sdk_is_transient():
         provider.ping()
     assert info.value.transient and info.value.code == "NoResponse"
     assert provider.calls["DescribeRegions"] == 1
+
+
+def test_exhausted_local_limit_is_a_transient_eci_error():
+    from vkeci.ratelimit import EciLimiter, RateLimitTimeout
+
+    class Exhausted(EciLimiter):
+        def acquire(self, action, timeout=60.0):
+            raise RateLimitTimeout("no token")
+
+    provider = Provider(StubClient(), "cn-hangzhou", Exhausted())
+    with pytest.raises(EciError) as info:
+        provider.describe(["eci-1"])
+    assert info.value.transient and info.value.code == "Throttling.Local"
