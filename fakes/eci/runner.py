@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,9 @@ class Runner:
         self.procs: dict[tuple[str, str], _Proc] = {}
         self.logs: dict[tuple[str, str], _Logs] = {}
         self.active: set[str] = set()
+        # A fake that is never stopped (a crashed test, a forgotten object) still kills its processes and
+        # removes its temp dir at garbage collection or interpreter exit.
+        weakref.finalize(self, _cleanup, self.procs, self.base if self.own_base else None)
 
     # ---- hooks from the cloud ----------------------------------------------------------------------
     def group_created(self, g: Group) -> None:
@@ -375,6 +379,13 @@ class Runner:
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
+
+
+def _cleanup(procs: dict[tuple[str, str], _Proc], base: Path | None) -> None:
+    for p in list(procs.values()):
+        _killpg(p.popen)
+    if base is not None and base.exists():
+        safe_rmtree(base)
 
 
 def safe_rmtree(path: Path) -> None:
