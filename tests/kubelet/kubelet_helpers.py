@@ -229,14 +229,21 @@ class StubExecServer:
             accept = base64.b64encode(
                 hashlib.sha1((headers["sec-websocket-key"] + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()
             ).decode()
+            chosen = f"Sec-WebSocket-Protocol: {self.subprotocol}\r\n" if self.subprotocol else ""
             reply = (
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Accept: {accept}\r\nSec-WebSocket-Protocol: {self.subprotocol}\r\n\r\n"
+                f"Sec-WebSocket-Accept: {accept}\r\n{chosen}\r\n"
             )
             conn.sendall(reply.encode())
             command = self.commands[token]
             send = lambda channel, data: conn.sendall(_ws_frame(bytes([channel]) + data))  # noqa: E731
-            if command[0] == "echo":
+            if command[0] == "slow":  # quiet for a while, then output
+                import time
+
+                time.sleep(float(command[1]))
+                send(1, b"done\n")
+                send(3, json.dumps({"metadata": {}, "status": "Success"}).encode())
+            elif command[0] == "echo":
                 send(1, (" ".join(command[1:]) + "\n").encode())
                 send(2, b"to stderr\n")
                 send(3, json.dumps({"metadata": {}, "status": "Success"}).encode())
@@ -258,6 +265,8 @@ class StubExecServer:
                     if opcode == 8:
                         return
                     self.received.append((payload[0], payload[1:]))
+                    if payload[0] == 255 or (payload[0] == 0 and len(payload) == 1):
+                        break  # v5 close, or the empty stdin frame of the v4 contract
                     if payload[0] == 0 and command[0] == "cat":
                         send(1, payload[1:])
                     elif payload[0] == 4:
@@ -265,8 +274,6 @@ class StubExecServer:
                         if command[0] == "size":
                             send(1, size + b"\n")
                             break
-                    elif payload[0] == 255:
-                        break
                 send(3, json.dumps({"metadata": {}, "status": "Success"}).encode())
             try:
                 conn.sendall(_ws_frame(b"\x03\xe8", opcode=8))

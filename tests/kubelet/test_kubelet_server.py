@@ -318,3 +318,28 @@ def test_stop_ends_open_follows_and_exec_sessions(env: Env) -> None:
     follower.join(5)
     assert not follower.is_alive()
     client.close()
+
+
+def test_exec_survives_a_quiet_command_and_a_server_without_subprotocol(env: Env) -> None:
+    import dataclasses
+
+    env.server.settings = dataclasses.replace(env.server.settings, stream_creation_timeout=0.5)
+    client = SpdyClient(env.server.port, env.client_cert)
+    assert client.upgrade(exec_path(["slow", "1.5"]))[0] == 101
+    for kind in ("error", "stdout", "stderr"):
+        client.open(kind)
+    client.read_until_finished("error")
+    assert client.out("stdout") == b"done\n"
+    assert json.loads(client.out("error"))["status"] == "Success"
+    client.close()
+
+    env.exec_server.subprotocol = ""  # an ECI endpoint that picks no subprotocol: v4 rules, stdin EOF as an empty frame
+    client = SpdyClient(env.server.port, env.client_cert)
+    assert client.upgrade(exec_path(["cat"], stdin=True))[0] == 101
+    for kind in ("error", "stdin", "stdout", "stderr"):
+        client.open(kind)
+    client.send("stdin", b"abc")
+    client.send("stdin", b"", fin=True)
+    client.read_until_finished("error")
+    assert client.out("stdout") == b"abc"
+    client.close()

@@ -163,14 +163,27 @@ def expected_streams(options: StreamOptions, protocol: str, over_websocket: bool
     return wanted
 
 
+ECI_SUBPROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io")
+
+
 def _open_websocket(uri: str, timeout: float) -> Any:
     import websocket
 
     # The fake ECI (and, by our reading, ECI) speaks the channel protocol; offer v5 first so a
-    # server that knows it can be told when stdin ends.
-    return websocket.create_connection(
-        uri, timeout=timeout, subprotocols=["v5.channel.k8s.io", "v4.channel.k8s.io", "channel.k8s.io"]
+    # server that knows it can be told when stdin ends. The offer goes in a plain header:
+    # websocket-client would refuse a server that answers without choosing one, and ECI's exact
+    # handshake is not documented.
+    remote = websocket.create_connection(
+        uri, timeout=timeout, header=[f"Sec-WebSocket-Protocol: {', '.join(ECI_SUBPROTOCOLS)}"]
     )
+    remote.settimeout(None)  # the timeout was for connecting; a command may stay quiet for hours
+    return remote
+
+
+def remote_protocol(remote: Any) -> str:
+    """The subprotocol ECI's exec endpoint chose ("" when it chose none)."""
+    headers = remote.getheaders() or {}
+    return str(headers.get("sec-websocket-protocol") or "").strip()
 
 
 class StatusError(HttpError):
@@ -352,7 +365,7 @@ class Bridge:
     def _close_stdin(self) -> None:
         # v5 has a close signal; for v4 the team's ECI contract (fakes/eci/exec_ws.py) takes an
         # empty stdin frame as EOF, which a plain v4 server ignores harmlessly.
-        if (getattr(self.remote, "subprotocol", None) or "").startswith("v5."):
+        if remote_protocol(self.remote).startswith("v5."):
             self._send(CLOSE, bytes([STDIN]))
         else:
             self._send(STDIN, b"")
