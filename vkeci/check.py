@@ -30,6 +30,11 @@ PERMISSIONS = (
     ("get", "coordination.k8s.io", "leases", ""),
     ("create", "coordination.k8s.io", "leases", ""),
     ("update", "coordination.k8s.io", "leases", ""),
+    ("list", "", "services", ""),
+    ("create", "", "serviceaccounts", "token"),
+    # The kubelet API authenticates and authorizes the API server's requests with these.
+    ("create", "authentication.k8s.io", "tokenreviews", ""),
+    ("create", "authorization.k8s.io", "subjectaccessreviews", ""),
 )
 
 
