@@ -1,11 +1,13 @@
-"""``/exec`` and ``/attach``: the Kubernetes remote-command protocol (SPDY/3.1, subprotocols
-``v4.channel.k8s.io`` down to ``channel.k8s.io``) bridged to ECI's ExecContainerCommand
-WebSocket.
+"""``/exec`` and ``/attach``: the Kubernetes remote-command protocol bridged to ECI's
+ExecContainerCommand WebSocket.
 
-The API server opens one SPDY stream per channel (error, stdin, stdout, stderr, resize).
-ECI's exec WebSocket speaks the channel protocol in binary frames: the first byte names the
-channel (0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize). The exit code travels back as a
-metav1.Status on the error stream, as the kubelet writes it for v4.
+Toward the client: SPDY/3.1 with ``v4.channel.k8s.io`` down to ``channel.k8s.io`` (what the
+1.35 API server speaks to kubelets, translating kubectl's WebSocket v5), or WebSocket with the
+pre-v5 channel protocols (clients the API server proxies unchanged); see :mod:`.spdy` and
+:mod:`.websocket`. The API server opens one stream per channel (error, stdin, stdout, stderr,
+resize). ECI's exec WebSocket speaks the channel protocol in binary frames: the first byte
+names the channel (0 stdin, 1 stdout, 2 stderr, 3 status, 4 resize). The exit code travels
+back as a metav1.Status on the error stream, as the kubelet writes it for v4.
 """
 
 from __future__ import annotations
