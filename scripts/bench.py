@@ -185,6 +185,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14 and 15 of stat)
 
 
+def machine_cpu(cluster: Cluster, pids: dict[str, int]) -> dict[str, float]:
+    """CPU seconds so far of the daemon, the fake, every control-plane component and this bench process."""
+    out = {"bench": sum(os.times()[:2])}
+    for name in ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"):
+        with contextlib.suppress(OSError, ValueError):
+            pids[name] = int(cluster.pid_path(name).read_text().strip())
+    for name, pid in pids.items():
+        with contextlib.suppress(OSError):
+            out[name] = cpu_seconds(pid)
+    return out
+
+
 def peak_rss_mb(pid: int) -> float:
     """VmHWM (peak resident set) of a live process, in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -379,6 +391,7 @@ def run_one(cluster: Cluster, args: argparse.Namespace, mode: str, workload: str
             raw.kube[phase] = apiserver_totals(kube)
             assert daemon is not None
             raw.cpu_s[phase] = cpu_seconds(daemon.pid)
+            raw.proc_cpu_s[phase] = machine_cpu(cluster, {"vkeci": daemon.pid, "fake-eci": fake.pid})
 
         snapshot("start")
         say(f"{name}: creating {n} pods ({workload})")
@@ -555,7 +568,9 @@ def start_profiler(args: argparse.Namespace, pid: int, run_dir: Path) -> subproc
     if not spy.exists():
         raise SystemExit("bench: --profile needs py-spy: .venv/bin/pip install -e '.[bench]'")
     argv = [str(spy), "record", "--pid", str(pid), "--rate", "50", "--format", "raw"]
-    argv += ["--output", str(run_dir / "profile.txt"), "--nonblocking", "--threads", "--idle"]
+    argv += ["--output", str(run_dir / "profile.txt"), "--nonblocking", "--threads"]
+    if args.profile == "wall":
+        argv.append("--idle")  # waiting threads too: where a pod's time goes, not only the CPU's
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(run_dir / "py-spy.log", "wb"))
 
 
@@ -661,7 +676,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--daemon-defaults", action="store_true", help="run the daemon with its own defaults (no raised limits)"
     )
-    parser.add_argument("--profile", action="store_true", help="py-spy the daemon during the burst")
+    parser.add_argument(
+        "--profile",
+        choices=("cpu", "wall"),
+        help="py-spy the daemon during the burst into <out>/<run>/profile.txt (collapsed stacks per thread)",
+    )
     parser.add_argument("--out", default=str(ROOT / ".bench"), help="results, logs, plots and the control plane")
     parser.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"), help="file whose table is regenerated")
     args = parser.parse_args(argv)

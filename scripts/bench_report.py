@@ -130,6 +130,8 @@ class Raw:
     kube: dict[str, dict[tuple[str, str], float]] = field(default_factory=dict)  # phase -> request totals
     own_kube: dict[str, dict[tuple[str, str], float]] = field(default_factory=dict)  # bench's own, per phase
     cpu_s: dict[str, float] = field(default_factory=dict)  # phase -> daemon CPU seconds so far
+    # phase -> {process: CPU seconds so far} for everything sharing the machine's cores (daemon included).
+    proc_cpu_s: dict[str, dict[str, float]] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -162,6 +164,7 @@ def summarize(raw: Raw) -> JSON:
     create_kube = _phase_kube(raw, "start", "running")
     delete_kube = _phase_kube(raw, "steady" if "steady" in raw.kube else "running", "end")
     steady_kube = _phase_kube(raw, "running", "steady")
+    cpu_delta = counter_delta(raw.proc_cpu_s.get("start", {}), raw.proc_cpu_s.get("running", {}))
     cpu_create = raw.cpu_s.get("running", 0.0) - raw.cpu_s.get("start", 0.0)
     cpu_delete = raw.cpu_s.get("end", 0.0) - raw.cpu_s.get("steady", raw.cpu_s.get("running", 0.0))
     create_span = (raw.t_last_create - raw.t_start) if raw.t_last_create else None
@@ -226,6 +229,8 @@ def summarize(raw: Raw) -> JSON:
             "delete_phase": _round(cpu_delete / n if n else None, 5),
         },
         "daemon_cpu_s": {k: round(v, 2) for k, v in raw.cpu_s.items()},
+        # Where the machine's CPU went while the pods came up (wall time: to_all_running_s).
+        "cpu_s_create_phase": {k: round(v, 1) for k, v in sorted(cpu_delta.items())},
         "daemon_peak_rss_mb": round(raw.peak_rss_mb, 1),
         "notes": list(raw.notes),
     }

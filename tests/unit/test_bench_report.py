@@ -117,6 +117,10 @@ def raw_run(n: int = 4) -> report.Raw:
         "end": {("POST", "pods"): float(n), ("DELETE", "pods"): float(n)},
     }
     raw.cpu_s = {"start": 1.0, "running": 3.0, "steady": 3.1, "end": 4.0}
+    raw.proc_cpu_s = {
+        "start": {"kube-apiserver": 10.0, "vkeci": 1.0},
+        "running": {"kube-apiserver": 25.5, "vkeci": 3.0},
+    }
     raw.peak_rss_mb = 90.0
     return raw
 
@@ -137,6 +141,7 @@ def test_summarize_reports_the_issue_figures() -> None:
     assert result["kube_requests_per_pod"]["delete_phase"] == {"DELETE": 1.0}
     assert result["daemon_cpu_s_per_pod"]["create_phase"] == pytest.approx(0.5)
     assert result["eci_calls_per_pod"]["delete_phase"] == {"DeleteContainerGroup": 1.0, "DescribeContainerGroups": 1.0}
+    assert result["cpu_s_create_phase"] == {"kube-apiserver": 15.5, "vkeci": 2.0}
     json.dumps(result)  # JSON-able: no tuple keys left
 
 
