@@ -32,7 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cluster-name", default="default", help="ClusterName tag")
     parser.add_argument("--node-name", default="virtual-kubelet", help="NodeName tag")
     parser.add_argument(
-        "--reveal-secrets", action="store_true", help="print registry passwords instead of masking them"
+        "--reveal-secrets",
+        action="store_true",
+        help="print Secret-sourced values, Secret and token files and registry passwords instead of ***",
     )
 
 
@@ -78,10 +80,58 @@ def build_inputs(docs: list[Mapping[str, Any]]) -> tuple[Mapping[str, Any], Any,
     return pod, Objects(configmaps=configmaps, secrets=secrets, tokens=tokens), notes
 
 
-def _mask(request: dict[str, Any]) -> dict[str, Any]:
-    credentials = request.get("ImageRegistryCredential")
-    if credentials:
-        request = {**request, "ImageRegistryCredential": [{**c, "Password": MASK} for c in credentials]}
+def _secret_env(container: Mapping[str, Any], objects: Any) -> set[str]:
+    names = set()
+    for item in container.get("env") or []:
+        if ((item or {}).get("valueFrom") or {}).get("secretKeyRef"):
+            names.add(str(item.get("name")))
+    for source in container.get("envFrom") or []:
+        ref = (source or {}).get("secretRef")
+        if ref:
+            secret = objects.secrets.get(str(ref.get("name") or "")) or {}
+            keys = {*(secret.get("data") or {}), *(secret.get("stringData") or {})}
+            names |= {str(source.get("prefix") or "") + str(k) for k in keys}
+    return names
+
+
+def _secret_files(volume: Mapping[str, Any], objects: Any) -> set[str] | None:
+    """Paths in a volume that hold Secret data or a token; None means every file."""
+    if "secret" in volume:
+        return None
+    paths: set[str] = set()
+    for source in (volume.get("projected") or {}).get("sources") or []:
+        source = source or {}
+        if source.get("serviceAccountToken"):
+            paths.add(str(source["serviceAccountToken"].get("path") or "token"))
+        if source.get("secret"):
+            spec = source["secret"]
+            if spec.get("items"):
+                paths |= {str(i.get("path") or i.get("key")) for i in spec["items"]}
+            else:
+                secret = objects.secrets.get(str(spec.get("name") or "")) or {}
+                paths |= {str(k) for k in (*(secret.get("data") or {}), *(secret.get("stringData") or {}))}
+    return paths
+
+
+def _mask(request: dict[str, Any], pod: Mapping[str, Any], objects: Any) -> dict[str, Any]:
+    """Hide registry passwords, Secret-sourced variables and Secret/token file contents."""
+    request = json.loads(json.dumps(request))
+    for credential in request.get("ImageRegistryCredential") or []:
+        credential["Password"] = MASK
+    spec = pod.get("spec") or {}
+    for section, wire in (("initContainers", "InitContainer"), ("containers", "Container")):
+        for source, sent in zip(spec.get(section) or [], request.get(wire) or [], strict=False):
+            hidden = _secret_env(source, objects)
+            for var in sent.get("EnvironmentVar") or []:
+                if var.get("Key") in hidden and "Value" in var:
+                    var["Value"] = MASK
+    volumes = {str(v.get("name")): v for v in spec.get("volumes") or [] if isinstance(v, Mapping)}
+    for volume in request.get("Volume") or []:
+        files = (volume.get("ConfigFileVolume") or {}).get("ConfigFileToPath") or []
+        hidden_paths = _secret_files(volumes.get(volume.get("Name"), {}), objects)
+        for item in files:
+            if hidden_paths is None or item.get("Path") in hidden_paths:
+                item["Content"] = MASK
     return request
 
 
@@ -115,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"note: {note}", file=sys.stderr)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    request = result.request if args.reveal_secrets else _mask(result.request)
+    request = result.request if args.reveal_secrets else _mask(result.request, pod, objects)
     if args.format == "yaml":
         import yaml
 

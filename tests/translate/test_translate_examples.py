@@ -155,3 +155,19 @@ def test_cli_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     bad.write_text("kind: ConfigMap\nmetadata: {name: a}\n")
     assert main(["translate", str(bad)]) == 1
     assert "exactly one Pod" in capsys.readouterr().err
+
+
+def test_cli_masks_secret_values_unless_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["translate", str(MANIFESTS / "job-with-config.yaml")]) == 0
+    masked = json.loads(capsys.readouterr().out)
+    env = {e["Key"]: e.get("Value") for e in masked["Container"][0]["EnvironmentVar"]}
+    assert env["DB_PASSWORD"] == "***" and env["REPORT_LOG_LEVEL"] == "info"
+    secret_files = next(v for v in masked["Volume"] if v["Name"] == "secrets")["ConfigFileVolume"]["ConfigFileToPath"]
+    assert {f["Content"] for f in secret_files} == {"***"}
+    config_files = next(v for v in masked["Volume"] if v["Name"] == "config")["ConfigFileVolume"]["ConfigFileToPath"]
+    assert "***" not in {f["Content"] for f in config_files}
+    assert main(["translate", str(MANIFESTS / "nginx-deployment-pod.yaml")]) == 0
+    token_volume = json.loads(capsys.readouterr().out)["Volume"][0]["ConfigFileVolume"]["ConfigFileToPath"]
+    assert [f["Content"] == "***" for f in token_volume] == [True, False, False]
+    assert main(["translate", str(MANIFESTS / "job-with-config.yaml"), "--reveal-secrets"]) == 0
+    assert "s3cr3t-password-1" in capsys.readouterr().out
