@@ -738,29 +738,39 @@ class PodController:
 
     def apply_group(self, group: JSON) -> None:
         """Reflect one described group onto its pod: status, write-back annotations, new events."""
+        applied = self._apply_status(group)
+        if applied is not None:
+            self._apply_events(*applied)
+
+    def _apply_status(self, group: JSON) -> tuple[Record, JSON, JSON, str] | None:
+        """The status half of ``apply_group``; returns what ``_apply_events`` needs, None if nothing to do."""
         uid = tag_map(group).get(identity.TAG_UID, "")
         with self._lock:
             record = self.records.get(uid)
         if record is None:
-            return
+            return None
         record.group = group
         pod = self._pod_by_uid(uid)
         if pod is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
-            return
+            return None
         now = now_rfc3339()
         self.write_status(pod, self.translator.pod_status(pod, group, now))
-        for event in self.translator.events(pod, group, now):
-            eid = _event_id(event)
-            if eid in record.events:
-                continue
-            record.events.add(eid)
-            self._post_event(pod, event)
         if not record.annotated:
             self.queue.add(record.key)  # annotations are written by the pod's worker
         if record.terminal:
             if not record.finished_at:
                 record.finished_at = self.clock()
             self.queue.add(record.key)  # group cleanup once the API shows the terminal phase
+        return record, pod, group, now
+
+    def _apply_events(self, record: Record, pod: JSON, group: JSON, now: str) -> None:
+        """The event half of ``apply_group``: post the group's events not posted yet."""
+        for event in self.translator.events(pod, group, now):
+            eid = _event_id(event)
+            if eid in record.events:
+                continue
+            record.events.add(eid)
+            self._post_event(pod, event)
 
     def _post_event(self, pod: JSON, event: JSON) -> None:
         """Create the translated ECI event; if it exists (same deterministic name), bump its count."""
@@ -816,7 +826,10 @@ class PodController:
             return
         if self._status_pool is None:
             self._status_pool = ThreadPoolExecutor(self.options.status_writers, thread_name_prefix="status-write")
-        list(self._status_pool.map(self.apply_group, groups))  # re-raises the first failure, like the loop did
+        # Every status first, then the events (about 4 per pod): in a burst, a pod must not wait for
+        # the events of the pods before it to show Running. map() re-raises the first failure.
+        applied = [a for a in self._status_pool.map(self._apply_status, groups) if a is not None]
+        list(self._status_pool.map(lambda a: self._apply_events(*a), applied))
 
     def _detect_lost(self, known: dict[str, Record], present: set[str]) -> None:
         """Groups we track that a successful full listing did not return: confirm, then fail their pods."""
