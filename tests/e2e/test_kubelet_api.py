@@ -264,6 +264,7 @@ def env(cluster: Cluster) -> Iterator[Env]:
         e.run_pod("web", WEB_SCRIPT)
         e.run_pod("ticker", TICKER_SCRIPT)
         e.run_pod("crasher", CRASHER_SCRIPT)
+        e.run_pod("talker", TICKER_SCRIPT)
         yield e
     finally:
         server.stop()
@@ -490,6 +491,44 @@ def test_exec_over_websocket_from_the_python_client(env: Env) -> None:
     failing.run_forever(timeout=30)
     assert failing.returncode == 6
     failing.close()
+
+
+def test_attach_streams_new_output_until_the_container_ends(env: Env) -> None:
+    wait_for(lambda: env.eci_log("talker").count("\n") >= 3, 30, "the talker's first lines")
+    attach = subprocess.Popen(
+        [
+            str(env.cluster.bin("kubectl")),
+            "--kubeconfig",
+            str(env.cluster.kubeconfig),
+            "-n",
+            env.namespace,
+            "attach",
+            "talker",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert attach.stdout is not None
+        seen = b""
+        deadline = time.monotonic() + 30
+        while seen.count(b"\n") < 5 and time.monotonic() < deadline:
+            ready, _, _ = select.select([attach.stdout], [], [], 1)
+            if ready:
+                seen += os.read(attach.stdout.fileno(), 65536)
+        env.finish_container("talker")
+        rest, err = attach.communicate(timeout=30)
+    finally:
+        if attach.poll() is None:
+            attach.kill()
+            attach.wait()
+    lines = (seen + rest).decode().splitlines()
+    assert len(lines) >= 5, err
+    # New output only (not the log from the start), consecutive, nothing repeated.
+    first = int(lines[0].split("-")[1])
+    assert first > 0
+    assert lines == [f"tick-{i}" for i in range(first, first + len(lines))]
+    assert attach.returncode == 0, err
 
 
 def test_attach_and_port_forward_say_what_to_use(env: Env) -> None:
