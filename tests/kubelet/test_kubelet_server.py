@@ -343,3 +343,23 @@ def test_exec_survives_a_quiet_command_and_a_server_without_subprotocol(env: Env
     client.read_until_finished("error")
     assert client.out("stdout") == b"abc"
     client.close()
+
+
+@pytest.mark.parametrize("protocol", ["v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io"])
+def test_exec_over_older_spdy_protocols(env: Env, protocol: str) -> None:
+    # Before v4 the error stream carries only a failure's message, as text; success is silence.
+    client = SpdyClient(env.server.port, env.client_cert)
+    status, headers, _ = client.upgrade(exec_path(["exit", "2"]), protocols=f"{protocol},v1.bogus")
+    assert status == 101 and headers["x-stream-protocol-version"] == protocol
+    for kind in ("error", "stdout", "stderr"):
+        client.open(kind)
+    client.read_until_finished("error")
+    assert client.out("error") == b"command terminated with non-zero exit code: exit status 2"
+    client.close()
+    client = SpdyClient(env.server.port, env.client_cert)
+    assert client.upgrade(exec_path(["echo", "ok"]), protocols=protocol)[0] == 101
+    for kind in ("error", "stdout", "stderr"):
+        client.open(kind)
+    client.read_until_finished("error")
+    assert client.out("stdout") == b"ok\n" and client.out("error") == b""
+    client.close()
