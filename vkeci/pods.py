@@ -35,6 +35,7 @@ from vkeci.config import Config
 from vkeci.kube import KubeClient, KubeError, pod_path
 from vkeci.log import fields, get_logger
 from vkeci.node import now_rfc3339
+from vkeci.problems import TranslationError
 from vkeci.provider import EciError, Provider, tag_map
 from vkeci.workqueue import WorkQueue
 
@@ -510,7 +511,8 @@ class PodController:
                     self.queue.add_after(key, again)
             except Exception as exc:  # one pod's failure must not stop the worker
                 delay = self.queue.retry(key)
-                transient = isinstance(exc, (EciError, KubeError))
+                # Expected failures (ECI or API errors, objects not there yet) need no traceback.
+                transient = isinstance(exc, (EciError, KubeError, TranslationError))
                 log.log(
                     20 if transient else 40,
                     "pod sync failed, will retry",
@@ -909,6 +911,8 @@ class PodController:
                 self.sweep()
             except (EciError, KubeError) as err:
                 log.warning("orphan sweep failed, will retry", extra=fields(error=str(err)))
+            except Exception:
+                log.exception("orphan sweep crashed, will retry")
 
     def resync_loop(self, stop: threading.Event) -> None:
         """Re-queue every cached pod now and then (not a relist), so nothing waits for an event."""
