@@ -126,3 +126,22 @@ def test_no_stock_in_one_zone_moves_to_the_next(daemon, kube, fake_eci, namespac
     kube.scale(namespace, "zonal", 4)
     _, groups = wait_for(lambda: _settled(kube, fake_eci, namespace, daemon.node, "zonal", 4), 60, "4 pods")
     assert {g["ZoneId"] for g in groups} == {"cn-hangzhou-b"}
+
+
+def test_refused_create_is_shown_with_code_and_request_id_then_recovers(daemon, kube, fake_eci, namespace):
+    refusal = {"action": "CreateContainerGroup", "code": "InvalidParameter.Test", "status": 400, "times": 1}
+    set_faults(fake_eci, {"errors": [refusal]})
+    kube.create(namespace, nginx_deployment("refused", daemon.node, 1))
+
+    def provider_failed():
+        pods = kube.pods(namespace, "app=refused")
+        return pods[0] if pods and pods[0]["status"].get("reason") == "ProviderFailed" else None
+
+    pod = wait_for(provider_failed, 60, "ProviderFailed with the ECI error")
+    assert pod["status"]["phase"] == "Pending"  # restartPolicy Always: a later retry may succeed
+    assert "InvalidParameter.Test" in pod["status"]["message"] and "RequestId" in pod["status"]["message"]
+    events = wait_for(lambda: kube.events(namespace, pod["metadata"]["name"]), 30, "a Warning event")
+    assert any(e["reason"] == "ProviderCreateFailed" and "InvalidParameter.Test" in e["message"] for e in events)
+    # The fault was one-shot: the retry succeeds and the pod turns Running with the reason cleared.
+    wait_for(lambda: _settled(kube, fake_eci, namespace, daemon.node, "refused", 1), 90, "Running")
+    assert not kube.pods(namespace, "app=refused")[0]["status"].get("reason")
