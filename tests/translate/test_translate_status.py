@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vkeci import status
@@ -406,3 +406,41 @@ def test_container_still_running_in_a_finished_group_is_terminated() -> None:
     }
     done = status.pod_status(make_pod(), group("Succeeded", app), NOW)
     assert done["containerStatuses"][1]["state"]["terminated"]["reason"] == "Completed"
+
+
+@st.composite
+def pod_and_group(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A realistic generated pod and a group ECI could report for it (same container names)."""
+    from tests.translate.pod_strategies import scenarios
+
+    scenario = draw(scenarios())
+    pod = scenario.pod
+    pod["status"] = {"conditions": [SCHEDULED]}
+    spec = pod["spec"]
+
+    def eci(name: str) -> dict[str, Any]:
+        state = draw(st.sampled_from(["Waiting", "Running", "Terminated", None]))
+        return eci_container(
+            name,
+            state,
+            draw(st.sampled_from([0, 1, 137])),
+            draw(st.sampled_from([True, False, None])),
+            draw(st.integers(0, 3)),
+        )
+
+    g = group(
+        draw(st.sampled_from(status.ECI_STATES)),
+        [eci(c["name"]) for c in spec["containers"]],
+        [eci(c["name"]) for c in spec.get("initContainers", [])],
+    )
+    return pod, g
+
+
+@settings(max_examples=min(settings.default.max_examples, 150), suppress_health_check=[HealthCheck.too_slow])
+@given(pod_and_group())
+def test_realistic_pods_and_groups_map_consistently(case: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    pod, g = case
+    result = status.pod_status(pod, g, NOW)
+    check_invariants(pod, result)
+    assert [s["name"] for s in result["containerStatuses"]] == [c["name"] for c in pod["spec"]["containers"]]
+    assert result["qosClass"] in ("Guaranteed", "Burstable", "BestEffort")
