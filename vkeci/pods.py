@@ -66,6 +66,7 @@ class Options:
     # Finished groups are kept this long after the pod finished, so logs stay readable.
     finished_retention: float = 600.0
     max_backoff: float = 60.0
+    missing_retry: float = 10.0  # longest wait before retrying a pod whose referenced objects are missing
 
 
 @dataclass
@@ -510,7 +511,9 @@ class PodController:
                 if again:
                     self.queue.add_after(key, again)
             except Exception as exc:  # one pod's failure must not stop the worker
-                delay = self.queue.retry(key)
+                # A pod waiting for a ConfigMap/Secret is looked at again within 10 s, as a kubelet would.
+                cap = self.options.missing_retry if isinstance(exc, TranslationError) else None
+                delay = self.queue.retry(key, cap)
                 # Expected failures (ECI or API errors, objects not there yet) need no traceback.
                 transient = isinstance(exc, (EciError, KubeError, TranslationError))
                 log.log(

@@ -65,12 +65,13 @@ class WorkQueue:
             heapq.heappush(self._delayed, (self._clock() + delay, next(self._seq), key))
             self._cond.notify()
 
-    def retry(self, key: Hashable) -> float:
-        """Requeue ``key`` after its next backoff delay (with jitter); returns the delay."""
+    def retry(self, key: Hashable, cap: float | None = None) -> float:
+        """Requeue ``key`` after its next backoff delay (with jitter, at most ``cap`` or ``max_delay``);
+        returns the delay."""
         with self._cond:
             failures = self._failures.get(key, 0)
             self._failures[key] = failures + 1
-        delay = min(self.max_delay, self.base_delay * (2 ** min(failures, 30)))
+        delay = min(cap or self.max_delay, self.max_delay, self.base_delay * (2 ** min(failures, 30)))
         delay *= random.uniform(0.8, 1.0)
         self.add_after(key, delay)
         return delay

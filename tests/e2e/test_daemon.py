@@ -237,3 +237,24 @@ def test_decommission_drains_and_removes_the_node(daemon_factory, kube, fake_eci
         raise AssertionError("the node still exists")
     except KubeError as err:
         assert err.not_found
+
+
+def test_pod_waits_for_a_missing_configmap_then_runs(daemon, kube, fake_eci, namespace):
+    container = {
+        "name": "c",
+        "image": "nginx",
+        "env": [{"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "later", "key": "greeting"}}}],
+    }
+    kube.create(namespace, pod_manifest("patient", daemon.node, containers=[container]))
+
+    def waiting():
+        status = kube.pod(namespace, "patient")["status"]
+        states = [c.get("state", {}).get("waiting", {}) for c in status.get("containerStatuses") or []]
+        return status if any(s.get("reason") == "CreateContainerConfigError" for s in states) else None
+
+    status = wait_for(waiting, 60, "CreateContainerConfigError while the ConfigMap is missing")
+    assert status["phase"] == "Pending"
+    assert not [g for g in fake_groups(fake_eci, daemon.node) if tags_of(g).get("PodName") == "patient"]
+    configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "later"}, "data": {"greeting": "hi"}}
+    kube.create(namespace, configmap)
+    wait_for(lambda: running(kube.pod(namespace, "patient")), 90, "the pod to run once the ConfigMap exists")

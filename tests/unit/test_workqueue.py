@@ -97,3 +97,9 @@ def test_many_threads_process_each_key_once_at_a_time():
         t.join(5)
     assert not clash
     assert set(seen) == {f"k{i}" for i in range(20)}
+
+
+def test_retry_cap():
+    q = WorkQueue(base_delay=1.0, max_delay=60.0)
+    delays = [q.retry("k", cap=2.0) for _ in range(6)]
+    assert max(delays) <= 2.0
