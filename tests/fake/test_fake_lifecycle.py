@@ -265,7 +265,7 @@ def test_terminal_groups_are_kept_for_the_retention_time(make_fake) -> None:
     f.tick()
     assert f.cloud.purge_terminal() == 0
     f.clock.advance(3600)
-    assert f.cloud.purge_terminal() == 1  # only the newest terminal one is kept past retention
+    f.cloud.purge_terminal()  # the ticker may have done it already: only the newest terminal one is kept
     ids = {
         g.container_group_id
         for g in c.describe_container_groups(m.DescribeContainerGroupsRequest(region_id=REGION)).body.container_groups
