@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import random
+import re
 import secrets
 import shutil
 import string
@@ -62,6 +63,7 @@ class Cloud:
         self.ip_next: dict[str, int] = {}
         self.stock: dict[str, int | None] = {}
         self.stock_mode = "async"
+        self.image_pull_errors: list[re.Pattern[str]] = []  # images matching any of these never pull
         self.state_file = state_file
         self.dirty = False
         self.on_created: Callable[[Group], None] | None = None  # the runner's hook for real containers
@@ -228,7 +230,8 @@ class Cloud:
                 pending_at=now + st.scheduling_delay_s,
                 running_at=now + st.scheduling_delay_s + st.pending_delay_s,
             )
-            g.real = [c["Name"] for c in g.all_containers() if runs_for_real(c)]
+            g.pull_failed = [c["Name"] for c in g.all_containers() if _pull_fails(c["Image"], self.image_pull_errors)]
+            g.real = [c["Name"] for c in g.all_containers() if runs_for_real(c) and c["Name"] not in g.pull_failed]
             g.runtime = {c["Name"]: {"restarts": 0} for c in g.all_containers()}
             if has_stock:
                 plan_start_events(g, g.pending_at, g.running_at)
@@ -304,11 +307,21 @@ def _has_tag(tags: list[dict[str, str]], want: dict[str, str]) -> bool:
     return any(t["Key"] == want["Key"] and (not want.get("Value") or t["Value"] == want["Value"]) for t in tags)
 
 
+def _pull_fails(image: str, patterns: list[re.Pattern[str]]) -> bool:
+    return any(p.search(image) for p in patterns)
+
+
 def plan_start_events(g: Group, pending_at: float, running_at: float) -> None:
     """Image pull and start events, dated when they will happen (shown once the clock gets there)."""
     step = max(0.0, running_at - pending_at) / 3
     for c in g.all_containers():
         g.add_event(pending_at, "Pulling", f'Pulling image "{c["Image"]}"')
+        if c["Name"] in g.pull_failed:
+            reason = f'Failed to pull image "{c["Image"]}": rpc error: code = NotFound desc = manifest unknown'
+            g.add_event(pending_at + step, "Failed", reason, "Warning")
+            g.add_event(pending_at + step, "Failed", "Error: ErrImagePull", "Warning")
+            g.add_event(pending_at + 2 * step, "BackOff", f'Back-off pulling image "{c["Image"]}"', "Warning")
+            continue
         g.add_event(pending_at + step, "Pulled", f'Successfully pulled image "{c["Image"]}"')
         if c["Name"] not in g.real:
             g.add_event(running_at, "Created", f"Created container {c['Name']}")

@@ -9,11 +9,14 @@ Faults (all optional; see fakes/README.md for the JSON):
 * `stock`: {zone: n or null} - how many more groups a zone can take (0 = no stock); `stock_mode`
   async (ScheduleFailed + NoStock Warning event, the documented path) or sync (403 OperationDenied.NoStock).
 * `drop_response`: {action or "*": rate} - run the action, then close the connection without replying.
+* `image_pull_errors`: [regex] - containers whose image matches never pull: Waiting/ImagePullBackOff, the
+  group stays Pending, Warning events `Failed` and `BackOff`.
 """
 
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from collections import defaultdict
@@ -54,13 +57,24 @@ class Faults:
         self.drop_response: dict[str, float] = {}
         self.stock: dict[str, int | None] = {}
         self.stock_mode = "async"
+        self.image_pull_errors: list[re.Pattern[str]] = []
         self._windows: dict[str, tuple[float, int]] = {}
         self.calls: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
 
     # ---- configuration -----------------------------------------------------------------------------
     def update(self, spec: Mapping[str, Any]) -> None:
         """Apply a (partial) fault specification; keys not given keep their value."""
-        unknown = set(spec) - {"latency", "errors", "rate_limits", "drop_response", "stock", "stock_mode", "seed"}
+        known = {
+            "latency",
+            "errors",
+            "rate_limits",
+            "drop_response",
+            "stock",
+            "stock_mode",
+            "image_pull_errors",
+            "seed",
+        }
+        unknown = set(spec) - known
         if unknown:
             raise FaultError(f"faults: unknown key(s) {', '.join(sorted(unknown))}")
         with self._lock:
@@ -97,6 +111,14 @@ class Faults:
                 ):
                     raise FaultError("faults: stock must map zone to a count >= 0 or null (unlimited)")
                 self.stock = dict(st)
+            if "image_pull_errors" in spec:
+                pats = spec["image_pull_errors"] or []
+                if not isinstance(pats, list) or not all(isinstance(x, str) for x in pats):
+                    raise FaultError("faults: image_pull_errors must be a list of regular expressions over image names")
+                try:
+                    self.image_pull_errors = [re.compile(x) for x in pats]
+                except re.error as e:
+                    raise FaultError(f"faults: image_pull_errors: bad regular expression: {e}") from None
             if "stock_mode" in spec:
                 if spec["stock_mode"] not in ("async", "sync"):
                     raise FaultError("faults: stock_mode must be async or sync")
@@ -137,6 +159,7 @@ class Faults:
                 "drop_response": dict(self.drop_response),
                 "stock": dict(self.stock),
                 "stock_mode": self.stock_mode,
+                "image_pull_errors": [p.pattern for p in self.image_pull_errors],
             }
 
     # ---- the request path --------------------------------------------------------------------------

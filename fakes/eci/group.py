@@ -54,6 +54,7 @@ class Group:
     finished: dict[str, Any] | None = None  # {"Status": Succeeded|Failed, "at": ts}, from real processes
     transient: dict[str, Any] | None = None  # {"Status": Restarting|Updating, "from": ts, "until": ts}
     event_seq: int = 0
+    pull_failed: list[str] = field(default_factory=list)  # containers whose image never pulls (a fault)
 
     @property
     def name(self) -> str:
@@ -104,7 +105,7 @@ def status_at(g: Group, now: float) -> str:
         return str(g.transient["Status"])
     if now < g.pending_at:
         return "Scheduling"
-    if now < g.running_at:
+    if now < g.running_at or g.pull_failed:
         return "Pending"
     inits = [c["Name"] for c in g.spec["InitContainers"]]
     if any(not g.runtime.get(n, {}).get("done") for n in inits if n in g.real):
@@ -170,6 +171,9 @@ def container_state(g: Group, c: dict[str, Any], now: float, *, init: bool) -> d
             current = _state(
                 "Terminated", start=rt.get("start"), finish=g.override["at"], exit_code=137, reason="Error"
             )
+    elif name in g.pull_failed and status not in ("Scheduling", "ScheduleFailed"):
+        detail = "ImagePullBackOff"
+        current = _state("Waiting", reason=detail, detail=detail, message=f'Back-off pulling image "{c["Image"]}"')
     elif status in ("Scheduling", "ScheduleFailed") or now < g.running_at or (name in g.real and not rt.get("state")):
         detail = "ContainerCreating" if status != "ScheduleFailed" else ""
         current = _state("Waiting", reason=detail, detail=detail)

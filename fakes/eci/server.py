@@ -282,6 +282,7 @@ class FakeECI:
             if "stock" in spec:
                 self.cloud.stock = dict(self.faults.stock)
             self.cloud.stock_mode = self.faults.stock_mode
+            self.cloud.image_pull_errors = list(self.faults.image_pull_errors)
 
     # ---- the OpenAPI -------------------------------------------------------------------------------
     def serve_api(self, h: _Handler, path: str, query: str, body: bytes) -> None:

@@ -366,3 +366,24 @@ def test_active_deadline_fails_the_group_and_stops_processes(make_fake) -> None:
     g = wait_status(c, gid, "Failed")
     assert any(e.reason == "DeadlineExceeded" and e.type == "Warning" for e in g.events)
     assert proc.wait(timeout=5) is not None
+
+
+def test_image_pull_errors_keep_the_group_pending(client, admin) -> None:
+    admin.put("/faults", {"image_pull_errors": [r"does-not-exist"]})
+    gid = _create(
+        client,
+        containers=[container("ok", "nginx"), container("bad", "registry.example.com/does-not-exist:1")],
+    )
+    g = describe(client, gid)
+    assert g.status == "Pending"
+    bad = g.containers[1].current_state
+    assert (bad.state, bad.reason) == ("Waiting", "ImagePullBackOff") and "does-not-exist" in bad.message
+    assert g.containers[0].current_state.state == "Running" and not g.containers[1].ready
+    warnings = {(e.reason, e.type) for e in g.events if e.type == "Warning"}
+    assert warnings == {("Failed", "Warning"), ("BackOff", "Warning")}
+    st = client.describe_container_group_status(
+        m.DescribeContainerGroupStatusRequest(region_id=REGION, container_group_ids=f'["{gid}"]')
+    ).body.data[0]
+    assert st.pod_status.phase == "Pending"
+    assert st.pod_status.container_statuses[1].state.waiting.reason == "ImagePullBackOff"
+    assert admin.get("/faults")["image_pull_errors"] == ["does-not-exist"]
