@@ -54,10 +54,12 @@ def _check_scale(kube, fake, namespace, node, name, replicas):
     def settled():
         pods = kube.pods(namespace, f"app={name}")
         groups = fake_groups(fake, node)
-        ok = len(pods) == replicas and all(running(p) for p in pods) and len(groups) == replicas
+        # The write-back annotations follow the Running status (a separate, later write).
+        annotated = all("k8s.aliyun.com/eci-instance-id" in (p["metadata"].get("annotations") or {}) for p in pods)
+        ok = len(pods) == replicas and all(running(p) for p in pods) and len(groups) == replicas and annotated
         return (pods, groups) if ok else None
 
-    pods, groups = wait_for(settled, 90, f"{replicas} Running pods and {replicas} groups")
+    pods, groups = wait_for(settled, 90, f"{replicas} Running, annotated pods and {replicas} groups")
     ips = {g.get("IntranetIp") for g in groups}
     by_uid = {tags_of(g)["UID"]: g for g in groups}
     for pod in pods:
