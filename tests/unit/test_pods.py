@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import queue
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -411,3 +414,51 @@ def test_image_change_on_a_running_pod_is_reported_not_ignored(world):
     events = kube.events()
     assert len(events) == 1 and events[0]["reason"] == "SpecChangeNotApplied"
     assert "spec.containers[0].image" in events[0]["message"]
+
+
+def test_a_burst_poll_writes_every_status_before_any_event(world):
+    kube, eci, ctl = world
+    for name in ("a", "b", "c"):
+        kube.add(name)
+    load(ctl, kube)
+    for name in ("a", "b", "c"):
+        ctl.sync(f"ns/{name}")
+    for group in eci.groups.values():
+        group["Status"] = "Running"
+        group["Events"] = [{"Reason": "Started", "Message": "Started container"}]
+    ctl.poll_status(full=True)
+    kinds = ["event" if p.endswith("/events") else "status" for m, p, _ in kube.writes if m in ("PATCH", "POST")]
+    assert kinds == ["status"] * 3 + ["event"] * 3
+
+
+def test_with_event_threads_a_poll_queues_events_and_posts_each_once(world):
+    kube, eci, ctl = world
+    ctl._event_queue = queue.Queue()  # what start() sets up with --event-writers > 0
+    kube.add("web")
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    gid = next(iter(eci.groups))
+    eci.groups[gid]["Status"] = "Running"
+    eci.groups[gid]["Events"] = [{"Reason": "Started", "Message": "Started container web"}]
+    ctl.poll_status(full=True)
+    ctl.poll_status(full=False)
+    assert kube.pods["web"]["status"]["phase"] == "Running"
+    assert kube.events() == []  # not posted by the poll itself...
+    assert ctl._event_queue.qsize() == 1  # ...but queued once, although two polls saw it
+    stop = threading.Event()
+    thread = threading.Thread(target=ctl.event_loop, args=(stop,))
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not kube.events() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(5)
+    assert [e["reason"] for e in kube.events()] == ["Started"]
+
+
+def test_cached_pods_drop_managed_fields(world):
+    kube, _eci, ctl = world
+    pod = kube.add("web")
+    pod["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    load(ctl, kube)
+    assert "managedFields" not in ctl.pods["ns/web"]["metadata"]
