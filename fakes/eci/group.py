@@ -198,5 +198,7 @@ def container_state(g: Group, c: dict[str, Any], now: float, *, init: bool) -> d
         "CurrentState": current,
         "PreviousState": previous,
         "RestartCount": restarts,
-        "Ready": current["State"] == "Running" and status == "Running",
+        "Ready": current["State"] == "Running"
+        and status == "Running"
+        and (name not in g.real or not c.get("ReadinessProbe") or bool(rt.get("ready"))),
     }

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fakes.eci import sandbox
+from fakes.eci import probes, sandbox
 from fakes.eci.cloud import Cloud, argv_of
 from fakes.eci.group import TERMINAL, Group, rfc3339, status_at
 from fakes.eci.settings import Settings
@@ -178,6 +178,64 @@ class Runner:
                 continue
             if _due(rt, now):
                 self._start(g, c, now)
+        for c in g.spec["Containers"]:
+            if c["Name"] in g.real and (g.id, c["Name"]) in self.procs:
+                self._probe(g, c, now)
+
+    def _probe(self, g: Group, c: dict[str, Any], now: float) -> None:
+        """Launch the container's due probes (one in flight per kind)."""
+        rt = g.runtime[c["Name"]]
+        for kind in probes.KINDS:
+            spec = c.get(kind)
+            if not spec:
+                continue
+            state = rt.setdefault("probes", {}).setdefault(kind, {"ok": 0, "fail": 0, "busy": False})
+            delay, period, timeout, _, _ = probes.settings(spec)
+            due = state.get("next", float(rt.get("start") or now) + delay)
+            if state["busy"] or now < due:
+                continue
+            state["busy"] = True
+            state["next"] = now + period
+            proc = self.procs[(g.id, c["Name"])]
+            if self.chroot and not sandbox.entered(proc.popen.pid):
+                state["busy"] = False
+                state.pop("next", None)
+                return  # still setting up its mounts: probing now would probe the host
+            threading.Thread(
+                target=self._run_probe, args=(g, c["Name"], kind, spec, proc, timeout), daemon=True, name="probe"
+            ).start()
+
+    def _run_probe(self, g: Group, name: str, kind: str, spec: dict[str, Any], proc: _Proc, timeout: float) -> None:
+        pid = proc.popen.pid if self.chroot else None
+        what = probes.argv_for(spec, pid, timeout)
+        ok = what is None or probes.run(what, timeout, lambda argv, t: self.exec_sync(g, name, argv, t)[0])
+        with self.cloud.lock:
+            rt = g.runtime.get(name, {})
+            state = rt.get("probes", {}).get(kind)
+            if state is None or self.procs.get((g.id, name)) is not proc:
+                return  # the container restarted meanwhile: this result is stale
+            state["busy"] = False
+            _, _, _, success_threshold, failure_threshold = probes.settings(spec)
+            now = self.cloud.clock.now()
+            if ok:
+                state["ok"], state["fail"] = state["ok"] + 1, 0
+                if kind == "ReadinessProbe" and state["ok"] >= success_threshold and not rt.get("ready"):
+                    rt["ready"] = True
+                    self.cloud.dirty = True
+                return
+            state["ok"], state["fail"] = 0, state["fail"] + 1
+            label = "Readiness" if kind == "ReadinessProbe" else "Liveness"
+            g.add_event(now, "Unhealthy", f"{label} probe failed", "Warning")
+            if state["fail"] < failure_threshold:
+                return
+            if kind == "ReadinessProbe":
+                if rt.get("ready"):
+                    rt["ready"] = False
+                    self.cloud.dirty = True
+                return
+            g.add_event(now, "Killing", f"Container {name} failed liveness probe, will be restarted")
+            proc.kill_reason = "Liveness"
+            _killpg(proc.popen)
 
     def _start(self, g: Group, c: dict[str, Any], now: float) -> None:
         name = c["Name"]
@@ -196,6 +254,8 @@ class Runner:
             self._after_exit(g, name, rt, 128, now, started=False)
             return
         rt.update(state="Running", start=now, finish=None, exit_code=0, reason="", message="", next_start=None)
+        rt["probes"] = {}
+        rt["ready"] = False
         g.add_event(now, "Created", f"Created container {name}")
         g.add_event(now, "Started", f"Started container {name}")
         proc = _Proc(popen, instance)
@@ -318,12 +378,14 @@ class Runner:
         if not self.chroot:
             wd = root / c.get("WorkingDir", "").lstrip("/")
             return list(argv), env, str(wd if wd.is_dir() else root)
-        if pid is not None:
+        if pid is not None and sandbox.entered(pid, wait_s=2.0):
             return sandbox.nsenter_argv(pid, argv), env, str(root)
         return sandbox.chroot_argv(root, mounts, c.get("WorkingDir", ""), argv), env, str(root)
 
-    def exec_sync(self, g: Group, container: str, argv: list[str]) -> tuple[int, bytes]:
-        """Run to completion (bounded by EXEC_TIMEOUT_S); (exit code, stdout+stderr)."""
+    def exec_sync(
+        self, g: Group, container: str, argv: list[str], timeout: float = EXEC_TIMEOUT_S
+    ) -> tuple[int, bytes]:
+        """Run to completion (bounded by `timeout`); (exit code, stdout+stderr)."""
         full, env, cwd = self.exec_argv(g, container, argv)
         try:
             done = subprocess.run(
@@ -333,7 +395,7 @@ class Runner:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                timeout=EXEC_TIMEOUT_S,
+                timeout=timeout,
                 check=False,
             )
         except FileNotFoundError as e:

@@ -20,6 +20,7 @@ import contextlib
 import os
 import shlex
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,20 @@ def chroot_argv(root: Path, mounts: Sequence[tuple[Path, str, bool]], workdir: s
     inner = 'cd "$0" 2>/dev/null || cd /; exec "$@"'
     lines.append(f'exec chroot {q(r)} /bin/sh -c {q(inner)} {q(workdir or "/")} "$@"')
     return ["unshare", "-m", "-n", "sh", "-c", "\n".join(lines), "sandbox", *argv]
+
+
+def entered(pid: int, wait_s: float = 0.0) -> bool:
+    """Whether a sandboxed process has chrooted (until then, entering its namespaces lands on the host's /)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            if os.readlink(f"/proc/{pid}/root") != "/":
+                return True
+        except OSError:
+            return False
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
 
 
 def nsenter_argv(pid: int, argv: Sequence[str]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import socket
+import time
 
 import pytest
 from alibabacloud_eci20180808 import models as m
@@ -387,3 +388,91 @@ def test_image_pull_errors_keep_the_group_pending(client, admin) -> None:
     assert st.pod_status.phase == "Pending"
     assert st.pod_status.container_statuses[1].state.waiting.reason == "ImagePullBackOff"
     assert admin.get("/faults")["image_pull_errors"] == ["does-not-exist"]
+
+
+def _probe_kw(**kw) -> dict:
+    return {"period_seconds": 1, "failure_threshold": 1, **kw}
+
+
+def test_readiness_exec_probe_gates_ready(client, fake) -> None:
+    probe = m.CreateContainerGroupRequestContainerReadinessProbe(
+        exec=m.CreateContainerGroupRequestContainerReadinessProbeExec(command=["cat", "/tmp/ready"]), **_probe_kw()
+    )
+    gid = _create(client, containers=[container("app", "busybox", command=["sleep", "300"], readiness_probe=probe)])
+    wait_for(lambda: describe(client, gid).containers[0].current_state.state == "Running")
+    fake.clock.advance(1)
+    wait_for(lambda: any(e.reason == "Unhealthy" for e in describe(client, gid).events))
+    assert describe(client, gid).containers[0].ready is False
+    client.exec_container_command(
+        m.ExecContainerCommandRequest(
+            region_id=REGION, container_group_id=gid, container_name="app", command='["touch","/tmp/ready"]', sync=True
+        )
+    )
+
+    def ready():
+        fake.clock.advance(1)
+        return describe(client, gid).containers[0].ready
+
+    wait_for(ready, interval=0.1)
+
+
+def test_liveness_probe_failure_restarts_the_container(client, fake) -> None:
+    probe = m.CreateContainerGroupRequestContainerLivenessProbe(
+        exec=m.CreateContainerGroupRequestContainerLivenessProbeExec(command=["false"]), **_probe_kw()
+    )
+    gid = _create(client, containers=[container("app", "busybox", command=["sleep", "300"], liveness_probe=probe)])
+    wait_for(lambda: describe(client, gid).containers[0].current_state.state == "Running")
+
+    def restarted():
+        fake.clock.advance(1)
+        g = describe(client, gid)
+        return g if g.containers[0].restart_count >= 1 else None
+
+    g = wait_for(restarted, interval=0.1)
+    assert g.containers[0].previous_state.exit_code == 137
+    reasons = {e.reason for e in g.events}
+    assert {"Unhealthy", "Killing"} <= reasons
+
+
+def test_tcp_and_http_probes_reach_the_containers_loopback(client, fake) -> None:
+    server = ["python3", "-m", "http.server", "8080", "--bind", "127.0.0.1"]
+    tcp = m.CreateContainerGroupRequestContainerReadinessProbe(
+        tcp_socket=m.CreateContainerGroupRequestContainerReadinessProbeTcpSocket(port=8080), **_probe_kw()
+    )
+    http = m.CreateContainerGroupRequestContainerLivenessProbe(
+        http_get=m.CreateContainerGroupRequestContainerLivenessProbeHttpGet(path="/", port=8080),
+        period_seconds=1,
+        initial_delay_seconds=5,  # the server needs a moment to start listening, like in a real pod
+        failure_threshold=3,
+    )
+    gid = _create(
+        client,
+        containers=[
+            container("web", "python", command=server, working_dir="/tmp", readiness_probe=tcp, liveness_probe=http)
+        ],
+    )
+
+    def ready():
+        fake.clock.advance(1)
+        return describe(client, gid).containers[0].ready
+
+    wait_for(ready, timeout=20, interval=0.2)
+    for _ in range(10):  # ten more liveness periods pass: the HTTP probe keeps succeeding
+        fake.clock.advance(1)
+        time.sleep(0.05)
+    g = describe(client, gid)
+    assert g.containers[0].restart_count == 0 and g.containers[0].ready
+    assert g.containers[0].current_state.state == "Running"
+
+
+def test_http_probe_to_a_closed_port_fails(client, fake) -> None:
+    http = m.CreateContainerGroupRequestContainerLivenessProbe(
+        http_get=m.CreateContainerGroupRequestContainerLivenessProbeHttpGet(path="/healthz", port=9999), **_probe_kw()
+    )
+    gid = _create(client, containers=[container("app", "busybox", command=["sleep", "300"], liveness_probe=http)])
+
+    def restarted():
+        fake.clock.advance(1)
+        return describe(client, gid).containers[0].restart_count >= 1
+
+    wait_for(restarted, interval=0.1)
