@@ -38,7 +38,7 @@ def test_node_and_lease_are_registered(daemon, kube):
     assert status["addresses"] == [{"type": "InternalIP", "address": "127.0.0.1"}]
     assert status["nodeInfo"]["kubeletVersion"].startswith("v1.35.")
     lease_path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{daemon.node}"
-    lease = kube.get(lease_path)
+    lease = wait_for(lambda: kube.get(lease_path), 20, "the lease (created by the first heartbeat)")
     assert lease["metadata"]["ownerReferences"][0]["uid"] == node["metadata"]["uid"]
     first = lease["spec"]["renewTime"]
     wait_for(lambda: kube.get(lease_path)["spec"]["renewTime"] != first, 10, "the lease to be renewed")
