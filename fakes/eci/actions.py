@@ -248,7 +248,7 @@ def update_container_group(ctx: Context, p: Params) -> dict[str, Any]:
         if status not in ("Running", "Pending"):
             raise errors.incorrect_status(gid, status, "UpdateContainerGroup")
         s = g.spec
-        new_tags = spec._tags(p) if p.has("Tag") else None
+        new_tags = spec.tags(p) if p.has("Tag") else None
         policy = p.choice("RestartPolicy", ("Always", "Never", "OnFailure"))
         cpu, mem = p.number("Cpu"), p.number("Memory")
         vnames = {v["Name"] for v in s["Volumes"]}

@@ -67,8 +67,9 @@ def round_up_spec(cpu: float, memory: float) -> tuple[float, float]:
     )
 
 
-def _tags(p: Params) -> list[dict[str, str]]:
-    tags = []
+def tags(p: Params) -> list[dict[str, str]]:
+    """Tag.N of a create or update request, validated (≤20, unique keys, no acs:/aliyun prefixes)."""
+    out = []
     seen = set()
     for t in p.objects("Tag", max_items=MAX_TAGS):
         key = t.text("Key", required=True, max_len=64)
@@ -80,8 +81,8 @@ def _tags(p: Params) -> list[dict[str, str]]:
         if value.startswith("acs:") or "http://" in value or "https://" in value:
             raise invalid(t.name("Value"), "a tag value cannot start with acs: or contain http(s)://")
         seen.add(key)
-        tags.append({"Key": key, "Value": value})
-    return tags
+        out.append({"Key": key, "Value": value})
+    return out
 
 
 def tag_filters(p: Params) -> list[dict[str, str]]:
@@ -342,7 +343,7 @@ def create_request(p: Params, settings: Settings) -> dict[str, Any]:
         "EphemeralStorage": p.integer("EphemeralStorage", default=0, lo=0),
         "ActiveDeadlineSeconds": p.integer("ActiveDeadlineSeconds", default=0, lo=0),
         "DryRun": bool(p.flag("DryRun", default=False)),
-        "Tags": _tags(p),
+        "Tags": tags(p),
         "Containers": containers,
         "InitContainers": inits,
         "Volumes": volumes,
