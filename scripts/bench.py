@@ -197,10 +197,10 @@ def machine_cpu(cluster: Cluster, pids: dict[str, int]) -> dict[str, float]:
     return out
 
 
-def peak_rss_mb(pid: int) -> float:
-    """VmHWM (peak resident set) of a live process, in MB."""
+def memory_mb(pid: int, field: str = "VmHWM") -> float:
+    """A memory figure of a live process from /proc/<pid>/status, in MB (VmHWM: peak resident set)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024.0
     return 0.0
 
@@ -391,6 +391,7 @@ def run_one(cluster: Cluster, args: argparse.Namespace, mode: str, workload: str
             raw.kube[phase] = apiserver_totals(kube)
             assert daemon is not None
             raw.cpu_s[phase] = cpu_seconds(daemon.pid)
+            raw.rss_mb[phase] = memory_mb(daemon.pid, "VmRSS")
             raw.proc_cpu_s[phase] = machine_cpu(cluster, {"vkeci": daemon.pid, "fake-eci": fake.pid})
 
         snapshot("start")
@@ -455,7 +456,7 @@ def run_one(cluster: Cluster, args: argparse.Namespace, mode: str, workload: str
             raw.notes.append(f"ECI still held groups {args.timeout:.0f} s after the deletes")
         say(f"{name}: ECI empty after {(raw.t_eci_empty or time.monotonic()) - raw.t_delete_start:.1f} s")
         snapshot("end")
-        raw.peak_rss_mb = peak_rss_mb(daemon.pid)
+        raw.peak_rss_mb = memory_mb(daemon.pid)
         raw.notes.append(f"load average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         if tracker is not None:

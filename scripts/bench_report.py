@@ -133,6 +133,7 @@ class Raw:
     # phase -> {process: CPU seconds so far} for everything sharing the machine's cores (daemon included).
     proc_cpu_s: dict[str, dict[str, float]] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
+    rss_mb: dict[str, float] = field(default_factory=dict)  # phase -> daemon VmRSS then
     notes: list[str] = field(default_factory=list)
 
 
@@ -232,6 +233,7 @@ def summarize(raw: Raw) -> JSON:
         # Where the machine's CPU went while the pods came up (wall time: to_all_running_s).
         "cpu_s_create_phase": {k: round(v, 1) for k, v in sorted(cpu_delta.items())},
         "daemon_peak_rss_mb": round(raw.peak_rss_mb, 1),
+        "daemon_rss_mb": {k: round(v, 1) for k, v in raw.rss_mb.items()},
         "notes": list(raw.notes),
     }
 
