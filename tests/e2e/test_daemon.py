@@ -260,3 +260,12 @@ def test_pod_waits_for_a_missing_configmap_then_runs(daemon, kube, fake_eci, nam
     configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "later"}, "data": {"greeting": "hi"}}
     kube.create(namespace, configmap)
     wait_for(lambda: running(kube.pod(namespace, "patient")), 90, "the pod to run once the ConfigMap exists")
+
+
+def test_force_deleted_pod_still_loses_its_group(daemon, kube, fake_eci, namespace, cluster):
+    kube.create(namespace, pod_manifest("forced", daemon.node, containers=[{"name": "c", "image": "nginx"}]))
+    pod = wait_for(lambda: running(kube.pod(namespace, "forced")) and kube.pod(namespace, "forced"), 60, "running")
+    uid = pod["metadata"]["uid"]
+    assert [g for g in fake_groups(fake_eci, daemon.node) if tags_of(g)["UID"] == uid]
+    cluster.kubectl("delete", "pod", "forced", "-n", namespace, "--grace-period=0", "--force")
+    wait_for(lambda: not [g for g in fake_groups(fake_eci, daemon.node) if tags_of(g)["UID"] == uid], 30, "no group")
