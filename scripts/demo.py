@@ -206,6 +206,7 @@ The demo stays up. Try:
   kubectl scale deployment nginx --replicas=10 && kubectl get pods -o wide -w
   kubectl describe pod -l app=nginx | grep -A12 Events
   kubectl describe node {NODE}
+  kubectl exec deploy/nginx -- echo hello from ECI
   curl http://{endpoint}/_fake/groups        # what the fake ECI holds
 Logs: {DEMO}/vkeci.log, {DEMO}/fake-eci.log, {CLUSTER}/logs/
 Stop everything: make demo-down"""
