@@ -148,7 +148,13 @@ MODE_ENV = {
 
 
 def start_daemon(
-    run_dir: Path, kubeconfig: Path, endpoint: str, node: str, extra_env: dict[str, str]
+    run_dir: Path,
+    kubeconfig: Path,
+    endpoint: str,
+    node: str,
+    extra_env: dict[str, str],
+    src: Path = ROOT,
+    memory: bool = False,
 ) -> subprocess.Popen[bytes]:
     """`vkeci run` with the production defaults, except what a local fake needs and a node big enough."""
     env = {
@@ -173,7 +179,14 @@ def start_daemon(
         "PYTHONUNBUFFERED": "1",
         **extra_env,
     }
-    return start_logged([sys.executable, "-m", "vkeci", "run"], env, run_dir / "vkeci.log")
+    if src != ROOT:  # another checkout of the daemon (before/after comparisons): its vkeci comes first
+        env["PYTHONPATH"] = str(src)
+    argv = [sys.executable, "-m", "vkeci", "run"]
+    if memory:  # under tracemalloc: SIGUSR1 writes the top allocation sites
+        argv = [sys.executable, str(ROOT / "scripts" / "bench_memory.py")]
+        env["VKECI_TRACEMALLOC_OUT"] = str(run_dir / "memory.txt")
+    with open(run_dir / "vkeci.log", "ab") as log:
+        return subprocess.Popen(argv, cwd=src, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -377,7 +390,9 @@ def run_one(cluster: Cluster, args: argparse.Namespace, mode: str, workload: str
     daemon: subprocess.Popen[bytes] | None = None
     tracker: Tracker | None = None
     try:
-        daemon = start_daemon(run_dir, cluster.kubeconfig, endpoint, node, daemon_env(args, mode))
+        daemon = start_daemon(
+            run_dir, cluster.kubeconfig, endpoint, node, daemon_env(args, mode), Path(args.daemon_src), args.memory
+        )
         wait_node_ready(kube, node, daemon, 60)
         kube.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         wait_default_sa(kube, namespace)
@@ -429,6 +444,9 @@ def run_one(cluster: Cluster, args: argparse.Namespace, mode: str, workload: str
         snapshot("running")
         stop_profiler(profiler)
         group_times(endpoint, raw)
+        if args.memory:
+            daemon.send_signal(signal.SIGUSR1)
+            time.sleep(10)  # the snapshot is taken on the daemon's main thread, within a second or so
         if args.steady > 0 and raw.t_all_running is not None:
             say(f"{name}: steady state for {args.steady:.0f} s")
             t0 = time.monotonic()
@@ -473,6 +491,7 @@ def run_one(cluster: Cluster, args: argparse.Namespace, mode: str, workload: str
         "pending_delay_s": args.pending_delay,
         "daemon_env": daemon_env(args, mode),
         "create_threads": args.create_threads,
+        "daemon_src": args.daemon_src,
     }
     result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     (run_dir / "result.json").write_text(json.dumps(result, indent=1))
@@ -673,6 +692,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--create-threads", type=int, default=8, help="threads creating/deleting bare pods")
     parser.add_argument(
         "--daemon-env", action="append", default=[], metavar="KEY=VALUE", help="extra environment for vkeci run"
+    )
+    parser.add_argument(
+        "--daemon-src",
+        default=str(ROOT),
+        help="run the daemon from this checkout (e.g. `git archive <commit> vkeci | tar -x -C DIR`) to compare",
+    )
+    parser.add_argument(
+        "--memory", action="store_true", help="run the daemon under tracemalloc; top allocations to memory.txt"
     )
     parser.add_argument(
         "--daemon-defaults", action="store_true", help="run the daemon with its own defaults (no raised limits)"
