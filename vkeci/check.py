@@ -85,6 +85,27 @@ def check_eci(config: Config) -> Result:
     return Result("ECI", True, f"{config.endpoint()} answers with these credentials (region {config.region})")
 
 
+def check_placement(config: Config) -> Result:
+    """A DryRun CreateContainerGroup with the configured vSwitches and security group: ECI checks that
+    they exist and belong together, and creates nothing."""
+    from vkeci.provider import EciError, Provider
+
+    request = {
+        "ContainerGroupName": "vkeci-check",
+        "SecurityGroupId": config.security_group,
+        "VSwitchId": ",".join(config.vswitches),
+        "Container": [{"Name": "check", "Image": "busybox", "Cpu": 0.25, "Memory": 0.5}],
+        "Cpu": 0.25,
+        "Memory": 0.5,
+    }
+    what = f"vSwitches {','.join(config.vswitches)} with security group {config.security_group}"
+    try:
+        Provider.from_config(config).dry_run(request)
+    except EciError as err:
+        return Result("ECI placement", False, f"{what}: {err}")
+    return Result("ECI placement", True, f"{what}: a dry-run create is accepted")
+
+
 def check_kube(config: Config) -> list[Result]:
     """API server reachable, and every permission the daemon needs granted."""
     from vkeci.kube import KubeClient, KubeError, load_credentials
@@ -123,6 +144,8 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     results = check_config(config)
     if config.region:
         results.append(check_eci(config))
+        if results[-1].ok and config.security_group and config.vswitches:
+            results.append(check_placement(config))
     results += check_kube(config)
     for result in results:
         out(result.line())

@@ -155,6 +155,19 @@ class Provider:
             body = resp.body
             return str(body.container_group_id), str(body.request_id or "")
 
+    def dry_run(self, request: dict[str, Any]) -> None:
+        """CreateContainerGroup with DryRun: ECI validates the request (vSwitch, security group,
+        sizes, quotas) and creates nothing. Raises EciError when the request would fail."""
+        request = {**request, "RegionId": request.get("RegionId") or self.region, "DryRun": True}
+        req = self._models.CreateContainerGroupRequest().from_map(request)
+        try:
+            self._call("CreateContainerGroup", partial(self.client.create_container_group, req))
+        except EciError as err:
+            if err.code == "DryRunOperation":
+                return
+            raise
+        raise EciError("CreateContainerGroup", "DryRunIgnored", "the endpoint created a group despite DryRun=true")
+
     def delete(self, group_id: str) -> None:
         """DeleteContainerGroup; a group that is already gone counts as deleted."""
         req = self._models.DeleteContainerGroupRequest(region_id=self.region, container_group_id=group_id)

@@ -216,7 +216,13 @@ def _vkeci(*args, env):
 def test_check_reports_each_problem_in_one_line(daemon):
     ok = _vkeci("check", env=daemon.env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "ok   ECI" in ok.stdout and "ok   Kubernetes" in ok.stdout
+    assert "ok   ECI" in ok.stdout and "ok   Kubernetes" in ok.stdout and "ok   ECI placement" in ok.stdout
+    wrong_place = _vkeci("check", env={**daemon.env, "ECI_VSWITCH": "vsw-does-not-exist"})
+    assert wrong_place.returncode == 1
+    assert any(
+        line.startswith("FAIL ECI placement") and "vsw-does-not-exist" in line
+        for line in wrong_place.stdout.splitlines()
+    ), wrong_place.stdout
     bad = _vkeci("check", env={**daemon.env, "ECI_SECRET_KEY": "wrong-secret", "ECI_SECURITY_GROUP": ""})
     assert bad.returncode == 1
     lines = bad.stdout.splitlines()
