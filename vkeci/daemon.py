@@ -154,6 +154,7 @@ class Daemon:
         eci_limits: dict[str, int] | None = None,
     ) -> None:
         from vkeci.kube import KubeClient, load_credentials
+        from vkeci.lease import LeaseController
         from vkeci.node import Health, NodeController
         from vkeci.pods import PodController, Translator
         from vkeci.provider import Provider
@@ -168,8 +169,6 @@ class Daemon:
         self.heartbeat_kube = self.kube.with_priority(True)
         self.provider = Provider.from_config(config, eci_limits)
         self.node = NodeController(self.heartbeat_kube, config)
-        from vkeci.lease import LeaseController
-
         self.lease = LeaseController(self.heartbeat_kube, config.node_name, timings.lease_duration)
         self.translator = translator or Translator(config, self.kube)
         self.pods = PodController(self.kube, self.provider, config, self.translator, options)
