@@ -486,6 +486,7 @@ def run_one(cluster: Cluster, args: argparse.Namespace, mode: str, workload: str
         delete_namespace(kube, namespace)
     result = report.summarize(raw)
     result["curve"] = report.running_curve(raw.created, raw.running, raw.t_start)
+    result["curve"]["groups_created"] = sorted(round(t - raw.t_start, 3) for t in raw.group_created.values())
     result["settings"] = {
         "scheduling_delay_s": args.scheduling_delay,
         "pending_delay_s": args.pending_delay,

@@ -172,6 +172,15 @@ def test_markdown_table_rows_and_replacement() -> None:
     assert twice.count(report.TABLE_BEGIN) == 1 and twice.endswith(report.TABLE_END + "\n")
 
 
+def test_create_rate_leaves_out_the_initial_burst() -> None:
+    # 100 groups at once (a token bucket's burst), then 900 at 15/s: 900/min sustained.
+    times = [0.0] * 100 + [i / 15.0 for i in range(1, 901)]
+    rate = report.create_rate(times)
+    assert rate["sustained"] == pytest.approx(900.0, rel=0.01)
+    assert rate["overall"] == pytest.approx(999.0, rel=0.01)
+    assert report.create_rate([1.0]) == {"overall": None, "sustained": None}
+
+
 def test_result_key_and_curve() -> None:
     assert report.result_key({"mode": "limited", "workload": "deployment", "pods": 100}) == "limited/deployment/100"
     curve = report.running_curve({"a": 10.5, "b": 10.0}, {"a": 13.0}, 10.0)
