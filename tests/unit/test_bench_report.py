@@ -139,6 +139,7 @@ def test_summarize_reports_the_issue_figures() -> None:
     # The bench's own creates and deletes are not the daemon's.
     assert result["kube_requests_per_pod"]["create_phase"] == {"PATCH": 2.0, "POST": 3.0}
     assert result["kube_requests_per_pod"]["delete_phase"] == {"DELETE": 1.0}
+    assert result["kube_requests_per_pod"]["whole_run"] == {"DELETE": 1.0, "PATCH": 2.0, "POST": 3.0}
     assert result["daemon_cpu_s_per_pod"]["create_phase"] == pytest.approx(0.5)
     assert result["eci_calls_per_pod"]["delete_phase"] == {"DeleteContainerGroup": 1.0, "DescribeContainerGroups": 1.0}
     assert result["cpu_s_create_phase"] == {"kube-apiserver": 15.5, "vkeci": 2.0}
