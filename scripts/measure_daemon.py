@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import sys
 import tempfile
@@ -153,6 +154,7 @@ def main() -> int:
         fake.stop()
         cluster.down()
     own = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+    shutil.rmtree(work, ignore_errors=True)
     pods = args.pods
     results["eci_calls_per_pod"] = {k: round(v / pods, 2) for k, v in sorted(eci_delta.items())}
     results["eci_calls_per_pod_total"] = round(sum(eci_delta.values()) / pods, 2)
