@@ -274,6 +274,7 @@ class Runner:
         root = gdir / c["Name"] / "root"
         mounts = sandbox.volume_mounts(gdir, c)
         sandbox.prepare_root(root, [(s, p) for s, p, _ in mounts], c.get("WorkingDir", ""))
+        sandbox.write_hosts(root, g.name, g.intranet_ip, g.spec.get("HostAliases", []))
         env = sandbox.container_env(c, g.name, g.intranet_ip)
         if self.chroot:
             full = sandbox.chroot_argv(root, mounts, c.get("WorkingDir", ""), argv)
@@ -375,6 +376,7 @@ class Runner:
         root = gdir / container / "root"
         mounts = sandbox.volume_mounts(gdir, c)
         sandbox.prepare_root(root, [(s, mp) for s, mp, _ in mounts], c.get("WorkingDir", ""))
+        sandbox.write_hosts(root, g.name, g.intranet_ip, g.spec.get("HostAliases", []))
         if not self.chroot:
             wd = root / c.get("WorkingDir", "").lstrip("/")
             return list(argv), env, str(wd if wd.is_dir() else root)

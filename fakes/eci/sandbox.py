@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 HOST_DIRS = ("usr", "bin", "lib", "lib64", "sbin")
-ETC_FILES = ("passwd", "group", "hosts", "resolv.conf", "nsswitch.conf")
+ETC_FILES = ("passwd", "group", "resolv.conf", "nsswitch.conf")
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -49,6 +49,14 @@ def materialize_volumes(
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(base64.b64decode(f["Content"]))
             os.chmod(target, int(f["Mode"]))
+
+
+def write_hosts(root: Path, hostname: str, pod_ip: str, aliases: Sequence[dict[str, Any]]) -> None:
+    """/etc/hosts of the sandbox: loopback, the pod's own name and IP, and the group's HostAliases."""
+    lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback", f"{pod_ip}\t{hostname}"]
+    lines += [f"{a['Ip']}\t{' '.join(a.get('Hostnames') or [])}" for a in aliases if a.get("Hostnames")]
+    (root / "etc").mkdir(parents=True, exist_ok=True)
+    (root / "etc" / "hosts").write_text("\n".join(lines) + "\n")
 
 
 def prepare_root(root: Path, mounts: Sequence[tuple[Path, str]], workdir: str) -> None:

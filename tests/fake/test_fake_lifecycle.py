@@ -476,3 +476,19 @@ def test_http_probe_to_a_closed_port_fails(client, fake) -> None:
         return describe(client, gid).containers[0].restart_count >= 1
 
     wait_for(restarted, interval=0.1)
+
+
+def test_sandbox_hosts_file_has_the_pod_and_host_aliases(client) -> None:
+    gid = _create(
+        client,
+        name="hosty",
+        containers=[container("job", "busybox", command=["sh", "-c", "cat /etc/hosts; echo HOSTNAME=$HOSTNAME"])],
+        host_aliase=[m.CreateContainerGroupRequestHostAliase(ip="10.9.9.9", hostname=["db.local", "cache.local"])],
+        restart_policy="Never",
+    )
+    g = wait_status(client, gid, "Succeeded")
+    out = client.describe_container_log(
+        m.DescribeContainerLogRequest(region_id=REGION, container_group_id=gid, container_name="job")
+    ).body.content
+    assert f"{g.intranet_ip}\thosty" in out and "10.9.9.9\tdb.local cache.local" in out and "HOSTNAME=hosty" in out
+    assert [(h.ip, h.hostnames) for h in g.host_aliases] == [("10.9.9.9", ["db.local", "cache.local"])]
