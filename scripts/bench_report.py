@@ -167,7 +167,7 @@ def summarize(raw: Raw) -> JSON:
     latencies = [raw.running[p] - raw.created[p] for p in raw.running if p in raw.created]
     overhead = [max(0.0, lat - raw.lifecycle_delay_s) for lat in latencies]
     create_phase = eci_delta(raw.eci.get("start", {}), raw.eci.get("running", raw.eci.get("end", {})))
-    steady = eci_delta(raw.eci.get("running", {}), raw.eci.get("steady", {}))
+    steady = eci_delta(raw.eci["running"], raw.eci["steady"]) if "steady" in raw.eci and "running" in raw.eci else {}
     delete_phase = eci_delta(raw.eci.get("steady", raw.eci.get("running", {})), raw.eci.get("end", {}))
     whole = eci_delta(raw.eci.get("start", {}), raw.eci.get("end", {}))
     to_running = None if raw.t_all_running is None else raw.t_all_running - raw.t_start
@@ -177,7 +177,7 @@ def summarize(raw: Raw) -> JSON:
     deletes = calls_by_action(whole).get("DeleteContainerGroup", 0.0)
     create_kube = _phase_kube(raw, "start", "running")
     delete_kube = _phase_kube(raw, "steady" if "steady" in raw.kube else "running", "end")
-    steady_kube = _phase_kube(raw, "running", "steady")
+    steady_kube = _phase_kube(raw, "running", "steady") if "steady" in raw.kube else {}
     whole_kube = _phase_kube(raw, "start", "end")
     cpu_delta = counter_delta(raw.proc_cpu_s.get("start", {}), raw.proc_cpu_s.get("running", {}))
     cpu_create = raw.cpu_s.get("running", 0.0) - raw.cpu_s.get("start", 0.0)

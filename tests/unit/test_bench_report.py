@@ -151,9 +151,12 @@ def test_summarize_an_incomplete_run() -> None:
     raw.running.pop("p3")
     raw.t_all_running = None
     raw.t_eci_empty = None
+    del raw.eci["steady"], raw.kube["steady"], raw.own_kube["steady"]  # no steady window was measured
+    raw.steady_s = 0.0
     result = report.summarize(raw)
     assert result["complete"] is False
     assert result["running"] == 3
+    assert result["steady_eci_calls"] == {} and result["kube_requests_per_pod"]["steady_total"] == {}
     assert result["to_all_running_s"] is None and result["pods_per_s_running"] is None
     assert "incomplete: 3/4 Running" in report.markdown_table([result])
 
