@@ -435,7 +435,7 @@ def test_liveness_probe_failure_restarts_the_container(client, fake) -> None:
 
 
 def test_tcp_and_http_probes_reach_the_containers_loopback(client, fake) -> None:
-    server = ["python3", "-m", "http.server", "8080", "--bind", "127.0.0.1"]
+    server = ["python3", "-u", "-m", "http.server", "8080", "--bind", "127.0.0.1"]
     tcp = m.CreateContainerGroupRequestContainerReadinessProbe(
         tcp_socket=m.CreateContainerGroupRequestContainerReadinessProbeTcpSocket(port=8080), **_probe_kw()
     )
@@ -451,6 +451,13 @@ def test_tcp_and_http_probes_reach_the_containers_loopback(client, fake) -> None
             container("web", "python", command=server, working_dir="/tmp", readiness_probe=tcp, liveness_probe=http)
         ],
     )
+
+    def serving() -> bool:
+        log = m.DescribeContainerLogRequest(region_id=REGION, container_group_id=gid, container_name="web")
+        return "Serving HTTP" in client.describe_container_log(log).body.content
+
+    # Let the server come up in real time before the virtual clock races ahead (Python starts slowly under load).
+    wait_for(serving, timeout=30, interval=0.1)
 
     def ready():
         fake.clock.advance(1)
