@@ -275,6 +275,11 @@ _SHORT = {
 }
 
 
+def _sustained(rate: Any) -> float | None:
+    # Results written before the overall/sustained split hold a bare number (or None).
+    return rate.get("sustained") if isinstance(rate, Mapping) else None
+
+
 def result_key(result: Mapping[str, Any]) -> str:
     """Where a result is kept in the accumulated results file: ``mode/workload/N``."""
     return f"{result['mode']}/{result['workload']}/{result['pods']}"
@@ -314,7 +319,7 @@ def markdown_table(results: Iterable[Mapping[str, Any]]) -> str:
         lines.append(
             f"| {r['mode']} | {r['workload']} | {r['pods']} | {_calls(eci, _SHORT)} "
             f"| {_calls(kube.get('whole_run') or {}, {})} | {_calls(kube.get('create_phase') or {}, {})} "
-            f"| {_fmt((r.get('create_rate_per_min') or {}).get('sustained'), '.0f')} |"
+            f"| {_fmt(_sustained(r.get('create_rate_per_min')), '.0f')} |"
         )
     return "\n".join(lines) + "\n"
 
