@@ -71,6 +71,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lease-interval", type=float, default=10.0, help="seconds between lease renewals")
     parser.add_argument("--node-status-interval", type=float, default=60.0, help="seconds between node status writes")
     parser.add_argument("--ping-interval", type=float, default=10.0, help="seconds between ECI health pings")
+    parser.add_argument(
+        "--transition-status-interval",
+        type=float,
+        default=0.5,
+        help="seconds between ECI status polls while a container group is starting or stopping (default 0.5)",
+    )
     parser.add_argument("--full-status-interval", type=float, default=60.0, help="seconds between full ECI listings")
     parser.add_argument("--sweep-interval", type=float, default=300.0, help="seconds between orphan sweeps")
     parser.add_argument(
@@ -355,6 +361,7 @@ def run(args: argparse.Namespace) -> int:
     timings = Timings(args.lease_duration, args.lease_interval, args.node_status_interval, args.ping_interval)
     options = Options(
         status_interval=config.status_interval,
+        transition_interval=args.transition_status_interval,
         full_status_interval=args.full_status_interval,
         resync_interval=config.resync_interval,
         sweep_interval=args.sweep_interval,

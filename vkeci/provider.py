@@ -211,20 +211,42 @@ class Provider:
     def changed_since(self, tags: TagList, since_second: int | None) -> list[Group]:
         """DescribeContainerGroupStatus by tag: groups whose status changed in the last
         ``since_second`` seconds (all of them when None). Returns the status records."""
+        return self._listing(
+            "DescribeContainerGroupStatus",
+            self.client.describe_container_group_status,
+            self._models.DescribeContainerGroupStatusRequest,
+            self._models.DescribeContainerGroupStatusRequestTag,
+            tags,
+            since_second,
+        )
+
+    def events_since(self, tags: TagList, since_second: int) -> list[Group]:
+        """DescribeContainerGroupEvents by tag: groups with an event in the last ``since_second``
+        seconds, each with its ``Events``. Catches what changes no status (probe failures, back-off)."""
+        return self._listing(
+            "DescribeContainerGroupEvents",
+            self.client.describe_container_group_events,
+            self._models.DescribeContainerGroupEventsRequest,
+            self._models.DescribeContainerGroupEventsRequestTag,
+            tags,
+            since_second,
+        )
+
+    def _listing(
+        self, action: str, call: Callable[[Any], Any], request: Any, tag: Any, tags: TagList, since: int | None
+    ) -> list[Group]:
+        """Every page (200 per call) of a tag-filtered batch listing with ``SinceSecond``."""
         records: list[Group] = []
         token = ""
-        for _ in range(100000):
-            req = self._models.DescribeContainerGroupStatusRequest(
+        for _ in range(100000):  # bounded: a broken NextToken must not spin forever
+            req = request(
                 region_id=self.region,
                 limit=200,
                 next_token=token or None,
-                since_second=since_second,
-                tag=[self._models.DescribeContainerGroupStatusRequestTag(key=t["Key"], value=t["Value"]) for t in tags],
+                since_second=since,
+                tag=[tag(key=t["Key"], value=t["Value"]) for t in tags],
             )
-            body = self._call(
-                "DescribeContainerGroupStatus", partial(self.client.describe_container_group_status, req)
-            ).body
-            data = body.to_map()
+            data = self._call(action, partial(call, req)).body.to_map()
             records.extend(data.get("Data") or [])
             token = data.get("NextToken") or ""
             if not token:

@@ -63,6 +63,7 @@ class StubKube:
     def __init__(self) -> None:
         self.pods: dict[str, dict] = {}
         self.writes: list[tuple[str, str, Any]] = []
+        self.patch_error: KubeError | None = None
 
     def add(self, name: str, **spec: Any) -> dict:
         pod = {
@@ -74,6 +75,8 @@ class StubKube:
         return pod
 
     def patch(self, path: str, body: dict, content_type: str = "") -> dict:
+        if self.patch_error is not None:
+            raise self.patch_error
         self.writes.append(("PATCH", path, body))
         name = path.split("/pods/")[1].split("/")[0]
         pod = self.pods[name]
@@ -144,6 +147,14 @@ class StubECI:
     def changed_since(self, tags, since):
         self._fail("DescribeContainerGroupStatus")
         return [{"ContainerGroupId": g["ContainerGroupId"], "Status": g["Status"]} for g in self.groups.values()]
+
+    def events_since(self, tags, since):
+        self._fail("DescribeContainerGroupEvents")
+        return [
+            {"ContainerGroupId": g["ContainerGroupId"], "Events": list(g.get("Events", []))}
+            for g in self.groups.values()
+            if g.get("Events")
+        ]
 
 
 @pytest.fixture
@@ -462,3 +473,50 @@ def test_cached_pods_drop_managed_fields(world):
     pod["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
     load(ctl, kube)
     assert "managedFields" not in ctl.pods["ns/web"]["metadata"]
+
+
+def test_a_listing_seen_before_costs_no_describe(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    gid = next(iter(eci.groups))
+    eci.groups[gid]["Status"] = "Running"
+    assert ctl.poll_status(full=True) == 1
+    assert ctl.poll_status(full=False) == 0  # overlapping windows list the group again: no describe
+    assert ctl.poll_status(full=True) == 0
+    eci.groups[gid]["Events"] = [{"Reason": "Unhealthy", "Message": "Readiness probe failed"}]
+    assert ctl.poll_status(full=False) == 1  # an event without a status change is still seen
+    assert [e["reason"] for e in kube.events()] == ["Unhealthy"]
+
+
+def test_a_failed_status_write_is_retried_by_the_next_poll(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    gid = next(iter(eci.groups))
+    eci.groups[gid]["Status"] = "Running"
+    kube.patch_error = KubeError(500, "InternalError", "etcd timeout")
+    with pytest.raises(KubeError):
+        ctl.poll_status(full=False)
+    kube.patch_error = None
+    assert ctl.poll_status(full=False) == 1
+    assert kube.pods["web"]["status"]["phase"] == "Running"
+
+
+def test_polls_are_quick_while_a_group_changes_state(world):
+    kube, eci, ctl = world
+    ctl.options.transition_interval, ctl.options.status_interval = 0.5, 5.0
+    assert ctl.next_poll_in() == 5.0
+    kube.add("web")
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    assert ctl.next_poll_in() == 0.5  # created, not described yet
+    gid = next(iter(eci.groups))
+    eci.groups[gid]["Status"] = "Pending"
+    ctl.poll_status(full=False)
+    assert ctl.next_poll_in() == 0.5
+    eci.groups[gid]["Status"] = "Running"
+    ctl.poll_status(full=False)
+    assert ctl.next_poll_in() == 5.0
