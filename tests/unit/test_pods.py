@@ -520,3 +520,33 @@ def test_polls_are_quick_while_a_group_changes_state(world):
     eci.groups[gid]["Status"] = "Running"
     ctl.poll_status(full=False)
     assert ctl.next_poll_in() == 5.0
+
+
+def test_cached_pods_share_their_keys_and_short_strings():
+    import json
+
+    from vkeci.pods import _slim, group_summary
+
+    text = json.dumps(
+        {
+            "metadata": {"name": "web-1", "managedFields": [{"manager": "kubectl"}], "annotations": {"a": "x" * 100}},
+            "spec": {"containers": [{"name": "web", "imagePullPolicy": "IfNotPresent"}]},
+        }
+    )
+    one, two = _slim(json.loads(text)), _slim(json.loads(text))
+    assert one == two and "managedFields" not in one["metadata"]
+    key_one = next(iter(one["spec"]["containers"][0]))
+    key_two = next(iter(two["spec"]["containers"][0]))
+    assert key_one is key_two
+    assert one["spec"]["containers"][0]["imagePullPolicy"] is two["spec"]["containers"][0]["imagePullPolicy"]
+    group = {
+        "ContainerGroupId": "eci-1",
+        "Status": "Running",
+        "Events": [{}],
+        "Containers": [{"Name": "a", "Image": "i", "CurrentState": {}}],
+    }
+    assert group_summary(group) == {
+        "ContainerGroupId": "eci-1",
+        "Status": "Running",
+        "Containers": [{"Name": "a", "Image": "i"}],
+    }
