@@ -412,6 +412,16 @@ ALIASES = {
     INSTANCE_TYPE: USE_SPECS,
 }
 
+# Annotations read into a PodOptions attribute rather than straight into the request.
+_OPTIONS: dict[str, tuple[Callable[[str], Any], str]] = {
+    USE_SPECS: (_use_specs, "use_specs"),
+    CUSTOM_TAGS: (_custom_tags, "user_tags"),
+    CUSTOM_HOSTS: (_custom_hosts, "host_aliases"),
+    CUSTOM_DNS: (_custom_dns, "dns_config"),
+    FAIL_STRATEGY: (_choice(*FAIL_STRATEGIES), "fail_strategy"),
+    FAIL_ON_CREATE_ERR: (_bool, "fail_on_create_error"),
+}
+
 _EXPECTED_EXAMPLE = {
     SPOT_STRATEGY: "SpotAsPriceGo",
     SPOT_PRICE_LIMIT: '"0.5"',
@@ -451,42 +461,18 @@ def parse(annotations: Mapping[str, Any] | None) -> PodOptions:
                 bad(name, exc)
     if options.request.get("Ipv6AddressCount") == 0:
         del options.request["Ipv6AddressCount"]  # "false": ECI only accepts a count of 1
-    if USE_SPECS in values:
-        try:
-            options.use_specs = _use_specs(values[USE_SPECS])
-        except _Bad as exc:
-            bad(USE_SPECS, exc)
-    if CUSTOM_TAGS in values:
-        try:
-            options.user_tags = _custom_tags(values[CUSTOM_TAGS])
-        except _Bad as exc:
-            bad(CUSTOM_TAGS, exc)
-    if CUSTOM_HOSTS in values:
-        try:
-            options.host_aliases = _custom_hosts(values[CUSTOM_HOSTS])
-        except _Bad as exc:
-            bad(CUSTOM_HOSTS, exc)
-    if CUSTOM_DNS in values:
-        try:
-            options.dns_config = _custom_dns(values[CUSTOM_DNS])
-        except _Bad as exc:
-            bad(CUSTOM_DNS, exc)
+    for name, (parser, attribute) in _OPTIONS.items():
+        if name in values:
+            try:
+                setattr(options, attribute, parser(values[name]))
+            except _Bad as exc:
+                bad(name, exc)
     if SPOT_FALLBACK in values:
         try:
             # Fallback to pay-as-you-go is the opposite of ECI's StrictSpot.
             options.request["StrictSpot"] = not _bool(values[SPOT_FALLBACK])
         except _Bad as exc:
             bad(SPOT_FALLBACK, exc)
-    if FAIL_STRATEGY in values:
-        try:
-            options.fail_strategy = _choice(*FAIL_STRATEGIES)(values[FAIL_STRATEGY])
-        except _Bad as exc:
-            bad(FAIL_STRATEGY, exc)
-    if FAIL_ON_CREATE_ERR in values:
-        try:
-            options.fail_on_create_error = _bool(values[FAIL_ON_CREATE_ERR])
-        except _Bad as exc:
-            bad(FAIL_ON_CREATE_ERR, exc)
     if GPU_TYPE in values:
         options.gpu_type = values[GPU_TYPE].strip()
     if EIP_CHARGE_TYPE in values:

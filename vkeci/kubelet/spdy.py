@@ -19,6 +19,8 @@ import zlib
 from collections.abc import Callable
 from typing import Protocol
 
+from vkeci.kubelet.inbox import Inbox
+
 log = logging.getLogger(__name__)
 
 VERSION = 3
@@ -100,16 +102,15 @@ def data_frame(stream_id: int, data: bytes, fin: bool = False) -> bytes:
     return struct.pack(">II", stream_id & 0x7FFFFFFF, ((FLAG_FIN if fin else 0) << 24) | len(data)) + data
 
 
-class SpdyStream:
+class SpdyStream(Inbox):
     """One client-opened stream: readable until the client's FIN, writable until ours."""
 
     def __init__(self, session: SpdySession, stream_id: int, headers: dict[str, list[str]]) -> None:
+        super().__init__()
         self.session = session
         self.id = stream_id
         self.headers = headers
-        self._chunks: queue.Queue[bytes | None] = queue.Queue()
         self._buffer = b""
-        self._eof = False
         self._closed = False
         self.reset = False
 
@@ -117,20 +118,6 @@ class SpdyStream:
     def type(self) -> str:
         """The ``streamtype`` header: error, stdin, stdout, stderr, resize (or data for port-forward)."""
         return (self.headers.get("streamtype") or [""])[0]
-
-    def _feed(self, data: bytes | None) -> None:
-        self._chunks.put(data)
-
-    def read(self, timeout: float | None = None) -> bytes:
-        """The next chunk the client sent; b"" once it finished the stream or the session ended.
-        Raises queue.Empty on timeout."""
-        if self._eof:
-            return b""
-        chunk = self._chunks.get(timeout=timeout)
-        if chunk is None:
-            self._eof = True
-            return b""
-        return chunk
 
     def write(self, data: bytes) -> None:
         """Send data to the client (split to the frame size limit)."""

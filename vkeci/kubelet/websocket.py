@@ -24,6 +24,7 @@ import struct
 import threading
 from collections.abc import Callable
 
+from vkeci.kubelet.inbox import Inbox
 from vkeci.kubelet.spdy import ByteReader
 
 log = logging.getLogger(__name__)
@@ -94,28 +95,14 @@ def read_frame(reader: ByteReader) -> tuple[bool, int, bytes]:
     return bool(first & 0x80), first & 0x0F, payload
 
 
-class WsChannel:
+class WsChannel(Inbox):
     """One channel, shaped like a SPDY stream for the exec bridge."""
 
     def __init__(self, session: WsSession, kind: str) -> None:
+        super().__init__()
         self.session = session
         self.type = kind
         self.number = CHANNELS[kind]
-        self._chunks: queue.Queue[bytes | None] = queue.Queue()
-        self._eof = False
-
-    def _feed(self, data: bytes | None) -> None:
-        self._chunks.put(data)
-
-    def read(self, timeout: float | None = None) -> bytes:
-        """The next data the client sent on this channel; b"" once the session ended."""
-        if self._eof:
-            return b""
-        chunk = self._chunks.get(timeout=timeout)
-        if chunk is None:
-            self._eof = True
-            return b""
-        return chunk
 
     def write(self, data: bytes) -> None:
         """Send data on this channel."""
