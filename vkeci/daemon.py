@@ -74,8 +74,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--transition-status-interval",
         type=float,
-        default=0.5,
-        help="seconds between ECI status polls while a container group is starting or stopping (default 0.5)",
+        default=0.25,
+        help="seconds between ECI status polls while a container group is starting or stopping (default 0.25)",
     )
     parser.add_argument("--full-status-interval", type=float, default=60.0, help="seconds between full ECI listings")
     parser.add_argument("--sweep-interval", type=float, default=300.0, help="seconds between orphan sweeps")

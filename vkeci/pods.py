@@ -20,6 +20,7 @@ contain the group is, and the status of finished groups is cached because ECI fo
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
@@ -29,8 +30,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -41,7 +42,7 @@ from vkeci.kube import KubeClient, KubeError, pod_path
 from vkeci.log import fields, get_logger
 from vkeci.node import now_rfc3339
 from vkeci.problems import TranslationError
-from vkeci.provider import EciError, Provider, tag_map
+from vkeci.provider import EciError, Provider, chunks, tag_map
 from vkeci.workqueue import WorkQueue
 
 log = get_logger("pods")
@@ -61,7 +62,7 @@ class Options:
     # While a group is starting, stopping or restarting, poll this often: pod start latency is poll
     # latency. Cheap, because a poll describes only groups whose listing changed (10,000/min budget
     # for the listings themselves).
-    transition_interval: float = 0.5
+    transition_interval: float = 0.25
     full_status_interval: float = 60.0
     resync_interval: float = 300.0
     sweep_interval: float = 300.0
@@ -881,8 +882,12 @@ class PodController:
         wanted = {gid for gid, mark in status_marks.items() if gid not in known or known[gid].status_mark != mark}
         wanted |= {gid for gid, mark in event_marks.items() if gid in known and known[gid].events_mark != mark}
         wanted |= set(fresh)
-        described = self.provider.describe(sorted(wanted)) if wanted else []
-        self._apply_all(described)
+        described: list[JSON] = []
+        with self._status_writes() as apply:
+            for part in chunks(sorted(wanted)):  # the first statuses are written while later groups are described
+                groups = self.provider.describe(part)
+                described.extend(groups)
+                apply(groups)
         for gid in wanted:  # applied without error: the same listing next tick needs no describe
             record = known.get(gid)
             if record is not None:
@@ -900,22 +905,37 @@ class PodController:
             busy = any(not r.settled for r in self.records.values())
         return self.options.transition_interval if busy else self.options.status_interval
 
-    def _apply_all(self, groups: list[JSON]) -> None:
-        """``apply_group`` for every group: every status first, then the events (about 4 per pod), so in a
-        burst no pod waits for the events of the pods before it to show Running. Statuses are written in
-        parallel when there are several (one group per thread); events go to the event threads when they
-        run, so the next poll does not wait for them either. A failure is re-raised, like the loop did."""
-        parallel = len(groups) > 1 and self.options.status_writers > 1
-        if parallel and self._status_pool is None:
+    @contextlib.contextmanager
+    def _status_writes(self) -> Iterator[Callable[[list[JSON]], None]]:
+        """``apply_group`` for the groups of one poll: every status first, then the events (about 4 per
+        pod), so in a burst no pod waits for the events of the pods before it to show Running. Statuses
+        are written by the status threads (one group per thread) as soon as each group is handed over;
+        events go to the event threads when they run, so the next poll does not wait for them either.
+        The first failure is re-raised once every write has ended."""
+        if self._status_pool is None and self.options.status_writers > 1:
             self._status_pool = ThreadPoolExecutor(self.options.status_writers, thread_name_prefix="status-write")
-        mapper: Any = self._status_pool.map if parallel and self._status_pool is not None else map
-        applied = [a for a in mapper(self._apply_status, groups) if a is not None]
+        pool = self._status_pool
+        pending: list[Future[tuple[Record, JSON, JSON, str] | None]] = []
+        applied: list[tuple[Record, JSON, JSON, str] | None] = []
+
+        def apply(groups: list[JSON]) -> None:
+            for group in groups:
+                if pool is not None:
+                    pending.append(pool.submit(self._apply_status, group))
+                else:
+                    applied.append(self._apply_status(group))
+
+        yield apply
+        wait(pending)
+        applied.extend(f.result() for f in pending)  # re-raises the first failure
+        done = [a for a in applied if a is not None]
         if self._event_queue is not None:
-            for a in applied:
+            for a in done:
                 for event in self._claim_events(*a):
                     self._event_queue.put((a[1], event))
         else:
-            list(mapper(lambda a: self._apply_events(*a), applied))
+            for a in done:
+                self._apply_events(*a)
 
     def _detect_lost(self, known: dict[str, Record], present: set[str]) -> None:
         """Groups we track that a successful full listing did not return: confirm, then fail their pods."""
