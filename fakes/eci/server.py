@@ -68,6 +68,11 @@ class _Server(ThreadingHTTPServer):
                 s.shutdown(socket.SHUT_RDWR)
 
 
+# Inferred: Alibaba does not document its gateway's URL limit; 1 MiB admits every request ECI's own
+# documented limits allow (the largest part, ConfigFile volumes, is at most 60 KB per volume).
+MAX_REQUEST_LINE = 1 << 20
+
+
 class _Headers(dict[str, str]):
     """Request headers keyed by lower-case name; `get` is case-insensitive like http.client's message."""
 
@@ -82,6 +87,30 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: benchmarks make thousands of calls
         pass
+
+    def handle_one_request(self) -> None:
+        """The stdlib's, with a longer request line: the SDK sends every parameter in the query, and a
+        pod's ConfigFile volumes alone may hold 60 KB (80 KB of base64), past the stdlib's 64 KiB."""
+        try:
+            self.raw_requestline = self.rfile.readline(MAX_REQUEST_LINE + 1)
+            if len(self.raw_requestline) > MAX_REQUEST_LINE:
+                self.requestline, self.request_version, self.command = "", "", ""
+                self.close_connection = True
+                self.send_error(414, f"Request line longer than {MAX_REQUEST_LINE} bytes")
+                return
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if not self.parse_request():
+                return
+            method = getattr(self, "do_" + self.command, None)
+            if method is None:
+                self.send_error(501, f"Unsupported method ({self.command!r})")
+                return
+            method()
+            self.wfile.flush()
+        except TimeoutError:
+            self.close_connection = True
 
     def parse_request(self) -> bool:
         """A lean replacement of the stdlib's (whose email-based header parsing dominated the request cost)."""

@@ -16,6 +16,11 @@ from fakes.eci.errors import ApiError, invalid, missing
 from fakes.eci.params import Params
 from fakes.eci.settings import Settings, VSwitch
 
+# ECI guide "Mount a ConfigFile volume": one file at most 32 KB, all files of a volume at most 60 KB
+# (KB read as KiB, as vk-eci's translator does; the error code for a breach is inferred).
+MAX_CONFIG_FILE_BYTES = 32 * 1024
+MAX_CONFIG_VOLUME_BYTES = 60 * 1024
+
 NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,126}[a-z0-9])$")
 CONTAINER_NAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -224,15 +229,23 @@ def volume(p: Params) -> tuple[dict[str, Any], list[dict[str, Any]]]:
             raise missing(p.name("ConfigFileVolume.ConfigFileToPath.1.Path"))
         default_mode = cf.integer("DefaultMode", default=0o644, lo=0, hi=0o777)
         paths = []
+        volume_bytes = 0
         for f in cf.objects("ConfigFileToPath"):
             path = f.text("Path", required=True)
             if path.startswith("/") or ".." in path.split("/"):
                 raise invalid(f.name("Path"), f'"{path}" must be a relative path without ..')
             content = f.text("Content", default="") or ""
             try:
-                base64.b64decode(content, validate=True)
+                size = len(base64.b64decode(content, validate=True))
             except (binascii.Error, ValueError):
                 raise invalid(f.name("Content"), "must be base64-encoded file content") from None
+            if size > MAX_CONFIG_FILE_BYTES:
+                raise invalid(
+                    f.name("Content"), f"a ConfigFile volume file may hold at most 32 KB, this one {size} bytes"
+                )
+            volume_bytes += size
+            if volume_bytes > MAX_CONFIG_VOLUME_BYTES:
+                raise invalid(f.name("Content"), "the files of a ConfigFile volume may hold at most 60 KB in all")
             mode = f.integer("Mode", default=default_mode, lo=0, hi=0o777)
             paths.append({"Path": path, "Content": content})
             files.append({"Path": path, "Content": content, "Mode": mode})

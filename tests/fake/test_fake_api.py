@@ -607,3 +607,29 @@ def test_metrics_of_a_real_process_come_from_proc(client, fake) -> None:
     mem = multi.monitor_datas[0].records[-1].containers[0].memory
     # Synthetic figures would be 20-40 % of 2 GiB; `sleep` really uses a few hundred KiB to a few MiB.
     assert 4096 <= mem.rss < 64 * 2**20
+
+
+def _config_volume(*sizes: int) -> m.CreateContainerGroupRequestVolume:
+    import base64
+
+    files = [
+        m.CreateContainerGroupRequestVolumeConfigFileVolumeConfigFileToPath(
+            path=f"f{i}", content=base64.b64encode(bytes([i % 256]) * size).decode()
+        )
+        for i, size in enumerate(sizes)
+    ]
+    return m.CreateContainerGroupRequestVolume(
+        name="cfg",
+        type="ConfigFileVolume",
+        config_file_volume=m.CreateContainerGroupRequestVolumeConfigFileVolume(config_file_to_path=files),
+    )
+
+
+def test_config_file_volumes_up_to_the_documented_sizes_fit_in_one_request(client) -> None:
+    # 2 x 30 KiB: 80 KiB of base64 in the URL, more than http.server's 64 KiB request line.
+    gid = client.create_container_group(create_request(volume=[_config_volume(30 * 1024, 30 * 1024)])).body
+    assert gid.container_group_id
+    for sizes, message in (((32 * 1024 + 1,), "at most 32 KB"), ((25 * 1024,) * 3, "at most 60 KB in all")):
+        with pytest.raises(ClientException) as e:
+            client.create_container_group(create_request(name="too-big", volume=[_config_volume(*sizes)]))
+        assert e.value.code == "InvalidParameter" and message in e.value.message
