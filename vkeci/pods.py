@@ -739,11 +739,17 @@ class PodController:
         self.reported.pop(uid, None)
         return None
 
+    @staticmethod
+    def _missing_annotations(pod: JSON, record: Record) -> dict[str, str]:
+        """The write-back annotations, if the pod does not carry them all yet ({} when it does)."""
+        wanted = write_back_annotations(record, record.group or {})
+        have = (pod.get("metadata") or {}).get("annotations") or {}
+        return wanted if any(have.get(k) != v for k, v in wanted.items()) else {}
+
     def _annotate(self, pod: JSON, record: Record) -> None:
         meta = pod.get("metadata") or {}
-        wanted = write_back_annotations(record, record.group or {})
-        have = meta.get("annotations") or {}
-        if any(have.get(k) != v for k, v in wanted.items()):
+        wanted = self._missing_annotations(pod, record)
+        if wanted:
             patch = {"metadata": {"uid": record.uid, "annotations": wanted}}
             try:
                 self.kube.patch(pod_path(meta.get("namespace") or "default", str(meta.get("name"))), patch)
@@ -755,13 +761,18 @@ class PodController:
 
     # ---- status ------------------------------------------------------------------------
 
-    def write_status(self, pod: JSON, status: JSON) -> bool:
-        """PATCH ``pods/<name>/status`` if ``status`` changes anything; True if written."""
+    def write_status(self, pod: JSON, status: JSON, *, annotations: dict[str, str] | None = None) -> bool:
+        """PATCH ``pods/<name>/status`` if ``status`` changes anything; True if written.
+
+        ``annotations`` ride along in the same write (pods/status keeps metadata changes other than
+        owner references: one request per pod fewer than a separate annotation PATCH)."""
         current = pod.get("status") or {}
         if current.get("phase") in TERMINAL_PHASES or not status_changed(current, status):
             return False
         meta = pod.get("metadata") or {}
-        patch = {"metadata": {"uid": uid_of(pod)}, "status": status}
+        patch: JSON = {"metadata": {"uid": uid_of(pod)}, "status": status}
+        if annotations:
+            patch["metadata"]["annotations"] = annotations
         try:
             path = pod_path(meta.get("namespace") or "default", str(meta.get("name")), "status")
             updated = self.kube.patch(path, patch)
@@ -804,9 +815,13 @@ class PodController:
         if pod is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
             return None
         now = now_rfc3339()
-        self.write_status(pod, self.translator.pod_status(pod, group, now))
+        annotations = None if record.annotated else self._missing_annotations(pod, record)
+        if annotations == {}:
+            record.annotated = True
+        if self.write_status(pod, self.translator.pod_status(pod, group, now), annotations=annotations) and annotations:
+            record.annotated = True
         if not record.annotated:
-            self.queue.add(record.key)  # annotations are written by the pod's worker
+            self.queue.add(record.key)  # the status did not change: the pod's worker writes the annotations
         if record.terminal:
             if not record.finished_at:
                 record.finished_at = self.clock()

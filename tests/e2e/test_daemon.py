@@ -54,7 +54,7 @@ def _check_scale(kube, fake, namespace, node, name, replicas):
     def settled():
         pods = kube.pods(namespace, f"app={name}")
         groups = fake_groups(fake, node)
-        # The write-back annotations follow the Running status (a separate, later write).
+        # The write-back annotations ride on the first status write that follows the describe.
         annotated = all("k8s.aliyun.com/eci-instance-id" in (p["metadata"].get("annotations") or {}) for p in pods)
         ok = len(pods) == replicas and all(running(p) for p in pods) and len(groups) == replicas and annotated
         return (pods, groups) if ok else None

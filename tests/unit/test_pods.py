@@ -84,6 +84,11 @@ class StubKube:
             raise KubeError(409, "Conflict", "uid precondition")
         if "status" in body:
             pod["status"] = {**pod["status"], **body["status"]}
+        if "annotations" in body["metadata"]:
+            pod["metadata"]["annotations"] = {
+                **pod["metadata"].get("annotations", {}),
+                **body["metadata"]["annotations"],
+            }
         return pod
 
     def post(self, path: str, body: dict) -> dict:
@@ -550,3 +555,19 @@ def test_cached_pods_share_their_keys_and_short_strings():
         "Status": "Running",
         "Containers": [{"Name": "a", "Image": "i"}],
     }
+
+
+def test_the_write_back_annotations_ride_on_the_first_status_write(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    gid = next(iter(eci.groups))
+    eci.groups[gid]["Status"] = "Running"
+    ctl.poll_status(full=True)
+    patches = [(p, b) for m, p, b in kube.writes if m == "PATCH"]
+    assert [p.endswith("/status") for p, _ in patches] == [True]
+    assert kube.pods["web"]["metadata"]["annotations"]["k8s.aliyun.com/eci-instance-id"] == gid
+    load(ctl, kube)
+    ctl.sync("ns/web")  # the worker finds nothing left to write
+    assert len([w for w in kube.writes if w[0] == "PATCH"]) == 1
