@@ -162,6 +162,14 @@ class StubECI:
         ]
 
 
+def created(kube: StubKube, eci: StubECI, ctl: PodController, name: str) -> str:
+    """Add a pod, let the controller create its group; the group's id."""
+    kube.add(name)
+    load(ctl, kube)
+    ctl.sync(f"ns/{name}")
+    return next(gid for gid, g in eci.groups.items() if {"Key": "PodName", "Value": name} in g["Tags"])
+
+
 @pytest.fixture
 def world():
     kube, eci = StubKube(), StubECI()
@@ -279,10 +287,7 @@ def test_daemonset_pods_are_pending_visibly(world):
 
 def test_status_is_written_only_on_change(world):
     kube, eci, ctl = world
-    kube.add("web")
-    load(ctl, kube)
-    ctl.sync("ns/web")
-    gid = next(iter(eci.groups))
+    gid = created(kube, eci, ctl, "web")
     eci.groups[gid]["Status"] = "Running"
     eci.groups[gid]["Events"] = [{"Reason": "Started", "Message": "Started container web"}]
     ctl.poll_status(full=True)
@@ -450,10 +455,7 @@ def test_a_burst_poll_writes_every_status_before_any_event(world):
 def test_with_event_threads_a_poll_queues_events_and_posts_each_once(world):
     kube, eci, ctl = world
     ctl._event_queue = queue.Queue()  # what start() sets up with --event-writers > 0
-    kube.add("web")
-    load(ctl, kube)
-    ctl.sync("ns/web")
-    gid = next(iter(eci.groups))
+    gid = created(kube, eci, ctl, "web")
     eci.groups[gid]["Status"] = "Running"
     eci.groups[gid]["Events"] = [{"Reason": "Started", "Message": "Started container web"}]
     ctl.poll_status(full=True)
@@ -482,10 +484,7 @@ def test_cached_pods_drop_managed_fields(world):
 
 def test_a_listing_seen_before_costs_no_describe(world):
     kube, eci, ctl = world
-    kube.add("web")
-    load(ctl, kube)
-    ctl.sync("ns/web")
-    gid = next(iter(eci.groups))
+    gid = created(kube, eci, ctl, "web")
     eci.groups[gid]["Status"] = "Running"
     assert ctl.poll_status(full=True) == 1
     assert ctl.poll_status(full=False) == 0  # overlapping windows list the group again: no describe
@@ -497,10 +496,7 @@ def test_a_listing_seen_before_costs_no_describe(world):
 
 def test_a_failed_status_write_is_retried_by_the_next_poll(world):
     kube, eci, ctl = world
-    kube.add("web")
-    load(ctl, kube)
-    ctl.sync("ns/web")
-    gid = next(iter(eci.groups))
+    gid = created(kube, eci, ctl, "web")
     eci.groups[gid]["Status"] = "Running"
     kube.patch_error = KubeError(500, "InternalError", "etcd timeout")
     with pytest.raises(KubeError):
@@ -559,10 +555,7 @@ def test_cached_pods_share_their_keys_and_short_strings():
 
 def test_the_write_back_annotations_ride_on_the_first_status_write(world):
     kube, eci, ctl = world
-    kube.add("web")
-    load(ctl, kube)
-    ctl.sync("ns/web")
-    gid = next(iter(eci.groups))
+    gid = created(kube, eci, ctl, "web")
     eci.groups[gid]["Status"] = "Running"
     ctl.poll_status(full=True)
     patches = [(p, b) for m, p, b in kube.writes if m == "PATCH"]
