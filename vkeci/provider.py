@@ -59,6 +59,9 @@ class EciError(Exception):
         return "NoStock" in self.code or "StockExhaust" in self.code
 
 
+_NOT_JSON = "Failed to parse the value as json format"  # what the SDK says about a non-JSON answer
+
+
 def classify(action: str, exc: Exception) -> EciError:
     """Map any SDK exception to an EciError (pure: used by tests with hand-made exceptions)."""
     if isinstance(exc, EciError):
@@ -71,6 +74,17 @@ def classify(action: str, exc: Exception) -> EciError:
     status = int(status or 0)
     request_id = str(getattr(exc, "request_id", "") or (data.get("RequestId", "") if isinstance(data, dict) else ""))
     message = str(getattr(exc, "message", "") or "")
+    if not code and not status and _NOT_JSON in message:
+        # An answer, but not ECI's: a proxy, gateway or load balancer page. Its status code is lost in the
+        # SDK, so it is retried (a 502 passes); the page itself is what the user needs to see.
+        page = message.split("Value:", 1)[-1].strip(" \"'.)")[:200]
+        return EciError(
+            action,
+            "BadResponse",
+            f"the ECI endpoint answered with something other than ECI's JSON (a proxy or gateway in the way?): "
+            f"{page!r}",
+            transient=True,
+        )
     if not code and not status:
         # No HTTP answer at all (refused, reset, timed out): the call may or may not have acted.
         inner = getattr(getattr(exc, "_context", None), "exception", None) or getattr(exc, "inner_exception", None)

@@ -115,3 +115,39 @@ def test_exhausted_local_limit_is_a_transient_eci_error():
     with pytest.raises(EciError) as info:
         provider.describe(["eci-1"])
     assert info.value.transient and info.value.code == "Throttling.Local"
+
+
+def test_a_page_that_is_not_ecis_json_is_reported_as_such():
+    import http.server
+    import threading
+
+    from vkeci.config import Config, Secret
+    from vkeci.eci import new_client
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = b"<html><body>414 Request-URI Too Large</body></html>"
+            self.send_response(414)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = Config(
+            region="cn-hangzhou",
+            access_key_id=Secret("a"),
+            access_key_secret=Secret("b"),
+            eci_endpoint=f"127.0.0.1:{server.server_port}",
+            eci_protocol="http",
+        )
+        with pytest.raises(EciError) as info:
+            Provider(new_client(config), "cn-hangzhou").ping()
+    finally:
+        server.shutdown()
+    assert info.value.code == "BadResponse" and info.value.transient
+    assert "414 Request-URI Too Large" in str(info.value) and "proxy or gateway" in str(info.value)
