@@ -9,7 +9,7 @@ Threads (started by the daemon, all bounded by a stop event):
   ECI match the pod: create (idempotently), delete (confirming the group is gone before the
   pod object is removed), or clean up after a terminal pod.
 * **status**: polls ECI in batches — DescribeContainerGroupStatus and DescribeContainerGroupEvents
-  by this node's tags with SinceSecond (every 0.5 s while a group changes state, every 5 s
+  by this node's tags with SinceSecond (every 0.25 s while a group changes state, every 5 s
   otherwise), then DescribeContainerGroups, ≤20 per call, only for groups whose listing changed —
   and writes only changed pod statuses, as strategic-merge patches with a UID precondition.
 * **sweep**: deletes groups tagged with this node whose pod no longer exists.
@@ -102,13 +102,18 @@ class Record:
     events_mark: str = ""
 
     @property
+    def status(self) -> str:
+        """The group's last described ECI status ("" before the first describe)."""
+        return str((self.group or {}).get("Status") or "")
+
+    @property
     def terminal(self) -> bool:
-        return bool(self.group) and (self.group or {}).get("Status") in TERMINAL_GROUP_STATES
+        return self.status in TERMINAL_GROUP_STATES
 
     @property
     def settled(self) -> bool:
         """Running or finished: nothing is expected to change soon."""
-        return bool(self.group) and (self.group or {}).get("Status") in SETTLED_GROUP_STATES
+        return self.status in SETTLED_GROUP_STATES
 
 
 def pod_key(pod: Mapping[str, Any]) -> str:
@@ -219,10 +224,18 @@ _SUMMARY_FIELDS = (
 
 def group_summary(group: Mapping[str, Any]) -> JSON:
     """What a record keeps of a described group: what ``write_back_annotations``, ``image_drift`` and the
-    state checks read. The whole group (events, container states) is ~10 KB a pod at 5,000 pods."""
+    state checks read: about 1.7 KB, where the whole described group (events, container states) is
+    about 13.5 KB of Python objects per pod."""
     summary = {k: group[k] for k in _SUMMARY_FIELDS if k in group}
     summary["Containers"] = [{"Name": c.get("Name"), "Image": c.get("Image")} for c in group.get("Containers") or []]
     return summary
+
+
+def missing_annotations(pod: Mapping[str, Any], record: Record) -> dict[str, str]:
+    """The write-back annotations, if the pod does not carry them all yet ({} when it does)."""
+    wanted = write_back_annotations(record, record.group or {})
+    have = (pod.get("metadata") or {}).get("annotations") or {}
+    return wanted if any(have.get(k) != v for k, v in wanted.items()) else {}
 
 
 def write_back_annotations(record: Record, group: Mapping[str, Any]) -> dict[str, str]:
@@ -739,16 +752,9 @@ class PodController:
         self.reported.pop(uid, None)
         return None
 
-    @staticmethod
-    def _missing_annotations(pod: JSON, record: Record) -> dict[str, str]:
-        """The write-back annotations, if the pod does not carry them all yet ({} when it does)."""
-        wanted = write_back_annotations(record, record.group or {})
-        have = (pod.get("metadata") or {}).get("annotations") or {}
-        return wanted if any(have.get(k) != v for k, v in wanted.items()) else {}
-
     def _annotate(self, pod: JSON, record: Record) -> None:
         meta = pod.get("metadata") or {}
-        wanted = self._missing_annotations(pod, record)
+        wanted = missing_annotations(pod, record)
         if wanted:
             patch = {"metadata": {"uid": record.uid, "annotations": wanted}}
             try:
@@ -815,12 +821,11 @@ class PodController:
         if pod is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
             return None
         now = now_rfc3339()
-        annotations = None if record.annotated else self._missing_annotations(pod, record)
-        if annotations == {}:
+        annotations = {} if record.annotated else missing_annotations(pod, record)
+        written = self.write_status(pod, self.translator.pod_status(pod, group, now), annotations=annotations)
+        if written or not annotations:
             record.annotated = True
-        if self.write_status(pod, self.translator.pod_status(pod, group, now), annotations=annotations) and annotations:
-            record.annotated = True
-        if not record.annotated:
+        else:
             self.queue.add(record.key)  # the status did not change: the pod's worker writes the annotations
         if record.terminal:
             if not record.finished_at:

@@ -241,11 +241,16 @@ def volume(p: Params) -> tuple[dict[str, Any], list[dict[str, Any]]]:
                 raise invalid(f.name("Content"), "must be base64-encoded file content") from None
             if size > MAX_CONFIG_FILE_BYTES:
                 raise invalid(
-                    f.name("Content"), f"a ConfigFile volume file may hold at most 32 KB, this one {size} bytes"
+                    f.name("Content"),
+                    f"a ConfigFile volume file may hold at most {MAX_CONFIG_FILE_BYTES // 1024} KB, "
+                    f"this one {size} bytes",
                 )
             volume_bytes += size
             if volume_bytes > MAX_CONFIG_VOLUME_BYTES:
-                raise invalid(f.name("Content"), "the files of a ConfigFile volume may hold at most 60 KB in all")
+                raise invalid(
+                    f.name("Content"),
+                    f"the files of a ConfigFile volume may hold at most {MAX_CONFIG_VOLUME_BYTES // 1024} KB in all",
+                )
             mode = f.integer("Mode", default=default_mode, lo=0, hi=0o777)
             paths.append({"Path": path, "Content": content})
             files.append({"Path": path, "Content": content, "Mode": mode})
