@@ -81,6 +81,9 @@ class Options:
     finished_retention: float = 600.0
     max_backoff: float = 60.0
     missing_retry: float = 10.0  # longest wait before retrying a pod whose referenced objects are missing
+    # A create ECI refused (bad parameter, quota, no stock) is not tried again sooner than this: the answer
+    # will not change within 200 ms, and the pod's ProviderFailed status must stay up long enough to be seen.
+    refused_retry: float = 5.0
 
 
 @dataclass
@@ -571,7 +574,8 @@ class PodController:
             except Exception as exc:  # one pod's failure must not stop the worker
                 # A pod waiting for a ConfigMap/Secret is looked at again within 10 s, as a kubelet would.
                 cap = self.options.missing_retry if isinstance(exc, TranslationError) else None
-                delay = self.queue.retry(key, cap)
+                refused = isinstance(exc, EciError) and not exc.transient
+                delay = self.queue.retry(key, cap, floor=self.options.refused_retry if refused else 0.0)
                 # Expected failures (ECI or API errors, objects not there yet) need no traceback.
                 transient = isinstance(exc, (EciError, KubeError, TranslationError))
                 log.log(

@@ -65,14 +65,14 @@ class WorkQueue:
             heapq.heappush(self._delayed, (self._clock() + delay, next(self._seq), key))
             self._cond.notify()
 
-    def retry(self, key: Hashable, cap: float | None = None) -> float:
-        """Requeue ``key`` after its next backoff delay (with jitter, at most ``cap`` or ``max_delay``);
-        returns the delay."""
+    def retry(self, key: Hashable, cap: float | None = None, floor: float = 0.0) -> float:
+        """Requeue ``key`` after its next backoff delay (with jitter, at least ``floor``, at most ``cap`` or
+        ``max_delay``); returns the delay."""
         with self._cond:
             failures = self._failures.get(key, 0)
             self._failures[key] = failures + 1
         delay = min(cap or self.max_delay, self.max_delay, self.base_delay * (2 ** min(failures, 30)))
-        delay *= random.uniform(0.8, 1.0)
+        delay = max(delay * random.uniform(0.8, 1.0), min(floor, self.max_delay))
         self.add_after(key, delay)
         return delay
 

@@ -252,6 +252,42 @@ def test_permanent_error_is_shown_with_code_and_request_id(world):
     assert kube.events()[0]["type"] == "Warning"
 
 
+def _worker_retries(ctl: PodController, key: str) -> list[tuple[Any, ...]]:
+    """Run one worker until it has handled ``key`` once; return the (key, cap, floor) of its retries."""
+    retries: list[tuple[Any, ...]] = []
+    stop = threading.Event()
+
+    def retry(k, cap=None, floor=0.0):
+        retries.append((k, cap, floor))
+        stop.set()
+        return floor
+
+    ctl.queue.retry = retry  # type: ignore[method-assign]
+    ctl.queue.add(key)
+    worker = threading.Thread(target=ctl.worker_loop, args=(stop,))
+    worker.start()
+    worker.join(5)
+    assert not worker.is_alive()
+    return retries
+
+
+def test_refused_create_is_retried_no_sooner_than_refused_retry(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    load(ctl, kube)
+    eci.fail_next = EciError("CreateContainerGroup", "InvalidParameter", "bad cpu", request_id="RID-9")
+    assert _worker_retries(ctl, "ns/web") == [("ns/web", None, ctl.options.refused_retry)]
+    assert kube.pods["web"]["status"]["reason"] == "ProviderFailed"
+
+
+def test_transient_create_error_is_retried_on_the_normal_backoff(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    load(ctl, kube)
+    eci.fail_next = EciError("CreateContainerGroup", "ServiceUnavailable", "busy", transient=True)
+    assert _worker_retries(ctl, "ns/web") == [("ns/web", None, 0.0)]
+
+
 def test_rejected_pod_gets_status_and_one_warning_and_no_group(world):
     kube, eci, ctl = world
     kube.add("bad", volumes=[{"hostPath": {}}])

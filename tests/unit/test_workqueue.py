@@ -103,3 +103,10 @@ def test_retry_cap():
     q = WorkQueue(base_delay=1.0, max_delay=60.0)
     delays = [q.retry("k", cap=2.0) for _ in range(6)]
     assert max(delays) <= 2.0
+
+
+def test_retry_floor_holds_back_the_first_retries_but_not_past_max_delay():
+    q = WorkQueue(base_delay=0.2, max_delay=8.0)
+    delays = [q.retry("k", floor=5.0) for _ in range(8)]
+    assert min(delays) >= 5.0
+    assert max(delays) <= 8.0
