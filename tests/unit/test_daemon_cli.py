@@ -60,3 +60,23 @@ def test_eci_limits_flag():
     assert dict(args.eci_limit) == {"CreateContainerGroup": 500, "DeleteContainerGroup": 60}
     with pytest.raises(SystemExit):
         parse("--eci-limit", "CreateContainerGroup=lots")
+
+
+def test_run_sets_the_daemons_gc_thresholds_even_when_kubernetes_is_unreachable(monkeypatch, tmp_path):
+    import gc
+    import signal
+
+    from vkeci.daemon import GC_THRESHOLDS
+
+    before = gc.get_threshold()
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    monkeypatch.setenv("ECI_REGION", "cn-hangzhou")
+    monkeypatch.setenv("VKECI_CONFIG", "")
+    try:
+        code = run(parse("--kubeconfig", str(tmp_path / "missing"), "--no-kubelet-api"))
+        assert gc.get_threshold() == GC_THRESHOLDS
+    finally:
+        gc.set_threshold(*before)
+        for signum, handler in handlers.items():  # run() installs its own: give pytest its handlers back
+            signal.signal(signum, handler)
+    assert code == 1  # the kubeconfig is missing: one error, no traceback, exit 1
