@@ -81,8 +81,9 @@ class Options:
     finished_retention: float = 600.0
     max_backoff: float = 60.0
     missing_retry: float = 10.0  # longest wait before retrying a pod whose referenced objects are missing
-    # A create ECI refused (bad parameter, quota, no stock) is not tried again sooner than this: the answer
-    # will not change within 200 ms, and the pod's ProviderFailed status must stay up long enough to be seen.
+    # A pod whose ECI call ECI refused for good (bad parameter, quota, no stock: not ``EciError.transient``)
+    # is not tried again sooner than this: the answer will not change within 200 ms, and the pod's
+    # ProviderFailed status must stay up long enough to be seen.
     refused_retry: float = 5.0
 
 
@@ -577,12 +578,12 @@ class PodController:
                 refused = isinstance(exc, EciError) and not exc.transient
                 delay = self.queue.retry(key, cap, floor=self.options.refused_retry if refused else 0.0)
                 # Expected failures (ECI or API errors, objects not there yet) need no traceback.
-                transient = isinstance(exc, (EciError, KubeError, TranslationError))
+                expected = isinstance(exc, (EciError, KubeError, TranslationError))
                 log.log(
-                    20 if transient else 40,
+                    20 if expected else 40,
                     "pod sync failed, will retry",
                     extra=fields(pod=key, error=str(exc), retry_in=round(delay, 2)),
-                    exc_info=not transient,
+                    exc_info=not expected,
                 )
             finally:
                 self.queue.done(key)
