@@ -126,7 +126,9 @@ def _strategy(tp: Any) -> st.SearchStrategy[Any]:
         return st.lists(_strategy(typing.get_args(tp)[0]), max_size=3)
     if origin in (dict, typing.Dict):  # noqa: UP006
         # Free-form map keys containing "." cannot survive the flattening (inherent to the wire format).
-        return st.dictionaries(st.from_regex(r"[A-Za-z0-9_-]{1,6}", fullmatch=True), st.text(max_size=5), max_size=2)
+        # All-digit map keys flatten exactly like list indexes (Options.1), so the wire format cannot carry them.
+        keys = st.from_regex(r"[A-Za-z0-9_-]{1,6}", fullmatch=True).filter(lambda k: not k.isdigit())
+        return st.dictionaries(keys, st.text(max_size=5), max_size=2)
     if tp is str:
         return st.text(max_size=12)
     if tp is bool:

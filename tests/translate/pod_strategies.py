@@ -48,8 +48,9 @@ ENV_NAME = st.builds(
     st.sampled_from(string.ascii_letters + "_"),
     st.text(alphabet=string.ascii_letters + string.digits + "_", max_size=30),
 )
+# The apiserver's IsConfigMapKey: not ".", not "..", and no key starting with "..".
 CONFIG_KEY = st.text(alphabet=string.ascii_letters + string.digits + "-._", min_size=1, max_size=40).filter(
-    lambda k: k not in (".", "..")
+    lambda k: k not in (".", "..") and not k.startswith("..")
 )
 IMAGES = st.sampled_from(
     [
