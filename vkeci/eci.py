@@ -11,6 +11,7 @@ from alibabacloud_credentials.models import Config as CredentialConfig
 from alibabacloud_eci20180808.client import Client
 from alibabacloud_tea_openapi import models as open_api_models
 
+from vkeci import urlescape
 from vkeci.config import Config
 
 
@@ -45,6 +46,7 @@ def new_client(
     read_timeout_ms: int = 10000,
 ) -> Client:
     """An SDK client for the configured endpoint. The SDK itself never retries; callers do."""
+    urlescape.install()  # the SDK's long, already-escaped URLs skip urllib3's byte-by-byte re-check
     sdk_config = open_api_models.Config(
         credential=credential_client(config),
         region_id=config.region or None,

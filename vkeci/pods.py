@@ -892,10 +892,12 @@ class PodController:
         since the previous tick, plus two seconds of slack, and describes only those whose listing
         differs from what was last applied. A full tick lists every status."""
         now = self.clock()
+        started = time.monotonic()
         window = math.ceil(now - self._last_poll) + 2 if self._last_poll else None
         statuses = self.provider.changed_since(self.selector, None if full else window)
         # Events of groups adopted at start-up are not re-posted, so the first tick lists none.
         events = self.provider.events_since(self.selector, window) if window is not None else []
+        listed = time.monotonic()
         with self._lock:
             known = {r.group_id: r for r in self.records.values()}
             # New groups show up in the status listing once they change state; only a group the
@@ -922,6 +924,17 @@ class PodController:
             self._detect_lost(known, set(status_marks) | {str(g.get("ContainerGroupId")) for g in described})
             self._last_full = now
         self._last_poll = now
+        log.debug(
+            "status poll",
+            extra=fields(
+                full=full,
+                window=window,
+                listed=len(statuses) + len(events),
+                described=len(wanted),
+                list_s=round(listed - started, 3),
+                total_s=round(time.monotonic() - started, 3),
+            ),
+        )
         return len(wanted)
 
     def next_poll_in(self) -> float:
