@@ -592,6 +592,8 @@ def start_profiler(args: argparse.Namespace, pid: int, run_dir: Path) -> subproc
     argv += ["--output", str(run_dir / "profile.txt"), "--nonblocking", "--threads"]
     if args.profile == "wall":
         argv.append("--idle")  # waiting threads too: where a pod's time goes, not only the CPU's
+    elif args.profile == "gil":
+        argv.append("--gil")  # only the thread holding the GIL: where the daemon's Python CPU goes
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=open(run_dir / "py-spy.log", "wb"))
 
 
@@ -707,7 +709,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--profile",
-        choices=("cpu", "wall"),
+        choices=("cpu", "wall", "gil"),
         help="py-spy the daemon during the burst into <out>/<run>/profile.txt (collapsed stacks per thread)",
     )
     parser.add_argument("--out", default=str(ROOT / ".bench"), help="results, logs, plots and the control plane")

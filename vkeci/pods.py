@@ -20,7 +20,6 @@ contain the group is, and the status of finished groups is cached because ECI fo
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import json
 import math
@@ -30,7 +29,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
@@ -71,6 +70,9 @@ class Options:
     # Threads writing the statuses/events of one poll: a burst of N groups turning Running at once must
     # not be written one after the other.
     status_writers: int = 8
+    # Described groups waiting for a status writer, at most: the backlog is described as writes end,
+    # so a status is never written from a describe that sat in a queue for seconds.
+    status_in_flight: int = 100
     # Threads posting events (about 4 per pod). Events trail the statuses they describe and never hold up
     # the next status poll.
     event_writers: int = 4
@@ -426,6 +428,13 @@ class PodController:
         self.kube_writes = 0
         self._create_tried: set[str] = set()  # uids whose create was sent but not confirmed
         self._status_pool: ThreadPoolExecutor | None = None
+        # Groups whose listing changed and that wait to be described (gid -> the status and event
+        # listings' marks, None where that listing did not change), and those whose status is being
+        # written. Both under the lock.
+        self._backlog: dict[str, tuple[str | None, str | None]] = {}
+        self._writing: dict[str, tuple[str | None, str | None]] = {}
+        self._write_futures: set[Future[tuple[Record, JSON, JSON, str] | None]] = set()
+        self._events_later: list[tuple[Record, JSON, JSON, str]] = []  # without event threads
         self._event_queue: queue.Queue[tuple[JSON, JSON]] | None = None  # set while the event threads run
 
     # ---- cache -------------------------------------------------------------------------
@@ -885,95 +894,163 @@ class PodController:
         except KubeError as err:
             log.warning("event not recorded", extra=fields(pod=pod_key(pod), error=str(err)))
 
-    def poll_status(self, full: bool) -> int:
-        """One status tick; returns how many groups were described. Raises EciError on failure.
+    def poll_status(self, full: bool, *, wait_writes: bool = True) -> int:
+        """One status tick; returns how many groups it described. Raises EciError if a listing or a
+        describe fails (nothing is lost: what was not described stays in the backlog).
 
         Lists the groups whose status changed (and, after the first tick, those with new events)
-        since the previous tick, plus two seconds of slack, and describes only those whose listing
-        differs from what was last applied. A full tick lists every status."""
+        since the previous tick, plus two seconds of slack; each group whose listing differs from what
+        was last written joins the backlog. A full tick lists every status. The backlog is described
+        oldest pod first, as many groups as the status writers have room for (``status_in_flight``),
+        and each described group goes to the writers at once. With ``wait_writes`` the tick returns
+        when every write has ended; the status loop does not wait, so in a burst the next listing
+        overlaps this tick's writes and no pod waits for a whole tick of other pods' writes."""
         now = self.clock()
         started = time.monotonic()
         window = math.ceil(now - self._last_poll) + 2 if self._last_poll else None
-        statuses = self.provider.changed_since(self.selector, None if full else window)
+        # With a backlog that fills the writers' next round, listing again would only fetch the same
+        # changes once more (windows overlap by the 2 s of slack); the next listing's window simply
+        # reaches back to the last one.
+        lists = full or window is None or len(self._backlog) < self.options.status_in_flight
+        statuses = self.provider.changed_since(self.selector, None if full else window) if lists else []
         # Events of groups adopted at start-up are not re-posted, so the first tick lists none.
-        events = self.provider.events_since(self.selector, window) if window is not None else []
+        events = self.provider.events_since(self.selector, window) if lists and window is not None else []
         listed = time.monotonic()
+        status_marks = _marks(statuses, lambda rec: rec)
+        event_marks = _marks(events, lambda rec: rec.get("Events") or [])
         with self._lock:
             known = {r.group_id: r for r in self.records.values()}
+            for gid, mark in status_marks.items():
+                self._want(known.get(gid), gid, mark, None)
+            for gid, mark in event_marks.items():
+                if gid in known:
+                    self._want(known[gid], gid, None, mark)
             # New groups show up in the status listing once they change state; only a group the
             # listing keeps missing is described directly (full polls, after the grace period).
             stale = now - self.options.lost_grace
-            fresh = [r.group_id for r in self.records.values() if full and r.group is None and r.seen_at < stale]
-        status_marks = _marks(statuses, lambda rec: rec)
-        event_marks = _marks(events, lambda rec: rec.get("Events") or [])
-        wanted = {gid for gid, mark in status_marks.items() if gid not in known or known[gid].status_mark != mark}
-        wanted |= {gid for gid, mark in event_marks.items() if gid in known and known[gid].events_mark != mark}
-        wanted |= set(fresh)
+            for r in self.records.values():
+                if full and r.group is None and r.seen_at < stale:
+                    self._backlog.setdefault(r.group_id, (None, None))
+            take = self._next_to_describe(known)
         described: list[JSON] = []
-        with self._status_writes() as apply:
-            for part in chunks(sorted(wanted)):  # the first statuses are written while later groups are described
-                groups = self.provider.describe(part)
-                described.extend(groups)
-                apply(groups)
-        for gid in wanted:  # applied without error: the same listing next tick needs no describe
-            record = known.get(gid)
-            if record is not None:
-                record.status_mark = status_marks.get(gid, record.status_mark)
-                record.events_mark = event_marks.get(gid, record.events_mark)
+        for part in chunks(take):
+            groups = self.provider.describe(part)
+            described.extend(groups)
+            self._hand_over(part, groups, known)
         if full:
             self._detect_lost(known, set(status_marks) | {str(g.get("ContainerGroupId")) for g in described})
             self._last_full = now
-        self._last_poll = now
+        if lists:
+            self._last_poll = now
+        if wait_writes:
+            self.flush_status_writes()
+        with self._lock:
+            later, self._events_later = self._events_later, []
+        for applied in later:
+            self._apply_events(*applied)
         log.debug(
             "status poll",
             extra=fields(
                 full=full,
-                window=window,
+                window=window if lists else "skipped",
                 listed=len(statuses) + len(events),
-                described=len(wanted),
+                described=len(take),
+                backlog=len(self._backlog),
+                writing=len(self._writing),
                 list_s=round(listed - started, 3),
                 total_s=round(time.monotonic() - started, 3),
             ),
         )
-        return len(wanted)
+        return len(take)
+
+    def _want(self, record: Record | None, gid: str, status_mark: str | None, events_mark: str | None) -> None:
+        """Put a group whose listing changed in the backlog (under the lock), keeping the newest marks."""
+        if record is not None:
+            status_mark = None if status_mark == record.status_mark else status_mark
+            events_mark = None if events_mark == record.events_mark else events_mark
+            if status_mark is None and events_mark is None:
+                return
+        writing = self._writing.get(gid)
+        if writing is not None and status_mark in (None, writing[0]) and events_mark in (None, writing[1]):
+            return  # those very listings are being written now
+        old_status, old_events = self._backlog.get(gid, (None, None))
+        self._backlog[gid] = (status_mark or old_status, events_mark or old_events)
+
+    def _next_to_describe(self, known: dict[str, Record]) -> list[str]:
+        """Backlog groups to describe now (under the lock): oldest pod first, none being written, no
+        more than the writers have room for. In a burst the pods that have waited longest go first
+        (group ids are random), and no status is written from a describe that waited in a queue."""
+        room = max(0, self.options.status_in_flight - len(self._writing))
+        ready = [gid for gid in self._backlog if gid not in self._writing]
+        ready.sort(key=lambda gid: (known[gid].seen_at if gid in known else 0.0, gid))
+        return ready[:room]
+
+    def _hand_over(self, part: list[str], groups: list[JSON], known: dict[str, Record]) -> None:
+        """Described groups go to the status writers; a group the describe did not return (gone)
+        counts as seen, for ``_detect_lost`` to judge."""
+        returned = {str(g.get("ContainerGroupId")) for g in groups}
+        with self._lock:
+            for gid in part:
+                marks = self._backlog.pop(gid, (None, None))
+                if gid in returned:
+                    self._writing[gid] = marks
+                else:
+                    _set_marks(known.get(gid), marks)
+        if self._status_pool is None and self.options.status_writers > 1:
+            self._status_pool = ThreadPoolExecutor(self.options.status_writers, thread_name_prefix="status-write")
+        for group in groups:
+            gid = str(group.get("ContainerGroupId"))
+            if self._status_pool is None:
+                self._status_written(gid, known.get(gid), partial(self._apply_status, group))
+                continue
+            future = self._status_pool.submit(self._apply_status, group)
+            with self._lock:
+                self._write_futures.add(future)
+            future.add_done_callback(partial(self._status_done, gid, known.get(gid)))
+
+    def _status_done(
+        self, gid: str, record: Record | None, future: Future[tuple[Record, JSON, JSON, str] | None]
+    ) -> None:
+        self._status_written(gid, record, future.result)
+
+    def _status_written(
+        self, gid: str, record: Record | None, result: Callable[[], tuple[Record, JSON, JSON, str] | None]
+    ) -> None:
+        """After one status write: remember what it reflected, then queue the group's new events (they
+        trail the statuses, about 4 per pod); a failed write goes back to the backlog for the next tick."""
+        with self._lock:
+            marks = self._writing.pop(gid, (None, None))
+        try:
+            applied = result()
+        except Exception as err:
+            log.warning("pod status not written, the next poll retries", extra=fields(group=gid, error=str(err)))
+            with self._lock:
+                self._backlog.setdefault(gid, marks)
+            return
+        finally:
+            with self._lock:
+                self._write_futures = {f for f in self._write_futures if not f.done()}
+        _set_marks(record, marks)
+        if applied is None:
+            return
+        if self._event_queue is None:  # no event threads: the status tick posts them after its statuses
+            with self._lock:
+                self._events_later.append(applied)
+            return
+        for event in self._claim_events(*applied):
+            self._event_queue.put((applied[1], event))
+
+    def flush_status_writes(self) -> None:
+        """Wait until every status handed to the writers has been written (or has failed)."""
+        with self._lock:
+            futures = list(self._write_futures)
+        wait(futures)
 
     def next_poll_in(self) -> float:
         """Seconds to the next status tick: short while any group is on its way somewhere."""
         with self._lock:
-            busy = any(not r.settled for r in self.records.values())
+            busy = bool(self._backlog) or any(not r.settled for r in self.records.values())
         return self.options.transition_interval if busy else self.options.status_interval
-
-    @contextlib.contextmanager
-    def _status_writes(self) -> Iterator[Callable[[list[JSON]], None]]:
-        """``apply_group`` for the groups of one poll: every status first, then the events (about 4 per
-        pod), so in a burst no pod waits for the events of the pods before it to show Running. Statuses
-        are written by the status threads (one group per thread) as soon as each group is handed over;
-        events go to the event threads when they run, so the next poll does not wait for them either.
-        The first failure is re-raised once every write has ended."""
-        if self._status_pool is None and self.options.status_writers > 1:
-            self._status_pool = ThreadPoolExecutor(self.options.status_writers, thread_name_prefix="status-write")
-        pool = self._status_pool
-        pending: list[Future[tuple[Record, JSON, JSON, str] | None]] = []
-        applied: list[tuple[Record, JSON, JSON, str] | None] = []
-
-        def apply(groups: list[JSON]) -> None:
-            for group in groups:
-                if pool is not None:
-                    pending.append(pool.submit(self._apply_status, group))
-                else:
-                    applied.append(self._apply_status(group))
-
-        yield apply
-        wait(pending)
-        applied.extend(f.result() for f in pending)  # re-raises the first failure
-        done = [a for a in applied if a is not None]
-        if self._event_queue is not None:
-            for a in done:
-                for event in self._claim_events(*a):
-                    self._event_queue.put((a[1], event))
-        else:
-            for a in done:
-                self._apply_events(*a)
 
     def _detect_lost(self, known: dict[str, Record], present: set[str]) -> None:
         """Groups we track that a successful full listing did not return: confirm, then fail their pods."""
@@ -1005,7 +1082,7 @@ class PodController:
         while not stop.is_set():
             full = self.clock() - self._last_full >= self.options.full_status_interval
             try:
-                self.poll_status(full)
+                self.poll_status(full, wait_writes=False)
             except (EciError, KubeError) as err:
                 log.warning("status poll failed, will retry", extra=fields(error=str(err)))
             except Exception:
@@ -1131,6 +1208,13 @@ def _marks(records: list[JSON], part: Callable[[JSON], Any]) -> dict[str, str]:
         for rec in records
         if rec.get("ContainerGroupId")
     }
+
+
+def _set_marks(record: Record | None, marks: tuple[str | None, str | None]) -> None:
+    """Remember the listings a written status reflects: the same listing again costs no describe."""
+    if record is not None:
+        record.status_mark = marks[0] or record.status_mark
+        record.events_mark = marks[1] or record.events_mark
 
 
 def _alive(group: Mapping[str, Any]) -> bool:
