@@ -433,7 +433,7 @@ class PodController:
         # written. Both under the lock.
         self._backlog: dict[str, tuple[str | None, str | None]] = {}
         self._writing: dict[str, tuple[str | None, str | None]] = {}
-        self._write_futures: set[Future[tuple[Record, JSON, JSON, str] | None]] = set()
+        self._write_futures: set[Future[None]] = set()
         self._events_later: list[tuple[Record, JSON, JSON, str]] = []  # without event threads
         self._event_queue: queue.Queue[tuple[JSON, JSON]] | None = None  # set while the event threads run
 
@@ -1001,44 +1001,31 @@ class PodController:
         for group in groups:
             gid = str(group.get("ContainerGroupId"))
             if self._status_pool is None:
-                self._status_written(gid, known.get(gid), partial(self._apply_status, group))
+                self._write_status(gid, known.get(gid), group)
                 continue
-            future = self._status_pool.submit(self._apply_status, group)
+            future = self._status_pool.submit(self._write_status, gid, known.get(gid), group)
             with self._lock:
+                self._write_futures = {f for f in self._write_futures if not f.done()}
                 self._write_futures.add(future)
-            future.add_done_callback(partial(self._status_done, gid, known.get(gid)))
 
-    def _status_done(
-        self, gid: str, record: Record | None, future: Future[tuple[Record, JSON, JSON, str] | None]
-    ) -> None:
-        self._status_written(gid, record, future.result)
-
-    def _status_written(
-        self, gid: str, record: Record | None, result: Callable[[], tuple[Record, JSON, JSON, str] | None]
-    ) -> None:
-        """After one status write: remember what it reflected, then queue the group's new events (they
-        trail the statuses, about 4 per pod); a failed write goes back to the backlog for the next tick."""
-        with self._lock:
-            marks = self._writing.pop(gid, (None, None))
+    def _write_status(self, gid: str, record: Record | None, group: JSON) -> None:
+        """One status write (a status writer's task): then remember which listings it reflected and
+        queue the group's new events (they trail the statuses, about 4 per pod). A failed write goes
+        back to the backlog, for the next tick to describe again."""
         try:
-            applied = result()
+            applied = self._apply_status(group)
         except Exception as err:
             log.warning("pod status not written, the next poll retries", extra=fields(group=gid, error=str(err)))
             with self._lock:
-                self._backlog.setdefault(gid, marks)
+                self._backlog.setdefault(gid, self._writing.pop(gid, (None, None)))
             return
-        finally:
-            with self._lock:
-                self._write_futures = {f for f in self._write_futures if not f.done()}
-        _set_marks(record, marks)
-        if applied is None:
-            return
-        if self._event_queue is None:  # no event threads: the status tick posts them after its statuses
-            with self._lock:
-                self._events_later.append(applied)
-            return
-        for event in self._claim_events(*applied):
-            self._event_queue.put((applied[1], event))
+        with self._lock:
+            _set_marks(record, self._writing.pop(gid, (None, None)))
+            if applied is not None and self._event_queue is None:
+                self._events_later.append(applied)  # no event threads: the tick posts them after its statuses
+        if applied is not None and self._event_queue is not None:
+            for event in self._claim_events(*applied):
+                self._event_queue.put((applied[1], event))
 
     def flush_status_writes(self) -> None:
         """Wait until every status handed to the writers has been written (or has failed)."""
