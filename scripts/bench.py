@@ -273,6 +273,7 @@ class Tracker:
         self.own = own
         self.created: dict[str, float] = {}
         self.running: dict[str, float] = {}
+        self.bound: dict[str, float] = {}  # pod -> when it first had a spec.nodeName (bare pods: at once)
         self.live: set[str] = set()
         self.seen_any = False
         self.lock = threading.Lock()
@@ -322,6 +323,8 @@ class Tracker:
             self.seen_any = True
             self.live.add(name)
             self.created.setdefault(name, now)
+            if name not in self.bound and (pod.get("spec") or {}).get("nodeName"):
+                self.bound[name] = now
             if name not in self.running and running(pod):
                 self.running[name] = now
 
@@ -433,6 +436,7 @@ def run_one(cluster: Cluster, args: argparse.Namespace, mode: str, workload: str
         with tracker.lock:
             raw.created = dict(tracker.created)
             raw.running = dict(tracker.running)
+            raw.bound = dict(tracker.bound)
         if workload == "deployment" and raw.created:
             raw.t_last_create = max(raw.created.values())
         if raw.t_all_running is None:

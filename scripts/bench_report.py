@@ -116,6 +116,7 @@ class Raw:
     lifecycle_delay_s: float
     created: dict[str, float] = field(default_factory=dict)  # pod -> when it existed in the API
     running: dict[str, float] = field(default_factory=dict)  # pod -> when the watch showed it Running
+    bound: dict[str, float] = field(default_factory=dict)  # pod -> when the watch first saw its nodeName
     # From the fake: when each pod's group was created, and when ECI had it Running (same clock as above).
     group_created: dict[str, float] = field(default_factory=dict)
     group_running: dict[str, float] = field(default_factory=dict)
@@ -208,6 +209,12 @@ def summarize(raw: Raw) -> JSON:
             for k, v in percentiles(
                 raw.group_created[p] - raw.created[p] for p in raw.group_created if p in raw.created
             ).items()
+        },
+        # The part of the create lag before the pod was bound to the node: the scheduler's, not the
+        # daemon's (0 for bare pods, which are created bound).
+        "bind_lag_s": {
+            k: _round(v)
+            for k, v in percentiles(raw.bound[p] - raw.created[p] for p in raw.bound if p in raw.created).items()
         },
         "status_lag_s": {
             k: _round(v)

@@ -79,6 +79,7 @@ def raw_run(n: int = 4) -> report.Raw:
     raw.t_start, raw.t_last_create = 100.0, 101.0
     raw.created = {f"p{i}": 100.0 + i * 0.25 for i in range(n)}
     raw.running = {f"p{i}": 103.5 + i * 0.25 for i in range(n)}  # 3.5 s each: 0.5 s over the fake's delay
+    raw.bound = {f"p{i}": 100.1 + i * 0.25 for i in range(n)}  # the scheduler took 0.1 s
     raw.t_all_running = max(raw.running.values())
     raw.t_delete_start, raw.t_eci_empty, raw.t_pods_gone = 200.0, 204.0, 205.0
     raw.steady_s = 30.0
@@ -132,6 +133,7 @@ def test_summarize_reports_the_issue_figures() -> None:
     assert result["running_after_last_create_s"] == pytest.approx(3.25)
     assert result["to_all_gone_s"] == pytest.approx(4.0)
     assert result["overhead_s"] == {"p50": 0.5, "p90": 0.5, "p99": 0.5}
+    assert result["bind_lag_s"] == {"p50": 0.1, "p90": 0.1, "p99": 0.1}
     assert result["creates_per_pod"] == 1.0 and result["deletes_per_pod"] == 1.0
     assert result["throttled"] == 0
     # 2 status calls in 30 s for 4 pods: 2 / 4 / 0.5 min.
