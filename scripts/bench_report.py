@@ -162,6 +162,15 @@ def _round(value: float | None, ndigits: int = 3) -> float | None:
     return None if value is None else round(value, ndigits)
 
 
+def _rounded(values: dict[str, float | None]) -> dict[str, float | None]:
+    return {k: _round(v) for k, v in values.items()}
+
+
+def _lag(later: dict[str, float], earlier: dict[str, float]) -> dict[str, float | None]:
+    """Percentiles of ``later - earlier`` over the pods both moments are known for."""
+    return _rounded(percentiles(later[p] - earlier[p] for p in later if p in earlier))
+
+
 def summarize(raw: Raw) -> JSON:
     """The result of one run: the figures the issue asks for, JSON-able."""
     n = raw.pods
@@ -200,28 +209,15 @@ def summarize(raw: Raw) -> JSON:
         "pods_gone_from_api_s": _round(None if raw.t_pods_gone is None else raw.t_pods_gone - raw.t_delete_start),
         "pods_per_s_running": _round(n / to_running if to_running else None, 2),
         "pods_per_s_gone": _round(n / to_gone if to_gone else None, 2),
-        "latency_s": {k: _round(v) for k, v in percentiles(latencies).items()},
-        "overhead_s": {k: _round(v) for k, v in percentiles(overhead).items()},
+        "latency_s": _rounded(percentiles(latencies)),
+        "overhead_s": _rounded(percentiles(overhead)),
         # The overhead split in two: pod in the API -> CreateContainerGroup done, and group Running in ECI ->
         # pod Running in the API (status polling and the status write).
-        "create_lag_s": {
-            k: _round(v)
-            for k, v in percentiles(
-                raw.group_created[p] - raw.created[p] for p in raw.group_created if p in raw.created
-            ).items()
-        },
+        "create_lag_s": _lag(raw.group_created, raw.created),
         # The part of the create lag before the pod was bound to the node: the scheduler's, not the
         # daemon's (0 for bare pods, which are created bound).
-        "bind_lag_s": {
-            k: _round(v)
-            for k, v in percentiles(raw.bound[p] - raw.created[p] for p in raw.bound if p in raw.created).items()
-        },
-        "status_lag_s": {
-            k: _round(v)
-            for k, v in percentiles(
-                raw.running[p] - raw.group_running[p] for p in raw.group_running if p in raw.running
-            ).items()
-        },
+        "bind_lag_s": _lag(raw.bound, raw.created),
+        "status_lag_s": _lag(raw.running, raw.group_running),
         "eci_calls_per_pod": {
             "create_phase": per_pod(calls_by_action(create_phase), n),
             "delete_phase": per_pod(calls_by_action(delete_phase), n),

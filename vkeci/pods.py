@@ -927,10 +927,11 @@ class PodController:
                     self._want(known[gid], gid, None, mark)
             # New groups show up in the status listing once they change state; only a group the
             # listing keeps missing is described directly (full polls, after the grace period).
-            stale = now - self.options.lost_grace
-            for r in self.records.values():
-                if full and r.group is None and r.seen_at < stale:
-                    self._backlog.setdefault(r.group_id, (None, None))
+            if full:
+                stale = now - self.options.lost_grace
+                for r in self.records.values():
+                    if r.group is None and r.seen_at < stale:
+                        self._backlog.setdefault(r.group_id, (None, None))
             take = self._next_to_describe(known)
         described: list[JSON] = []
         for part in chunks(take):
@@ -980,7 +981,9 @@ class PodController:
         """Backlog groups to describe now (under the lock): oldest pod first, none being written, no
         more than the writers have room for. In a burst the pods that have waited longest go first
         (group ids are random), and no status is written from a describe that waited in a queue."""
-        room = max(0, self.options.status_in_flight - len(self._writing))
+        room = self.options.status_in_flight - len(self._writing)
+        if room <= 0:
+            return []
         ready = [gid for gid in self._backlog if gid not in self._writing]
         ready.sort(key=lambda gid: (known[gid].seen_at if gid in known else 0.0, gid))
         return ready[:room]
@@ -1005,8 +1008,12 @@ class PodController:
                 continue
             future = self._status_pool.submit(self._write_status, gid, known.get(gid), group)
             with self._lock:
-                self._write_futures = {f for f in self._write_futures if not f.done()}
                 self._write_futures.add(future)
+            future.add_done_callback(self._forget_write)
+
+    def _forget_write(self, future: Future[None]) -> None:
+        with self._lock:
+            self._write_futures.discard(future)
 
     def _write_status(self, gid: str, record: Record | None, group: JSON) -> None:
         """One status write (a status writer's task): then remember which listings it reflected and
