@@ -16,9 +16,9 @@ from vkeci import __version__
 # name -> (module, help). The module provides `add_arguments(parser)` and `run(args) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "version": ("vkeci.cli", "print the vk-eci version"),
-    "translate": ("vkeci.translate_cli", "print the ECI request vk-eci would send for a pod manifest"),
+    "translate": ("vkeci.commands.translate", "print the ECI request vk-eci would send for a pod manifest"),
     "run": ("vkeci.daemon", "run the virtual node: register it and run its pods on ECI"),
-    "check": ("vkeci.check", "validate configuration and credentials against ECI and Kubernetes"),
+    "check": ("vkeci.commands.check", "validate configuration and credentials against ECI and Kubernetes"),
     "fake-eci": ("fakes.eci.cli", "serve a fake ECI OpenAPI for tests and demos"),
 }
 

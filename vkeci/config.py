@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from vkeci.quantity import QuantityError, parse_quantity
+from vkeci.core.quantity import QuantityError, parse_quantity
 
 
 class ConfigError(ValueError):

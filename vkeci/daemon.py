@@ -160,12 +160,12 @@ class Daemon:
         translator: Any = None,
         eci_limits: dict[str, int] | None = None,
     ) -> None:
-        from vkeci.kube import KubeClient, load_credentials
-        from vkeci.lease import LeaseController
-        from vkeci.node import Health, NodeController
-        from vkeci.pods import PodController, Translator
-        from vkeci.provider import Provider
-        from vkeci.ratelimit import kube_bucket
+        from vkeci.clients.eci import Provider
+        from vkeci.clients.kube import KubeClient, load_credentials
+        from vkeci.clients.ratelimit import kube_bucket
+        from vkeci.controllers.lease import LeaseController
+        from vkeci.controllers.node import Health, NodeController
+        from vkeci.controllers.pods import PodController, Translator
 
         self.config = config
         self.timings = timings
@@ -185,8 +185,8 @@ class Daemon:
 
     def ping(self) -> None:
         """Update the node's health from one ECI ping."""
-        from vkeci.node import Health
-        from vkeci.provider import EciError
+        from vkeci.clients.eci import EciError
+        from vkeci.controllers.node import Health
 
         try:
             self.provider.ping()
@@ -209,7 +209,7 @@ class Daemon:
 
     def register(self, stop: threading.Event) -> bool:
         """Register the node, retrying with backoff until it works or ``stop``."""
-        from vkeci.kube import KubeError
+        from vkeci.clients.kube import KubeError
 
         for attempt in range(1000000):
             try:
@@ -233,7 +233,7 @@ class Daemon:
 
     def beat(self, stop: threading.Event) -> None:
         """Renew the lease; patch node status when ``node_status_interval`` passed or health changed."""
-        from vkeci.kube import KubeError
+        from vkeci.clients.kube import KubeError
 
         try:
             self.lease.renew(self.node.uid)
@@ -311,8 +311,8 @@ class Daemon:
 
     def decommission(self, stop: threading.Event, timeout: float) -> int:
         """Cordon, delete every pod on the node, wait until they (and their groups) are gone, delete the Node."""
-        from vkeci.kube import MERGE, KubeError, pod_path
-        from vkeci.pods import is_daemonset_pod
+        from vkeci.clients.kube import MERGE, KubeError, pod_path
+        from vkeci.controllers.pods import is_daemonset_pod
 
         self.kube.patch(self.node.path, {"spec": {"unschedulable": True}}, content_type=MERGE)
         deadline = time.monotonic() + timeout
@@ -356,8 +356,8 @@ GC_THRESHOLDS = (50_000, 20, 10)
 def run(args: argparse.Namespace) -> int:
     """Entry point of `vkeci run`."""
     from vkeci import log as logmod
-    from vkeci.kube import KubeError
-    from vkeci.pods import Options
+    from vkeci.clients.kube import KubeError
+    from vkeci.controllers.pods import Options
 
     try:
         config = load_config(args)

@@ -35,14 +35,14 @@ from vkfixtures import *  # noqa: F403 - pytest fixtures for the daemon test: da
 
 from e2e.cluster import Cluster
 from fakes.eci.server import FakeECI
+from vkeci.clients.eci import new_client
+from vkeci.clients.kube import MERGE, KubeClient, KubeError, load_credentials
+from vkeci.clients.ratelimit import EciLimiter
 from vkeci.config import load
-from vkeci.eci import new_client
-from vkeci.kube import MERGE, KubeClient, KubeError, load_credentials
 from vkeci.kubelet.auth import Auth
 from vkeci.kubelet.backend import SdkEci
 from vkeci.kubelet.server import KubeletServer, ServerSettings
 from vkeci.kubelet.tls import SelfSignedIssuer, ServingTls, load_client_ca
-from vkeci.ratelimit import EciLimiter
 
 T = TypeVar("T")
 AK, SK, REGION = "AKID-kubelet-e2e", "kubelet-e2e-secret", "cn-hangzhou"

@@ -52,21 +52,21 @@ class EciError(Exception):
 
 
 class SdkEci:
-    """:class:`EciApi` over the official SDK client (``vkeci.eci.new_client``)."""
+    """:class:`EciApi` over the official SDK client (``vkeci.clients.eci.new_client``)."""
 
     def __init__(self, client: Any, region: str, limiter: Any = None) -> None:
         self._client = client
         self._region = region
-        # Shared with the rest of the daemon (vkeci.ratelimit.EciLimiter): one budget per account.
+        # Shared with the rest of the daemon (vkeci.clients.ratelimit.EciLimiter): one budget per account.
         self._limiter = limiter
 
     @classmethod
     def from_provider(cls, provider: Any) -> SdkEci:
-        """Reuse the daemon's :class:`vkeci.provider.Provider`: its SDK client, region and limiter."""
+        """Reuse the daemon's :class:`vkeci.clients.eci.Provider`: its SDK client, region and limiter."""
         return cls(provider.client, provider.region, provider.limiter)
 
     def _call(self, action: str, method: str, request: Any) -> dict[str, Any]:
-        from vkeci.provider import classify
+        from vkeci.clients.eci import classify
 
         try:
             if self._limiter is not None:
