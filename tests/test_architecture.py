@@ -62,9 +62,22 @@ def tier(path: Path) -> str:
     return parts[0]
 
 
-def imports(tree: ast.AST) -> list[str]:
-    found = []
+def _type_only(tree: ast.AST) -> set[int]:
+    """ids of the nodes inside ``if TYPE_CHECKING:`` blocks: imports there never run."""
+    skip: set[int] = set()
     for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            skip.update(id(inner) for stmt in node.body for inner in ast.walk(stmt))
+    return skip
+
+
+def imports(tree: ast.AST) -> list[str]:
+    """Every module the code imports at run time (type-only imports do not count)."""
+    found = []
+    skip = _type_only(tree)
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
         if isinstance(node, ast.Import):
             found += [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

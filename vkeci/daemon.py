@@ -164,8 +164,9 @@ class Daemon:
         from vkeci.clients.kube import KubeClient, load_credentials
         from vkeci.clients.ratelimit import kube_bucket
         from vkeci.controllers.lease import LeaseController
-        from vkeci.controllers.node import Health, NodeController
+        from vkeci.controllers.node import NodeController
         from vkeci.controllers.pods import PodController, Translator
+        from vkeci.core.node import Health
 
         self.config = config
         self.timings = timings
@@ -186,7 +187,7 @@ class Daemon:
     def ping(self) -> None:
         """Update the node's health from one ECI ping."""
         from vkeci.clients.eci import EciError
-        from vkeci.controllers.node import Health
+        from vkeci.core.node import Health
 
         try:
             self.provider.ping()
@@ -312,7 +313,7 @@ class Daemon:
     def decommission(self, stop: threading.Event, timeout: float) -> int:
         """Cordon, delete every pod on the node, wait until they (and their groups) are gone, delete the Node."""
         from vkeci.clients.kube import MERGE, KubeError, pod_path
-        from vkeci.controllers.pods import is_daemonset_pod
+        from vkeci.core.translate import is_daemonset_pod
 
         self.kube.patch(self.node.path, {"spec": {"unschedulable": True}}, content_type=MERGE)
         deadline = time.monotonic() + timeout

@@ -6,7 +6,8 @@ from types import SimpleNamespace
 import pytest
 from alibabacloud_tea_openapi.exceptions import ClientException, ServerException, ThrottlingException
 
-from vkeci.clients.eci import EciError, Provider, chunks, classify, tag_map
+from vkeci.clients.eci import EciError, Provider, chunks, classify
+from vkeci.core.identity import tag_map
 
 
 def test_classify_sdk_exceptions():
@@ -83,7 +84,7 @@ def test_list_pages_and_describe_batches_of_20():
 
 def test_helpers():
     assert list(chunks(list("abcde"), 2)) == [["a", "b"], ["c", "d"], ["e"]]
-    assert tag_map({"Tags": [{"Key": "UID", "Value": "u"}]}) == {"UID": "u"}
+    assert tag_map([{"Key": "UID", "Value": "u"}]) == {"UID": "u"}
 
 
 def test_no_answer_from_the_real_sdk_is_transient():

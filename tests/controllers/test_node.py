@@ -6,7 +6,8 @@ import responses
 
 from vkeci.clients.kube import Credentials, KubeClient
 from vkeci.config import Config
-from vkeci.controllers.node import Health, NodeController, conditions, labels, merged_taints, node_object
+from vkeci.controllers.node import NodeController
+from vkeci.core.node import Health, conditions, labels, merged_taints, node_object
 
 HOST = "http://api.test"
 CONFIG = Config(region="cn-hangzhou", node_name="vk", internal_ip="127.0.0.1", kubelet_port=10250)

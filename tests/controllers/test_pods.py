@@ -13,25 +13,19 @@ import pytest
 from vkeci.clients.eci import EciError
 from vkeci.clients.kube import KubeError
 from vkeci.config import Config
-from vkeci.controllers.pods import Options, PodController, status_changed
+from vkeci.controllers.pods import Options, PodController
+from vkeci.core.problems import Missing, MissingRef, Problem, Rejected
+from vkeci.core.status import PHASES, TERMINAL_STATES
 
 CONFIG = Config(region="cn-hangzhou", node_name="vk", cluster_name="c1")
-
-
-class Rejected(Exception):
-    pass
-
-
-class Missing(Exception):
-    pass
 
 
 class StubTranslator:
     def request(self, pod):
         if pod["spec"].get("volumes"):
-            raise Rejected("spec.volumes[0].hostPath: not supported on ECI")
+            raise Rejected([Problem("spec.volumes[0].hostPath", "not supported on ECI")])
         if pod["spec"].get("needs"):
-            raise Missing("spec.containers[0].env[0]: ConfigMap 'cfg' not found")
+            raise Missing([MissingRef("ConfigMap", "cfg", "spec.containers[0].env[0]")])
         return {"ContainerGroupName": pod["metadata"]["name"]}, []
 
     def pod_status(self, pod, group, now):
@@ -54,9 +48,6 @@ class StubTranslator:
             {"metadata": {"name": e["Reason"]}, "type": "Normal", "reason": e["Reason"], "message": e["Message"]}
             for e in group.get("Events", [])
         ]
-
-    def rejected_types(self):
-        return Rejected, Missing
 
 
 class StubKube:
@@ -413,13 +404,6 @@ def test_startup_sweep_adopts_live_and_deletes_orphans(world):
     assert "CreateContainerGroup" not in eci.calls
 
 
-def test_status_changed_compares_conditions_by_type():
-    current = {"phase": "Running", "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready"}]}
-    assert not status_changed(current, {"phase": "Running", "conditions": [{"type": "Ready"}]})
-    assert status_changed(current, {"conditions": [{"type": "Ready", "status": "True"}]})
-    assert status_changed(current, {"phase": "Succeeded"})
-
-
 def test_restart_adoption_applies_status_without_reposting_old_events(world):
     kube, eci, ctl = world
     kube.add("web")
@@ -449,6 +433,31 @@ def test_finished_group_is_kept_for_logs_then_deleted(world):
     eci.groups[gid]["Status"] = "Succeeded"
     ctl.poll_status(full=True)
     assert kube.pods["job"]["status"]["phase"] == "Succeeded"
+    load(ctl, kube)
+    assert ctl.sync("ns/job") == 60
+    assert gid in eci.groups
+    now[0] += 61
+    assert ctl.sync("ns/job") is None
+    assert gid not in eci.groups
+
+
+@pytest.mark.parametrize("state", sorted(TERMINAL_STATES))
+def test_every_terminal_state_keeps_the_group_for_logs_and_slows_the_poller(world, state):
+    # StartingFailed and WatingForDel used to be Failed for the status mapper but not finished for the
+    # controller: no finished_at, so the group was deleted at once and the poller stayed at 0.25 s.
+    kube, eci, ctl = world
+    ctl.options.finished_retention = 60
+    now = [1000.0]
+    ctl.clock = lambda: now[0]
+    ctl.translator.pod_status = lambda pod, group, now: {"phase": PHASES[group["Status"]]}
+    kube.add("job")
+    load(ctl, kube)
+    ctl.sync("ns/job")
+    gid = next(iter(eci.groups))
+    eci.groups[gid]["Status"] = state
+    ctl.poll_status(full=True)
+    assert kube.pods["job"]["status"]["phase"] in ("Succeeded", "Failed")
+    assert ctl.next_poll_in() == ctl.options.status_interval
     load(ctl, kube)
     assert ctl.sync("ns/job") == 60
     assert gid in eci.groups
@@ -617,7 +626,7 @@ def test_polls_are_quick_while_a_group_changes_state(world):
 def test_cached_pods_share_their_keys_and_short_strings():
     import json
 
-    from vkeci.controllers.pods import _slim, group_summary
+    from vkeci.controllers.pods import _slim
 
     text = json.dumps(
         {
@@ -631,17 +640,6 @@ def test_cached_pods_share_their_keys_and_short_strings():
     key_two = next(iter(two["spec"]["containers"][0]))
     assert key_one is key_two
     assert one["spec"]["containers"][0]["imagePullPolicy"] is two["spec"]["containers"][0]["imagePullPolicy"]
-    group = {
-        "ContainerGroupId": "eci-1",
-        "Status": "Running",
-        "Events": [{}],
-        "Containers": [{"Name": "a", "Image": "i", "CurrentState": {}}],
-    }
-    assert group_summary(group) == {
-        "ContainerGroupId": "eci-1",
-        "Status": "Running",
-        "Containers": [{"Name": "a", "Image": "i"}],
-    }
 
 
 def test_the_write_back_annotations_ride_on_the_first_status_write(world):

@@ -272,11 +272,6 @@ class Provider:
         return records
 
 
-def tag_map(group: Group) -> dict[str, str]:
-    """A group's tags as a dict."""
-    return {str(t.get("Key")): str(t.get("Value", "")) for t in group.get("Tags") or [] if t.get("Key")}
-
-
 def credential_client(config: Config) -> CredentialClient:
     """Credentials from the configuration if given, else the standard Alibaba Cloud chain
     (ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET, STS token, ALIBABA_CLOUD_ROLE_ARN, ECS RAM role...)."""

@@ -7,35 +7,16 @@ garbage-collected with it.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 from urllib.parse import quote
 
 from vkeci.clients.kube import KubeClient, KubeError
+from vkeci.controllers.clock import utcnow
+from vkeci.core.node import LEASE_NAMESPACE, lease_object
+from vkeci.core.times import micro_time
 from vkeci.log import fields, get_logger
 
 log = get_logger("lease")
-NAMESPACE = "kube-node-lease"
-
-
-def micro_time(now: dt.datetime | None = None) -> str:
-    """metav1.MicroTime: RFC 3339 with microseconds."""
-    now = now or dt.datetime.now(dt.timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def lease_object(node_name: str, node_uid: str, duration: int, now: str) -> dict[str, Any]:
-    """A fresh Lease for the node."""
-    return {
-        "apiVersion": "coordination.k8s.io/v1",
-        "kind": "Lease",
-        "metadata": {
-            "name": node_name,
-            "namespace": NAMESPACE,
-            "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": node_name, "uid": node_uid}],
-        },
-        "spec": {"holderIdentity": node_name, "leaseDurationSeconds": duration, "renewTime": now},
-    }
 
 
 class LeaseController:
@@ -45,7 +26,7 @@ class LeaseController:
         self.kube = kube
         self.node_name = node_name
         self.duration = duration
-        self.collection = f"/apis/coordination.k8s.io/v1/namespaces/{NAMESPACE}/leases"
+        self.collection = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases"
         self.path = f"{self.collection}/{quote(node_name, safe='')}"
         self._latest: dict[str, Any] | None = None
 
@@ -60,7 +41,7 @@ class LeaseController:
             body = dict(lease)
             spec = dict(body.get("spec") or {})
             spec.update({"holderIdentity": self.node_name, "leaseDurationSeconds": self.duration})
-            spec["renewTime"] = micro_time()
+            spec["renewTime"] = micro_time(utcnow())
             body["spec"] = spec
             meta = dict(body.get("metadata") or {})
             if node_uid and not meta.get("ownerReferences"):
@@ -83,7 +64,9 @@ class LeaseController:
         except KubeError as err:
             if not err.not_found:
                 raise
-        created = self.kube.post(self.collection, lease_object(self.node_name, node_uid, self.duration, micro_time()))
-        log.info("lease created", extra=fields(lease=f"{NAMESPACE}/{self.node_name}"))
+        created = self.kube.post(
+            self.collection, lease_object(self.node_name, node_uid, self.duration, micro_time(utcnow()))
+        )
+        log.info("lease created", extra=fields(lease=f"{LEASE_NAMESPACE}/{self.node_name}"))
         created["_created"] = True
         return created

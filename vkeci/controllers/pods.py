@@ -20,7 +20,6 @@ contain the group is, and the status of finished groups is cached because ECI fo
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
 import queue
@@ -32,26 +31,26 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import Any
 
-from vkeci import __version__
-from vkeci.clients.eci import EciError, Provider, chunks, tag_map
+from vkeci.clients.eci import EciError, Provider, chunks
 from vkeci.clients.kube import KubeClient, KubeError, pod_path
 from vkeci.config import Config
-from vkeci.controllers.node import now_rfc3339
+from vkeci.controllers.clock import utcnow
 from vkeci.controllers.workqueue import WorkQueue
 from vkeci.core import identity
-from vkeci.core.problems import TranslationError
+from vkeci.core.events import daemon_event
+from vkeci.core.identity import queue_key, tag_map, uid_of
+from vkeci.core.problems import Missing, Rejected, TranslationError
+from vkeci.core.status import TERMINAL, group_settled, group_terminal
+from vkeci.core.translate import DAEMONSET_MESSAGE, DAEMONSET_REASON, is_daemonset_pod
+from vkeci.core.writeback import group_summary, image_drift, missing_annotations, status_changed, write_back_annotations
 from vkeci.log import fields, get_logger
 
 log = get_logger("pods")
 JSON = dict[str, Any]
-TERMINAL_PHASES = ("Succeeded", "Failed")
-TERMINAL_GROUP_STATES = ("Succeeded", "Failed", "Expired", "ScheduleFailed")
-SETTLED_GROUP_STATES = ("Running", *TERMINAL_GROUP_STATES)
-ANNOTATION = "k8s.aliyun.com/"
-DAEMONSET_REASON = "DaemonSetPodNotSupported"
 
 
 @dataclass
@@ -115,153 +114,19 @@ class Record:
 
     @property
     def terminal(self) -> bool:
-        return self.status in TERMINAL_GROUP_STATES
+        """The group finished (any state the status table maps to Succeeded or Failed)."""
+        return group_terminal(self.status)
 
     @property
     def settled(self) -> bool:
         """Running or finished: nothing is expected to change soon."""
-        return self.status in SETTLED_GROUP_STATES
+        return group_settled(self.status)
 
-
-def pod_key(pod: Mapping[str, Any]) -> str:
-    """``namespace/name``, the work-queue key of a pod."""
-    meta = pod.get("metadata") or {}
-    return f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
-
-
-def uid_of(pod: Mapping[str, Any]) -> str:
-    return str((pod.get("metadata") or {}).get("uid") or "")
-
-
-def is_daemonset_pod(pod: Mapping[str, Any]) -> bool:
-    """Whether a DaemonSet owns the pod (they land here because they tolerate every taint)."""
-    owners = (pod.get("metadata") or {}).get("ownerReferences") or []
-    return any(o.get("kind") == "DaemonSet" for o in owners)
-
-
-# Node agents (kube-proxy, CNI, log shippers) make no sense on ECI. Failing their pods would make the
-# DaemonSet controller re-create them in a loop, so they stay Pending with this reason, visibly.
-DAEMONSET_MESSAGE = (
-    "DaemonSet pods are not run on the ECI virtual node (node agents cannot work there); they stay Pending. "
-    "Add a nodeAffinity excluding type=virtual-kubelet to the DaemonSet to keep it off this node"
-)
-
-
-_VOLATILE = ("lastProbeTime", "lastHeartbeatTime")
-
-
-def _same_condition(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    return all(old.get(k) == v for k, v in new.items() if k not in _VOLATILE)
-
-
-def status_changed(current: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
-    """Whether writing ``new`` would change ``current`` (conditions compared by type)."""
-    for key, value in new.items():
-        if key == "conditions":
-            have = {c.get("type"): c for c in current.get("conditions") or []}
-            for cond in value or []:
-                old = have.get(cond.get("type"))
-                if old is None or not _same_condition(old, cond):
-                    return True
-        elif current.get(key) != value:
-            return True
-    return False
-
-
-def event_body(pod: Mapping[str, Any], kind: str, reason: str, message: str, node: str, now: str, **extra: Any) -> JSON:
-    """A core/v1 Event about a pod, reported as the kubelet of this node."""
-    meta = pod.get("metadata") or {}
-    involved = {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "name": meta.get("name"),
-        "namespace": meta.get("namespace") or "default",
-        "uid": meta.get("uid"),
-    }
-    if extra.get("fieldPath"):
-        involved["fieldPath"] = extra["fieldPath"]
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"name": f"{meta.get('name')}.{uuid.uuid4().hex[:16]}", "namespace": involved["namespace"]},
-        "involvedObject": involved,
-        "type": kind,
-        "reason": reason,
-        "message": message[:1000],
-        "source": {"component": "kubelet", "host": node},
-        "reportingComponent": "kubelet",
-        "reportingInstance": node,
-        "firstTimestamp": extra.get("firstTimestamp") or now,
-        "lastTimestamp": extra.get("lastTimestamp") or now,
-        "count": int(extra.get("count") or 1),
-    }
-
-
-def image_drift(pod: Mapping[str, Any], group: Mapping[str, Any]) -> str:
-    """Why the running group no longer matches the pod's images ("" when it does).
-
-    A container image edited on a running pod is not applied to the ECI group; the user is told
-    instead of the pod silently diverging from what runs.
-    """
-    running = {str(c.get("Name")): str(c.get("Image")) for c in group.get("Containers") or [] if c.get("Image")}
-    changed = []
-    for index, container in enumerate((pod.get("spec") or {}).get("containers") or []):
-        name, image = str(container.get("name")), str(container.get("image"))
-        if name in running and running[name] != image:
-            changed.append(f"spec.containers[{index}].image is {image!r} but ECI runs {running[name]!r}")
-    if not changed:
-        return ""
-    return (
-        "; ".join(changed)
-        + ": ECI container groups cannot change images in place; delete the pod (its controller re-creates it)"
-    )
-
-
-_SUMMARY_FIELDS = (
-    "ContainerGroupId",
-    "Status",
-    "Cpu",
-    "Memory",
-    "InstanceType",
-    "ZoneId",
-    "VSwitchId",
-    "SecurityGroupId",
-)
-
-
-def group_summary(group: Mapping[str, Any]) -> JSON:
-    """What a record keeps of a described group: what ``write_back_annotations``, ``image_drift`` and the
-    state checks read: about 1.7 KB, where the whole described group (events, container states) is
-    about 13.5 KB of Python objects per pod."""
-    summary = {k: group[k] for k in _SUMMARY_FIELDS if k in group}
-    summary["Containers"] = [{"Name": c.get("Name"), "Image": c.get("Image")} for c in group.get("Containers") or []]
-    return summary
-
-
-def missing_annotations(pod: Mapping[str, Any], record: Record) -> dict[str, str]:
-    """The write-back annotations, if the pod does not carry them all yet ({} when it does)."""
-    wanted = write_back_annotations(record, record.group or {})
-    have = (pod.get("metadata") or {}).get("annotations") or {}
-    return wanted if any(have.get(k) != v for k, v in wanted.items()) else {}
-
-
-def write_back_annotations(record: Record, group: Mapping[str, Any]) -> dict[str, str]:
-    """The ``k8s.aliyun.com/*`` annotations Alibaba's virtual node writes on a scheduled pod."""
-    cpu, memory = group.get("Cpu"), group.get("Memory")
-    spec = group.get("InstanceType") or (f"{float(cpu):.1f}-{float(memory):.1f}Gi" if cpu and memory else "")
-    values = {
-        "eci-instance-id": record.group_id,
-        "eci-request-id": record.request_id,
-        "eci-instance-spec": spec,
-        "eci-instance-zone": group.get("ZoneId") or "",
-        "eci-instance-cpu": str(cpu or ""),
-        "eci-instance-mem": f"{memory}Gi" if memory else "",
-        "eci-vswitch": group.get("VSwitchId") or "",
-        "eci-security-group": group.get("SecurityGroupId") or "",
-        "eci-client-token": record.uid,
-        "vk-version": __version__,
-    }
-    return {ANNOTATION + k: str(v) for k, v in values.items() if v}
+    def annotations(self) -> dict[str, str]:
+        """The write-back annotations this group's pod should carry."""
+        return write_back_annotations(
+            self.group or {}, group_id=self.group_id, request_id=self.request_id, uid=self.uid
+        )
 
 
 class Translator:
@@ -364,32 +229,27 @@ class Translator:
         translation = self.translate.translate(pod, self.objects(pod), self.defaults)
         return dict(translation.request), list(translation.warnings)
 
-    def pod_status(self, pod: JSON, group: JSON, now: str) -> JSON:
-        return dict(self.status.pod_status(pod, group, _dt(now)))
+    def pod_status(self, pod: JSON, group: JSON, now: datetime) -> JSON:
+        return dict(self.status.pod_status(pod, group, now))
 
-    def missing_group_status(self, pod: JSON, now: str) -> JSON:
-        return dict(self.status.missing_group_status(pod, _dt(now)))
+    def missing_group_status(self, pod: JSON, now: datetime) -> JSON:
+        return dict(self.status.missing_group_status(pod, now))
 
-    def rejected_status(self, pod: JSON, err: Any, now: str) -> JSON:
-        return dict(self.status.rejected_status(pod, err.problems, _dt(now)))
+    def rejected_status(self, pod: JSON, err: Any, now: datetime) -> JSON:
+        return dict(self.status.rejected_status(pod, err.problems, now))
 
-    def waiting_status(self, pod: JSON, err: Any, now: str) -> JSON:
-        return dict(self.status.missing_status(pod, err, _dt(now)))
+    def waiting_status(self, pod: JSON, err: Any, now: datetime) -> JSON:
+        return dict(self.status.missing_status(pod, err, now))
 
-    def problem_status(self, pod: JSON, reason: str, message: str, now: str, *, fail: bool = False) -> JSON:
+    def problem_status(self, pod: JSON, reason: str, message: str, now: datetime, *, fail: bool = False) -> JSON:
         """Pending (or Failed) with every container waiting and a pod-level reason/message."""
-        result = dict(self.status.pending_status(pod, _dt(now), reason=reason, message=message))
+        result = dict(self.status.pending_status(pod, now, reason=reason, message=message))
         if fail:
             result["phase"] = "Failed"
         return result
 
-    def events(self, pod: JSON, group: JSON, now: str) -> list[JSON]:
-        return list(self.status.kube_events(pod, group, _dt(now)))
-
-    def rejected_types(self) -> tuple[type[Exception], type[Exception]]:
-        from vkeci.core.problems import Missing, Rejected
-
-        return Rejected, Missing
+    def events(self, pod: JSON, group: JSON, now: datetime) -> list[JSON]:
+        return list(self.status.kube_events(pod, group, now))
 
 
 class PodController:
@@ -435,20 +295,20 @@ class PodController:
         self._backlog: dict[str, tuple[str | None, str | None]] = {}
         self._writing: dict[str, tuple[str | None, str | None]] = {}
         self._write_futures: set[Future[None]] = set()
-        self._events_later: list[tuple[Record, JSON, JSON, str]] = []  # without event threads
+        self._events_later: list[tuple[Record, JSON, JSON, datetime]] = []  # without event threads
         self._event_queue: queue.Queue[tuple[JSON, JSON]] | None = None  # set while the event threads run
 
     # ---- cache -------------------------------------------------------------------------
 
     def _upsert(self, pod: JSON) -> None:
-        key = pod_key(pod)
+        key = queue_key(pod)
         pod = _slim(pod)
         with self._lock:
             self.pods[key] = pod
         self.queue.add(key)
 
     def _remove(self, pod: Mapping[str, Any]) -> None:
-        key = pod_key(pod)
+        key = queue_key(pod)
         with self._lock:
             current = self.pods.get(key)
             if current is not None and uid_of(current) == uid_of(pod):
@@ -512,7 +372,7 @@ class PodController:
             if not cont:
                 break
             params["continue"] = cont
-        seen = {pod_key(p) for p in pods}
+        seen = {queue_key(p) for p in pods}
         with self._lock:
             gone = [p for k, p in self.pods.items() if k not in seen]
         for pod in gone:
@@ -611,7 +471,7 @@ class PodController:
         meta, status = pod.get("metadata") or {}, pod.get("status") or {}
         if meta.get("deletionTimestamp"):
             return self._finish_deletion(pod)
-        if status.get("phase") in TERMINAL_PHASES:
+        if status.get("phase") in TERMINAL:
             with self._lock:
                 record = self.records.get(uid)
             if record is None:
@@ -636,7 +496,7 @@ class PodController:
             return None
         if is_daemonset_pod(pod):
             message = DAEMONSET_MESSAGE
-            status = self.translator.problem_status(pod, DAEMONSET_REASON, message, now_rfc3339())
+            status = self.translator.problem_status(pod, DAEMONSET_REASON, message, utcnow())
             self._report(pod, status, "Warning", DAEMONSET_REASON, message)
             return None
         self._create(pod)
@@ -658,18 +518,17 @@ class PodController:
             self.reported[uid] = message
 
     def _create(self, pod: JSON) -> None:
-        uid, key = uid_of(pod), pod_key(pod)
-        rejected, missing = self.translator.rejected_types()
-        now = now_rfc3339()
+        uid, key = uid_of(pod), queue_key(pod)
+        now = utcnow()
         try:
             request, warnings = self.translator.request(pod)
-        except rejected as err:
+        except Rejected as err:
             message = str(err)
             log.warning("pod rejected", extra=fields(pod=key, problems=message))
             status = self.translator.rejected_status(pod, err, now)
             self._report(pod, status, "Warning", "ProviderCreateFailed", message)
             return
-        except missing as err:
+        except Missing as err:
             log.info("pod waits for referenced objects", extra=fields(pod=key, missing=str(err)))
             self._report(pod, self.translator.waiting_status(pod, err, now), "Warning", "FailedMount", str(err))
             raise  # retried with backoff until the objects exist
@@ -714,7 +573,7 @@ class PodController:
         if pod is not None and uid_of(pod) == uid and keep.get("Events"):
             # Events seen now were reported before the restart; re-posting thousands of them
             # would cost two writes each (POST, 409, PATCH) for nothing.
-            for event in self.translator.events(pod, keep, now_rfc3339()):
+            for event in self.translator.events(pod, keep, utcnow()):
                 record.events.add(_event_id(event))
         self._remember(record)
         log.info("group adopted", extra=fields(pod=key, group=record.group_id))
@@ -743,7 +602,7 @@ class PodController:
 
     def _finish_deletion(self, pod: JSON) -> float | None:
         """deletionTimestamp set: delete the group, confirm, then remove the pod (grace 0, UID precondition)."""
-        uid, key = uid_of(pod), pod_key(pod)
+        uid, key = uid_of(pod), queue_key(pod)
         if uid not in self.records and not self.synced.is_set():
             return self.options.delete_poll
         if not self._delete_group(uid):
@@ -769,7 +628,7 @@ class PodController:
 
     def _annotate(self, pod: JSON, record: Record) -> None:
         meta = pod.get("metadata") or {}
-        wanted = missing_annotations(pod, record)
+        wanted = missing_annotations(pod, record.annotations())
         if wanted:
             patch = {"metadata": {"uid": record.uid, "annotations": wanted}}
             try:
@@ -788,7 +647,7 @@ class PodController:
         ``annotations`` ride along in the same write (pods/status keeps metadata changes other than
         owner references: one request per pod fewer than a separate annotation PATCH)."""
         current = pod.get("status") or {}
-        if current.get("phase") in TERMINAL_PHASES or not status_changed(current, status):
+        if current.get("phase") in TERMINAL or not status_changed(current, status):
             return False
         meta = pod.get("metadata") or {}
         patch: JSON = {"metadata": {"uid": uid_of(pod)}, "status": status}
@@ -803,20 +662,20 @@ class PodController:
                 return False
             raise
         with self._lock:
-            key = pod_key(pod)
+            key = queue_key(pod)
             if key in self.pods and uid_of(self.pods[key]) == uid_of(updated):
                 self.pods[key] = _slim(updated)
         return True
 
-    def emit(self, pod: JSON, kind: str, reason: str, message: str, **extra: Any) -> None:
+    def emit(self, pod: JSON, kind: str, reason: str, message: str) -> None:
         """Create an Event about the pod; a failure is logged, never fatal."""
         namespace = (pod.get("metadata") or {}).get("namespace") or "default"
-        body = event_body(pod, kind, reason, message, self.node, now_rfc3339(), **extra)
+        body = daemon_event(pod, kind, reason, message, self.node, utcnow(), uuid.uuid4().hex[:16])
         try:
             self.kube.post(f"/api/v1/namespaces/{namespace}/events", body)
             self.kube_writes += 1
         except KubeError as err:
-            log.warning("event not recorded", extra=fields(pod=pod_key(pod), reason=reason, error=str(err)))
+            log.warning("event not recorded", extra=fields(pod=queue_key(pod), reason=reason, error=str(err)))
 
     def apply_group(self, group: JSON) -> None:
         """Reflect one described group onto its pod: status, write-back annotations, new events."""
@@ -824,9 +683,9 @@ class PodController:
         if applied is not None:
             self._apply_events(*applied)
 
-    def _apply_status(self, group: JSON) -> tuple[Record, JSON, JSON, str] | None:
+    def _apply_status(self, group: JSON) -> tuple[Record, JSON, JSON, datetime] | None:
         """The status half of ``apply_group``; returns what ``_apply_events`` needs, None if nothing to do."""
-        uid = tag_map(group).get(identity.TAG_UID, "")
+        uid = tag_map(group.get("Tags") or []).get(identity.TAG_UID, "")
         with self._lock:
             record = self.records.get(uid)
         if record is None:
@@ -835,8 +694,8 @@ class PodController:
         pod = self._pod_by_uid(uid)
         if pod is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
             return None
-        now = now_rfc3339()
-        annotations = {} if record.annotated else missing_annotations(pod, record)
+        now = utcnow()
+        annotations = {} if record.annotated else missing_annotations(pod, record.annotations())
         written = self.write_status(pod, self.translator.pod_status(pod, group, now), annotations=annotations)
         if written or not annotations:
             record.annotated = True
@@ -848,7 +707,7 @@ class PodController:
             self.queue.add(record.key)  # group cleanup once the API shows the terminal phase
         return record, pod, group, now
 
-    def _claim_events(self, record: Record, pod: JSON, group: JSON, now: str) -> list[JSON]:
+    def _claim_events(self, record: Record, pod: JSON, group: JSON, now: datetime) -> list[JSON]:
         """The group's events not posted yet, marked as posted under the lock (no thread posts one twice)."""
         fresh = []
         with self._lock:
@@ -859,7 +718,7 @@ class PodController:
                     fresh.append(event)
         return fresh
 
-    def _apply_events(self, record: Record, pod: JSON, group: JSON, now: str) -> None:
+    def _apply_events(self, record: Record, pod: JSON, group: JSON, now: datetime) -> None:
         """The event half of ``apply_group``: post the group's events not posted yet."""
         for event in self._claim_events(record, pod, group, now):
             self._post_event(pod, event)
@@ -893,7 +752,7 @@ class PodController:
                 self.kube.patch(f"{collection}/{name}", bump, content_type="application/merge-patch+json")
             self.kube_writes += 1
         except KubeError as err:
-            log.warning("event not recorded", extra=fields(pod=pod_key(pod), error=str(err)))
+            log.warning("event not recorded", extra=fields(pod=queue_key(pod), error=str(err)))
 
     def poll_status(self, full: bool, *, wait_writes: bool = True) -> int:
         """One status tick; returns how many groups it described. Raises EciError if a listing or a
@@ -1068,7 +927,7 @@ class PodController:
                 continue
             self.lost.add(record.uid)
             log.warning("group vanished from ECI, failing its pod", extra=fields(pod=record.key, group=gid))
-            self.write_status(pod, self.translator.missing_group_status(pod, now_rfc3339()))
+            self.write_status(pod, self.translator.missing_group_status(pod, utcnow()))
             self.emit(pod, "Warning", "NotFound", f"ECI container group {gid} no longer exists")
 
     def status_loop(self, stop: threading.Event) -> None:
@@ -1166,10 +1025,6 @@ class PodController:
         for thread in threads:
             thread.start()
         return threads
-
-
-def _dt(stamp: str) -> datetime.datetime:
-    return datetime.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.timezone.utc)
 
 
 def _slim(pod: JSON) -> JSON:

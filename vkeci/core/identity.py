@@ -51,6 +51,17 @@ def pod_key(pod: Mapping[str, Any]) -> PodKey:
     )
 
 
+def queue_key(pod: Mapping[str, Any]) -> str:
+    """``namespace/name``: the key of a pod in the controllers' work queue and pod cache."""
+    meta = pod.get("metadata") or {}
+    return f"{meta.get('namespace') or 'default'}/{meta.get('name')}"
+
+
+def uid_of(pod: Mapping[str, Any]) -> str:
+    """The pod's UID ("" when it has none)."""
+    return str((pod.get("metadata") or {}).get("uid") or "")
+
+
 def _digest(*parts: str) -> str:
     return hashlib.sha256("\x00".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -121,7 +132,8 @@ def tags(
     return result
 
 
-def _tag_map(group_tags: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> dict[str, str]:
+def tag_map(group_tags: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> dict[str, str]:
+    """A group's tags (``Tags`` of DescribeContainerGroups, a list of ``{"Key", "Value"}``, or a dict) as a dict."""
     if isinstance(group_tags, Mapping):
         return {str(k): str(v) for k, v in group_tags.items()}
     return {str(tag.get("Key")): str(tag.get("Value") or "") for tag in group_tags if tag.get("Key") is not None}
@@ -130,7 +142,7 @@ def _tag_map(group_tags: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> dic
 def pod_key_from_tags(group_tags: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> PodKey | None:
     """Read (namespace, name, uid) back from a group's tags (``Tags`` of DescribeContainerGroups,
     a list of ``{"Key", "Value"}``, or a plain dict). ``None`` when the group is not a vk-eci pod."""
-    values = _tag_map(group_tags)
+    values = tag_map(group_tags)
     if not all(values.get(k) for k in (TAG_NAMESPACE, TAG_POD, TAG_UID)):
         return None
     return PodKey(
@@ -142,7 +154,7 @@ def pod_key_from_tags(group_tags: Iterable[Mapping[str, Any]] | Mapping[str, Any
 
 def owned_by(group_tags: Iterable[Mapping[str, Any]] | Mapping[str, Any], cluster_name: str, node_name: str) -> bool:
     """Whether a group carries this daemon's cluster and node tags."""
-    values = _tag_map(group_tags)
+    values = tag_map(group_tags)
     return values.get(TAG_CLUSTER) == cluster_name[:MAX_TAG_VALUE] and values.get(TAG_NODE) == node_name[:MAX_TAG_VALUE]
 
 

@@ -15,9 +15,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from vkeci.core.events import event_name, pod_event
 from vkeci.core.problems import Missing, Problem, Rejected
 from vkeci.core.times import Now, parse_time, timestamp
 
+# THE table of ECI container-group states: each state and the pod phase it shows as. Whether a group
+# is finished (``TERMINAL_STATES``) or settled (``SETTLED_STATES``) is derived from it, so the status
+# mapper and the controllers cannot disagree about a state.
 PHASES = {
     "Scheduling": "Pending",
     "Pending": "Pending",
@@ -34,7 +38,23 @@ PHASES = {
     "WatingForDel": "Failed",
 }
 ECI_STATES = tuple(PHASES)
-TERMINAL = ("Succeeded", "Failed")
+TERMINAL = ("Succeeded", "Failed")  # the pod phases nothing moves out of
+TERMINAL_STATES = frozenset(state for state, phase in PHASES.items() if phase in TERMINAL)
+# Nothing is expected to change soon: running, or finished. The status poller slows down when every
+# group is settled.
+SETTLED_STATES = TERMINAL_STATES | {"Running"}
+
+
+def group_terminal(state: str) -> bool:
+    """Whether a group in ECI state ``state`` has finished (its pod is Succeeded or Failed)."""
+    return state in TERMINAL_STATES
+
+
+def group_settled(state: str) -> bool:
+    """Whether a group in ECI state ``state`` is running or finished: nothing expected to change soon."""
+    return state in SETTLED_STATES
+
+
 OWNED_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready")
 # Pod-level failures ECI reports as events; shown as the pod's reason (kubectl STATUS column).
 INSTANCE_REASONS = (
@@ -606,33 +626,11 @@ def _field_path(pod: Mapping[str, Any], event: Mapping[str, Any]) -> str | None:
     return f"spec.{section}{{{candidates[0]}}}"
 
 
-def event_name(pod: Mapping[str, Any], event: Mapping[str, Any]) -> str:
-    """A deterministic Event name for one ECI event: the same ECI event (whatever its count) always
-    gets the same name, so the daemon creates it once and then patches ``count``/``lastTimestamp``."""
-    meta = pod.get("metadata") or {}
-    key = "\x00".join(
-        str(x)
-        for x in (
-            meta.get("uid") or "",
-            event.get("Name") or "",
-            event.get("Reason") or "",
-            event.get("Type") or "",
-            event.get("FirstTimestamp") or "",
-            event.get("Message") or "",
-        )
-    )
-    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:16]
-    base = str(meta.get("name") or "pod")[: 253 - 17]
-    return f"{base}.{digest}"
-
-
 def kube_events(pod: Mapping[str, Any], group: Mapping[str, Any] | None, now: Now) -> list[dict[str, Any]]:
     """core/v1 Events for the ECI events of ``group``, involving the pod (and the container when
     the event names one), reported as the kubelet of the pod's node."""
     if not isinstance(group, Mapping):
         return []
-    meta = pod.get("metadata") or {}
-    namespace = str(meta.get("namespace") or "default")
     node = str(_spec(pod).get("nodeName") or "")
     stamp = timestamp(now)
     result = []
@@ -642,31 +640,18 @@ def kube_events(pod: Mapping[str, Any], group: Mapping[str, Any] | None, now: No
         first = parse_time(event.get("FirstTimestamp")) or stamp
         last = parse_time(event.get("LastTimestamp")) or first
         count = event.get("Count")
-        involved: dict[str, Any] = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "name": str(meta.get("name") or ""),
-            "namespace": namespace,
-            "uid": str(meta.get("uid") or ""),
-        }
-        path = _field_path(pod, event)
-        if path:
-            involved["fieldPath"] = path
         result.append(
-            {
-                "apiVersion": "v1",
-                "kind": "Event",
-                "metadata": {"name": event_name(pod, event), "namespace": namespace},
-                "involvedObject": involved,
-                "reason": str(event.get("Reason") or "Unknown"),
-                "message": str(event.get("Message") or ""),
-                "type": "Warning" if str(event.get("Type") or "") == "Warning" else "Normal",
-                "count": count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 1,
-                "firstTimestamp": first,
-                "lastTimestamp": last,
-                "source": {"component": "kubelet", "host": node},
-                "reportingComponent": "kubelet",
-                "reportingInstance": node,
-            }
+            pod_event(
+                pod,
+                name=event_name(pod, event),
+                kind="Warning" if str(event.get("Type") or "") == "Warning" else "Normal",
+                reason=str(event.get("Reason") or "Unknown"),
+                message=str(event.get("Message") or ""),
+                node=node,
+                first=first,
+                last=last,
+                count=count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 1,
+                field_path=_field_path(pod, event),
+            )
         )
     return result

@@ -38,7 +38,31 @@ __all__ = [
     "translate",
 ]
 
-DAEMONSET_FIX = "run it as a sidecar container in the pods that need it, or keep the DaemonSet off the virtual node"
+# Node agents (kube-proxy, CNI, log shippers) make no sense on ECI. The daemon does not fail their pods
+# (the DaemonSet controller would re-create them in a loop): they stay Pending with this reason, visibly.
+DAEMONSET_REASON = "DaemonSetPodNotSupported"
+DAEMONSET_PROBLEM = "DaemonSet pods are not run on the ECI virtual node (node agents cannot work there)"
+DAEMONSET_FIX = (
+    "add a nodeAffinity excluding type=virtual-kubelet to the DaemonSet to keep it off this node, "
+    "or run the agent as a sidecar container in the pods that need it"
+)
+DAEMONSET_MESSAGE = f"{DAEMONSET_PROBLEM}; they stay Pending. {DAEMONSET_FIX[0].upper()}{DAEMONSET_FIX[1:]}"
+
+
+def daemonset_owner(pod: Mapping[str, Any]) -> int | None:
+    """The index of the pod's controlling DaemonSet owner reference, None when no DaemonSet controls it.
+
+    Only the controller counts, as for ``kubectl drain --ignore-daemonsets``: a DaemonSet that merely
+    appears among the owners does not make the pod a node agent."""
+    for index, owner in enumerate((pod.get("metadata") or {}).get("ownerReferences") or []):
+        if isinstance(owner, Mapping) and owner.get("kind") == "DaemonSet" and owner.get("controller"):
+            return index
+    return None
+
+
+def is_daemonset_pod(pod: Mapping[str, Any]) -> bool:
+    """Whether a DaemonSet controls the pod (they land here because they tolerate every taint)."""
+    return daemonset_owner(pod) is not None
 
 
 @dataclass(frozen=True)
@@ -274,7 +298,6 @@ def _translate(pod: Mapping[str, Any], objects: Objects, defaults: Defaults) -> 
 
 def _check_pod_level(ctx: Context, pod: Mapping[str, Any]) -> None:
     spec = pod.get("spec") or {}
-    meta = pod.get("metadata") or {}
     if spec.get("hostNetwork"):
         ctx.problem(
             "spec.hostNetwork",
@@ -284,9 +307,9 @@ def _check_pod_level(ctx: Context, pod: Mapping[str, Any]) -> None:
     for flag in ("hostPID", "hostIPC"):
         if spec.get(flag):
             ctx.problem(f"spec.{flag}", "ECI pods have no host to share with", f"remove {flag}")
-    for index, owner in enumerate(meta.get("ownerReferences") or []):
-        if (owner or {}).get("kind") == "DaemonSet" and (owner or {}).get("controller"):
-            ctx.problem(f"metadata.ownerReferences[{index}]", "DaemonSet pods are not supported on ECI", DAEMONSET_FIX)
+    owner = daemonset_owner(pod)
+    if owner is not None:
+        ctx.problem(f"metadata.ownerReferences[{owner}]", DAEMONSET_PROBLEM, DAEMONSET_FIX)
     if spec.get("ephemeralContainers"):
         ctx.warn("spec.ephemeralContainers", "ECI cannot add containers to a running pod; ignored")
 
