@@ -160,7 +160,7 @@ class Daemon:
         translator: Any = None,
         eci_limits: dict[str, int] | None = None,
     ) -> None:
-        from vkeci.clients.eci import Provider
+        from vkeci.clients.eci import EciClient
         from vkeci.clients.kube import KubeClient, load_credentials
         from vkeci.clients.ratelimit import kube_bucket
         from vkeci.controllers.lease import LeaseController
@@ -175,11 +175,11 @@ class Daemon:
         self.kube = KubeClient(credentials, limiter=bucket)
         # Heartbeats get their own connection pool and the reserved part of the budget.
         self.heartbeat_kube = self.kube.with_priority(True)
-        self.provider = Provider.from_config(config, eci_limits)
+        self.eci = EciClient.from_config(config, eci_limits)
         self.node = NodeController(self.heartbeat_kube, config)
         self.lease = LeaseController(self.heartbeat_kube, config.node_name, timings.lease_duration)
         self.translator = translator or Translator(config, self.kube)
-        self.pods = PodController(self.kube, self.provider, config, self.translator, options)
+        self.pods = PodController(self.kube, self.eci, config, self.translator, options)
         self.health = Health(ready=True)
         self._health_changed = threading.Event()
         self._last_status = time.monotonic()
@@ -190,7 +190,7 @@ class Daemon:
         from vkeci.core.node import Health
 
         try:
-            self.provider.ping()
+            self.eci.ping()
             health = Health(ready=True)
         except EciError as err:
             health = Health(ready=False, message=f"ECI endpoint {self.config.endpoint()} fails: {err}")
@@ -257,7 +257,6 @@ class Daemon:
     def start_kubelet_api(self, args: argparse.Namespace) -> Any:
         """Serve the kubelet HTTPS API (logs, exec, stats) on the configured kubelet port."""
         from vkeci.kubelet.auth import Auth
-        from vkeci.kubelet.backend import SdkEci
         from vkeci.kubelet.server import KubeletServer, ServerSettings
         from vkeci.kubelet.tls import CsrIssuer, FileIssuer, SelfSignedIssuer, ServingTls, load_client_ca
 
@@ -274,7 +273,7 @@ class Daemon:
         server = KubeletServer(
             node_name=self.config.node_name,
             pods=PodView(self.pods),
-            eci=SdkEci.from_provider(self.provider),
+            eci=self.eci,
             auth=Auth(self.kube, self.config.node_name),
             tls=tls,
             settings=ServerSettings(host=args.kubelet_listen, port=self.config.kubelet_port),
@@ -308,7 +307,7 @@ class Daemon:
     def stats(self) -> dict[str, Any]:
         """Requests made so far: Kubernetes by verb and resource, ECI by action."""
         kube = dict(self.kube.counts + self.heartbeat_kube.counts)
-        return {"kubernetes": kube, "eci": dict(self.provider.calls), "pods_seen": len(self.pods.pods)}
+        return {"kubernetes": kube, "eci": dict(self.eci.calls), "pods_seen": len(self.pods.pods)}
 
     def decommission(self, stop: threading.Event, timeout: float) -> int:
         """Cordon, delete every pod on the node, wait until they (and their groups) are gone, delete the Node."""

@@ -1,4 +1,4 @@
-"""ECI provider: error classification, NoStock fallback, paging, id batching."""
+"""The ECI client: error classification, NoStock fallback, paging, id batching."""
 
 import json
 from types import SimpleNamespace
@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 from alibabacloud_tea_openapi.exceptions import ClientException, ServerException, ThrottlingException
 
-from vkeci.clients.eci import EciError, Provider, chunks, classify
+from vkeci.clients.eci import EciClient, EciError, chunks, classify
 from vkeci.core.identity import tag_map
 
 
@@ -57,7 +57,7 @@ class StubClient:
 
 def test_no_stock_moves_to_the_next_vswitch():
     client = StubClient()
-    provider = Provider(client, "cn-hangzhou")
+    provider = EciClient(client, "cn-hangzhou")
     group, request_id = provider.create({"ContainerGroupName": "x", "VSwitchId": "vsw-a,vsw-b"})
     assert (group, request_id) == ("eci-1", "R")
     assert client.creates == ["vsw-a,vsw-b", "vsw-b"]
@@ -65,7 +65,7 @@ def test_no_stock_moves_to_the_next_vswitch():
 
 
 def test_no_stock_with_one_vswitch_is_permanent():
-    provider = Provider(StubClient(), "cn-hangzhou")
+    provider = EciClient(StubClient(), "cn-hangzhou")
     with pytest.raises(EciError) as info:
         provider.create({"VSwitchId": "vsw-a"})
     assert info.value.no_stock and not info.value.transient
@@ -73,7 +73,7 @@ def test_no_stock_with_one_vswitch_is_permanent():
 
 def test_list_pages_and_describe_batches_of_20():
     client = StubClient()
-    provider = Provider(client, "cn-hangzhou")
+    provider = EciClient(client, "cn-hangzhou")
     groups = provider.list_groups([{"Key": "NodeName", "Value": "vk"}])
     assert [g["ContainerGroupId"] for g in groups] == ["g0", "g1", "g2"]
     described = provider.describe([f"eci-{i}" for i in range(45)])
@@ -98,7 +98,7 @@ def test_no_answer_from_the_real_sdk_is_transient():
         eci_endpoint="127.0.0.1:1",
         eci_protocol="http",
     )
-    provider = Provider(new_client(config, connect_timeout_ms=500, read_timeout_ms=500), "cn-hangzhou")
+    provider = EciClient(new_client(config, connect_timeout_ms=500, read_timeout_ms=500), "cn-hangzhou")
     with pytest.raises(EciError) as info:
         provider.ping()
     assert info.value.transient and info.value.code == "NoResponse"
@@ -112,7 +112,7 @@ def test_exhausted_local_limit_is_a_transient_eci_error():
         def acquire(self, action, timeout=60.0):
             raise RateLimitTimeout("no token")
 
-    provider = Provider(StubClient(), "cn-hangzhou", Exhausted())
+    provider = EciClient(StubClient(), "cn-hangzhou", Exhausted())
     with pytest.raises(EciError) as info:
         provider.describe(["eci-1"])
     assert info.value.transient and info.value.code == "Throttling.Local"
@@ -147,8 +147,59 @@ def test_a_page_that_is_not_ecis_json_is_reported_as_such():
             eci_protocol="http",
         )
         with pytest.raises(EciError) as info:
-            Provider(new_client(config), "cn-hangzhou").ping()
+            EciClient(new_client(config), "cn-hangzhou").ping()
     finally:
         server.shutdown()
     assert info.value.code == "BadResponse" and info.value.transient
     assert "414 Request-URI Too Large" in str(info.value) and "proxy or gateway" in str(info.value)
+
+
+class KubeletCalls:
+    """The SDK calls behind `kubectl logs`, `kubectl exec` and `kubectl top`."""
+
+    def __init__(self):
+        self.requests = []
+
+    def describe_container_log(self, req):
+        self.requests.append(req)
+        return SimpleNamespace(body=Body({"Content": "hello\n"}))
+
+    def exec_container_command(self, req):
+        self.requests.append(req)
+        return SimpleNamespace(body=Body({"WebSocketUri": "wss://x"}))
+
+    def describe_multi_container_group_metric(self, req):
+        self.requests.append(req)
+        raise ClientException(code="Throttling.User", message="slow down", status_code=400)
+
+
+def test_the_kubelet_apis_calls_are_counted_and_raise_the_one_eci_error():
+    # They used to go through a second client that counted nothing: --stats-file left them out.
+    sdk = KubeletCalls()
+    eci = EciClient(sdk, "cn-hangzhou")
+    assert eci.describe_container_log({"ContainerGroupId": "eci-1", "ContainerName": "c", "Tail": 5}) == {
+        "Content": "hello\n"
+    }
+    answer = eci.exec_container_command({"ContainerGroupId": "eci-1", "ContainerName": "c", "Command": ["ls", "-l"]})
+    assert answer == {"WebSocketUri": "wss://x"} and sdk.requests[1].command == '["ls", "-l"]'
+    with pytest.raises(EciError) as info:
+        eci.describe_multi_container_group_metric(["eci-1"])
+    assert info.value.transient and info.value.code == "Throttling.User"
+    assert dict(eci.calls) == {
+        "DescribeContainerLog": 1,
+        "ExecContainerCommand": 1,
+        "DescribeMultiContainerGroupMetric": 1,
+    }
+
+
+def test_a_local_rate_limit_is_a_transient_429():
+    from vkeci.clients.ratelimit import RateLimitTimeout
+
+    class Exhausted:
+        def acquire(self, action):
+            raise RateLimitTimeout(action)
+
+    eci = EciClient(KubeletCalls(), "cn-hangzhou", Exhausted())
+    with pytest.raises(EciError) as info:
+        eci.describe_container_log({"ContainerGroupId": "eci-1", "ContainerName": "c"})
+    assert info.value.code == "Throttling.Local" and info.value.status == 429 and info.value.transient

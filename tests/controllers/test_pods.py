@@ -237,7 +237,7 @@ def test_permanent_error_is_shown_with_code_and_request_id(world):
     kube.add("web", restartPolicy="Never")
     load(ctl, kube)
     eci.calls.clear()
-    ctl.provider.list_groups = lambda tags, with_event=False: []  # type: ignore[method-assign]
+    ctl.eci.list_groups = lambda tags, with_event=False: []  # type: ignore[method-assign]
     eci.fail_next = EciError("CreateContainerGroup", "InvalidParameter", "bad cpu", request_id="RID-9")
     with pytest.raises(EciError):
         ctl.sync("ns/web")

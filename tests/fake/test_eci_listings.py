@@ -6,14 +6,14 @@ from alibabacloud_eci20180808 import models as m
 from conftest import REGION, create_request, sdk_client, wait_for
 
 from fakes.eci.server import FakeECI
-from vkeci.clients.eci import Provider
+from vkeci.clients.eci import EciClient
 
 MINE = [{"Key": "NodeName", "Value": "vk-1"}]
 
 
 def test_status_and_event_listings_filter_by_tag_and_window(fake: FakeECI) -> None:
     client = sdk_client(fake)
-    provider = Provider(client, REGION)
+    provider = EciClient(client, REGION)
     tags = [m.CreateContainerGroupRequestTag(key="NodeName", value="vk-1")]
     mine = client.create_container_group(create_request(name="mine", tag=tags)).body.container_group_id
     client.create_container_group(create_request(name="other"))

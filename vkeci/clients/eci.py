@@ -1,9 +1,11 @@
-"""The ECI provider: thin calls over the official SDK, returning plain dicts.
+"""The ECI client: the one way vk-eci calls ECI, over the official SDK, returning plain dicts.
 
-Every call takes a token from the action's rate-limit bucket first, and every SDK failure is
-turned into an :class:`EciError` that says whether retrying can help. Nothing here decides
-what a pod should look like; that is the translation core's job, and what to do about an
-error is the controllers' job.
+Every call goes through :meth:`EciClient._call`: it takes a token from the action's rate-limit
+bucket, counts the call (``--stats-file``), and turns any SDK failure into the one
+:class:`EciError`, which says whether retrying can help. The controllers and the kubelet API
+(logs, exec, metrics) share one client, so one budget and one count. Nothing here decides what a
+pod should look like (the core's job) or what to do about an error (the controllers' job).
+Signing, wire format and credentials are the SDK's and ``alibabacloud-credentials``' job.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from alibabacloud_credentials.client import Client as CredentialClient
     from alibabacloud_eci20180808.client import Client
 
-log = get_logger("provider")
+log = get_logger("eci")
 T = TypeVar("T")
 Group = dict[str, Any]
 
@@ -111,8 +113,10 @@ def chunks(items: list[str], size: int = _MAX_IDS) -> Iterable[list[str]]:
         yield items[start : start + size]
 
 
-class Provider:
-    """ECI calls for one region, rate-limited and counted per action."""
+class EciClient:
+    """ECI calls for one region, rate-limited and counted per action (``calls``).
+
+    It is also the kubelet API's :class:`vkeci.kubelet.backend.EciApi`."""
 
     def __init__(self, client: Any, region: str, limiter: EciLimiter | None = None) -> None:
         from alibabacloud_eci20180808 import models
@@ -125,8 +129,8 @@ class Provider:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, config: Any, limits: dict[str, int] | None = None) -> Provider:
-        """A provider built from a Config: SDK client, credentials, rate limits (``limits``
+    def from_config(cls, config: Config, limits: dict[str, int] | None = None) -> EciClient:
+        """A client built from a Config: SDK client, credentials, rate limits (``limits``
         overrides the documented per-minute limit of some actions)."""
         return cls(new_client(config), config.region, EciLimiter(limits, enabled=config.rate_limits))
 
@@ -135,7 +139,11 @@ class Provider:
             self.limiter.acquire(action)
         except RateLimitTimeout:
             raise EciError(
-                action, "Throttling.Local", "the client-side rate limit for this action is exhausted", transient=True
+                action,
+                "Throttling.Local",
+                "the client-side rate limit for this action is exhausted, retry shortly",
+                status=429,
+                transient=True,
             ) from None
         with self._lock:
             self.calls[action] += 1
@@ -197,23 +205,18 @@ class Provider:
 
     def list_groups(self, tags: TagList, *, with_event: bool = False) -> list[Group]:
         """Every group carrying all of ``tags`` (paged, 20 per call)."""
-        groups: list[Group] = []
-        token = ""
-        for _ in range(100000):  # bounded: a broken NextToken must not spin forever
-            req = self._models.DescribeContainerGroupsRequest(
+        models = self._models
+
+        def page(token: str | None) -> Any:
+            return models.DescribeContainerGroupsRequest(
                 region_id=self.region,
                 limit=_MAX_IDS,
-                next_token=token or None,
-                tag=[self._models.DescribeContainerGroupsRequestTag(key=t["Key"], value=t["Value"]) for t in tags],
+                next_token=token,
+                tag=[models.DescribeContainerGroupsRequestTag(key=t["Key"], value=t["Value"]) for t in tags],
                 with_event=with_event or None,
             )
-            body = self._call("DescribeContainerGroups", partial(self.client.describe_container_groups, req)).body
-            data = body.to_map()
-            groups.extend(data.get("ContainerGroups") or [])
-            token = data.get("NextToken") or ""
-            if not token:
-                break
-        return groups
+
+        return self._pages("DescribeContainerGroups", self.client.describe_container_groups, page, "ContainerGroups")
 
     def describe(self, group_ids: list[str], *, with_event: bool = True) -> list[Group]:
         """Full details of the given groups, ≤20 ids per call. Missing groups are simply absent."""
@@ -254,22 +257,69 @@ class Provider:
         self, action: str, call: Callable[[Any], Any], request: Any, tag: Any, tags: TagList, since: int | None
     ) -> list[Group]:
         """Every page (200 per call) of a tag-filtered batch listing with ``SinceSecond``."""
+
+        def page(token: str | None) -> Any:
+            tag_list = [tag(key=t["Key"], value=t["Value"]) for t in tags]
+            return request(region_id=self.region, limit=200, next_token=token, since_second=since, tag=tag_list)
+
+        return self._pages(action, call, page, "Data")
+
+    def _pages(
+        self, action: str, call: Callable[[Any], Any], page: Callable[[str | None], Any], key: str
+    ) -> list[Group]:
+        """Follow ``NextToken`` through every page of a listing; ``page(token)`` builds one request."""
         records: list[Group] = []
         token = ""
         for _ in range(100000):  # bounded: a broken NextToken must not spin forever
-            req = request(
-                region_id=self.region,
-                limit=200,
-                next_token=token or None,
-                since_second=since,
-                tag=[tag(key=t["Key"], value=t["Value"]) for t in tags],
-            )
-            data = self._call(action, partial(call, req)).body.to_map()
-            records.extend(data.get("Data") or [])
+            data = self._call(action, partial(call, page(token or None))).body.to_map()
+            records.extend(data.get(key) or [])
             token = data.get("NextToken") or ""
             if not token:
                 break
         return records
+
+    # ---- the kubelet API's calls (vkeci.kubelet.backend.EciApi) ---------------------------
+
+    def _body(self, action: str, call: Callable[[Any], Any], request: Any) -> dict[str, Any]:
+        response = self._call(action, partial(call, request))
+        return dict(response.body.to_map()) if response.body is not None else {}
+
+    def describe_container_log(self, params: dict[str, Any]) -> dict[str, Any]:
+        """DescribeContainerLog; the body's ``Content`` holds the text."""
+        request = self._models.DescribeContainerLogRequest(
+            region_id=self.region,
+            container_group_id=params["ContainerGroupId"],
+            container_name=params["ContainerName"],
+            tail=params.get("Tail"),
+            since_seconds=params.get("SinceSeconds"),
+            start_time=params.get("StartTime"),
+            limit_bytes=params.get("LimitBytes"),
+            timestamps=params.get("Timestamps"),
+            last_time=params.get("LastTime"),
+        )
+        return self._body("DescribeContainerLog", self.client.describe_container_log, request)
+
+    def exec_container_command(self, params: dict[str, Any]) -> dict[str, Any]:
+        """ExecContainerCommand; ``Command`` is a list and sent as a JSON array."""
+        request = self._models.ExecContainerCommandRequest(
+            region_id=self.region,
+            container_group_id=params["ContainerGroupId"],
+            container_name=params["ContainerName"],
+            command=json.dumps(list(params["Command"])),
+            tty=params.get("TTY"),
+            stdin=params.get("Stdin"),
+            sync=params.get("Sync"),
+        )
+        return self._body("ExecContainerCommand", self.client.exec_container_command, request)
+
+    def describe_multi_container_group_metric(self, group_ids: list[str]) -> dict[str, Any]:
+        """DescribeMultiContainerGroupMetric (MetricType=summary) for up to 20 groups."""
+        request = self._models.DescribeMultiContainerGroupMetricRequest(
+            region_id=self.region, container_group_ids=json.dumps(group_ids), metric_type="summary"
+        )
+        return self._body(
+            "DescribeMultiContainerGroupMetric", self.client.describe_multi_container_group_metric, request
+        )
 
 
 def credential_client(config: Config) -> CredentialClient:

@@ -73,10 +73,10 @@ def check_config(config: Config) -> list[Result]:
 
 def check_eci(config: Config) -> Result:
     """One authenticated ECI call (DescribeRegions) and the region's presence in its answer."""
-    from vkeci.clients.eci import EciError, Provider
+    from vkeci.clients.eci import EciClient, EciError
 
     try:
-        provider = Provider.from_config(config)
+        provider = EciClient.from_config(config)
         provider.ping()
     except EciError as err:
         return Result("ECI", False, f"{config.endpoint()}: {err}")
@@ -88,7 +88,7 @@ def check_eci(config: Config) -> Result:
 def check_placement(config: Config) -> Result:
     """A DryRun CreateContainerGroup with the configured vSwitches and security group: ECI checks that
     they exist and belong together, and creates nothing."""
-    from vkeci.clients.eci import EciError, Provider
+    from vkeci.clients.eci import EciClient, EciError
 
     request = {
         "ContainerGroupName": "vkeci-check",
@@ -100,7 +100,7 @@ def check_placement(config: Config) -> Result:
     }
     what = f"vSwitches {','.join(config.vswitches)} with security group {config.security_group}"
     try:
-        Provider.from_config(config).dry_run(request)
+        EciClient.from_config(config).dry_run(request)
     except EciError as err:
         return Result("ECI placement", False, f"{what}: {err}")
     return Result("ECI placement", True, f"{what}: a dry-run create is accepted")

@@ -35,7 +35,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from vkeci.clients.eci import EciError, Provider, chunks
+from vkeci.clients.eci import EciClient, EciError, chunks
 from vkeci.clients.kube import KubeClient, KubeError, pod_path
 from vkeci.config import Config
 from vkeci.controllers.clock import utcnow
@@ -258,7 +258,7 @@ class PodController:
     def __init__(
         self,
         kube: KubeClient,
-        provider: Provider,
+        eci: EciClient,
         config: Config,
         translator: Any,
         options: Options | None = None,
@@ -266,7 +266,7 @@ class PodController:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.kube = kube
-        self.provider = provider
+        self.eci = eci
         self.config = config
         self.node = config.node_name
         self.translator = translator
@@ -540,14 +540,14 @@ class PodController:
         # the ClientToken (the pod UID) already makes ECI answer a repeated create with the same group, and
         # a listing per pod would cost a burst of N pods N DescribeContainerGroups calls (2,000/min budget).
         if uid in self._create_tried:
-            existing = self.provider.list_groups([*self.selector, {"Key": identity.TAG_UID, "Value": uid}])
+            existing = self.eci.list_groups([*self.selector, {"Key": identity.TAG_UID, "Value": uid}])
             if existing:
                 self._create_tried.discard(uid)
                 self._adopt_all(uid, key, existing)
                 return
         self._create_tried.add(uid)
         try:
-            group_id, request_id = self.provider.create(request)
+            group_id, request_id = self.eci.create(request)
         except EciError as err:
             if err.transient:
                 raise
@@ -579,7 +579,7 @@ class PodController:
         log.info("group adopted", extra=fields(pod=key, group=record.group_id))
         for extra in groups[1:]:
             log.warning("duplicate group deleted", extra=fields(pod=key, group=extra.get("ContainerGroupId")))
-            self.provider.delete(str(extra["ContainerGroupId"]))
+            self.eci.delete(str(extra["ContainerGroupId"]))
         if keep.get("Status"):
             # The listing is a full description: apply it now instead of describing every group again.
             self.apply_group(keep)
@@ -592,8 +592,8 @@ class PodController:
             record = self.records.get(uid)
         if record is None:
             return True
-        self.provider.delete(record.group_id)
-        left = [g for g in self.provider.describe([record.group_id], with_event=False) if _alive(g)]
+        self.eci.delete(record.group_id)
+        left = [g for g in self.eci.describe([record.group_id], with_event=False) if _alive(g)]
         if left:
             return False
         log.info("group deleted", extra=fields(pod=record.key, group=record.group_id))
@@ -772,9 +772,9 @@ class PodController:
         # changes once more (windows overlap by the 2 s of slack); the next listing's window simply
         # reaches back to the last one.
         lists = full or window is None or len(self._backlog) < self.options.status_in_flight
-        statuses = self.provider.changed_since(self.selector, None if full else window) if lists else []
+        statuses = self.eci.changed_since(self.selector, None if full else window) if lists else []
         # Events of groups adopted at start-up are not re-posted, so the first tick lists none.
-        events = self.provider.events_since(self.selector, window) if lists and window is not None else []
+        events = self.eci.events_since(self.selector, window) if lists and window is not None else []
         listed = time.monotonic()
         status_marks = _marks(statuses, lambda rec: rec)
         event_marks = _marks(events, lambda rec: rec.get("Events") or [])
@@ -795,7 +795,7 @@ class PodController:
             take = self._next_to_describe(known)
         described: list[JSON] = []
         for part in chunks(take):
-            groups = self.provider.describe(part)
+            groups = self.eci.describe(part)
             described.extend(groups)
             self._hand_over(part, groups, known)
         if full:
@@ -916,7 +916,7 @@ class PodController:
         ]
         if not suspects:
             return
-        still = {str(g.get("ContainerGroupId")) for g in self.provider.describe(suspects, with_event=False)}
+        still = {str(g.get("ContainerGroupId")) for g in self.eci.describe(suspects, with_event=False)}
         for gid in suspects:
             if gid in still:
                 continue
@@ -950,7 +950,7 @@ class PodController:
 
     def sweep(self, *, adopt: bool = False) -> int:
         """Delete groups of this node whose pod is gone; with ``adopt``, take over the rest. Returns deletions."""
-        groups = self.provider.list_groups(self.selector, with_event=adopt)
+        groups = self.eci.list_groups(self.selector, with_event=adopt)
         live = self.live_uids()
         deleted = 0
         by_uid: dict[str, list[JSON]] = {}
@@ -965,7 +965,7 @@ class PodController:
                 tracked = key.uid in self.records
             if not tracked or adopt:
                 log.info("orphan group deleted", extra=fields(group=group.get("ContainerGroupId"), pod=key.name))
-                self.provider.delete(str(group["ContainerGroupId"]))
+                self.eci.delete(str(group["ContainerGroupId"]))
                 self._forget(key.uid)
                 deleted += 1
         if adopt:
