@@ -17,23 +17,15 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from vkeci.config import Config, ConfigError, public_view
+from vkeci.config import Config, ConfigError, NodeSettings, PodSettings, default, public_view
 from vkeci.log import fields, get_logger
 
+if TYPE_CHECKING:
+    from vkeci.controllers.ports import PodTranslator
+
 log = get_logger("daemon")
-
-
-@dataclass
-class Timings:
-    """Heartbeat timings; defaults are the kubelet's."""
-
-    lease_duration: int = 40
-    lease_interval: float = 10.0
-    node_status_interval: float = 60.0
-    ping_interval: float = 10.0
 
 
 CONFIG_FLAGS = (
@@ -68,31 +60,37 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `vkeci run`."""
     add_config_arguments(parser)
-    parser.add_argument("--lease-duration", type=int, default=40, help="lease duration in seconds (default 40)")
-    parser.add_argument("--lease-interval", type=float, default=10.0, help="seconds between lease renewals")
-    parser.add_argument("--node-status-interval", type=float, default=60.0, help="seconds between node status writes")
-    parser.add_argument("--ping-interval", type=float, default=10.0, help="seconds between ECI health pings")
-    parser.add_argument(
+    node, pods = NodeSettings, PodSettings  # every default below is theirs
+
+    def seconds(flag: str, settings: type, name: str, text: str, kind: type = float) -> None:
+        value = default(settings, name)
+        parser.add_argument(flag, type=kind, default=value, help=f"{text} (default {value})")
+
+    seconds("--lease-duration", node, "lease_duration", "lease duration in seconds", int)
+    seconds("--lease-interval", node, "lease_interval", "seconds between lease renewals")
+    seconds("--node-status-interval", node, "node_status_interval", "seconds between node status writes")
+    seconds("--ping-interval", node, "ping_interval", "seconds between ECI health pings")
+    seconds(
         "--transition-status-interval",
-        type=float,
-        default=0.25,
-        help="seconds between ECI status polls while a container group is starting or stopping (default 0.25)",
+        pods,
+        "transition_interval",
+        "seconds between ECI status polls while a container group is starting or stopping",
     )
-    parser.add_argument("--full-status-interval", type=float, default=60.0, help="seconds between full ECI listings")
-    parser.add_argument("--sweep-interval", type=float, default=300.0, help="seconds between orphan sweeps")
-    parser.add_argument(
+    seconds("--full-status-interval", pods, "full_status_interval", "seconds between full ECI listings")
+    seconds("--sweep-interval", pods, "sweep_interval", "seconds between orphan sweeps")
+    seconds(
         "--finished-retention",
-        type=float,
-        default=600.0,
-        help="seconds to keep a finished pod's container group (for kubectl logs) before deleting it",
+        pods,
+        "finished_retention",
+        "seconds to keep a finished pod's container group (for kubectl logs) before deleting it",
     )
-    parser.add_argument("--watch-timeout", type=int, default=300, help="server-side timeout of a pod watch")
+    seconds("--watch-timeout", pods, "watch_timeout", "server-side timeout of a pod watch", int)
     parser.add_argument(
         "--decommission",
         action="store_true",
         help="drain the node (delete its pods and their groups), then delete the Node and exit",
     )
-    parser.add_argument("--drain-timeout", type=float, default=600.0, help="seconds to wait for pods to go")
+    seconds("--drain-timeout", node, "drain_timeout", "seconds to wait for pods to go")
     parser.add_argument(
         "--eci-limit",
         action="append",
@@ -154,10 +152,10 @@ class Daemon:
     def __init__(
         self,
         config: Config,
-        timings: Timings,
-        options: Any,
+        timings: NodeSettings,
+        options: PodSettings,
         *,
-        translator: Any = None,
+        translator: PodTranslator | None = None,
         eci_limits: dict[str, int] | None = None,
     ) -> None:
         from vkeci.clients.eci import EciClient
@@ -165,7 +163,7 @@ class Daemon:
         from vkeci.clients.ratelimit import kube_bucket
         from vkeci.controllers.lease import LeaseController
         from vkeci.controllers.node import NodeController
-        from vkeci.controllers.pods import PodController, Translator
+        from vkeci.controllers.pods import PodController, Translation
         from vkeci.core.node import Health
 
         self.config = config
@@ -178,7 +176,7 @@ class Daemon:
         self.eci = EciClient.from_config(config, eci_limits)
         self.node = NodeController(self.heartbeat_kube, config)
         self.lease = LeaseController(self.heartbeat_kube, config.node_name, timings.lease_duration)
-        self.translator = translator or Translator(config, self.kube)
+        self.translator = translator or Translation(config, self.kube)
         self.pods = PodController(self.kube, self.eci, config, self.translator, options)
         self.health = Health(ready=True)
         self._health_changed = threading.Event()
@@ -357,7 +355,6 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of `vkeci run`."""
     from vkeci import log as logmod
     from vkeci.clients.kube import KubeError
-    from vkeci.controllers.pods import Options
 
     try:
         config = load_config(args)
@@ -368,8 +365,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     log.info("starting", extra=fields(**{k: v for k, v in public_view(config).items() if v not in ("", None, ())}))
     gc.set_threshold(*GC_THRESHOLDS)
-    timings = Timings(args.lease_duration, args.lease_interval, args.node_status_interval, args.ping_interval)
-    options = Options(
+    timings = NodeSettings(
+        args.lease_duration, args.lease_interval, args.node_status_interval, args.ping_interval, args.drain_timeout
+    )
+    options = PodSettings(
         status_interval=config.status_interval,
         transition_interval=args.transition_status_interval,
         full_status_interval=args.full_status_interval,

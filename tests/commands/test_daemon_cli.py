@@ -26,6 +26,35 @@ def test_timings_have_kubelet_defaults():
     assert args.finished_retention == 600.0 and not args.decommission
 
 
+def test_flag_defaults_come_from_the_settings():
+    # Each default is written once, in config.PodSettings / NodeSettings / Config.
+    from vkeci.config import Config, NodeSettings, PodSettings
+
+    args, pods, node = parse(), PodSettings(), NodeSettings()
+    assert (args.transition_status_interval, args.full_status_interval) == (
+        pods.transition_interval,
+        pods.full_status_interval,
+    )
+    assert (args.sweep_interval, args.finished_retention, args.watch_timeout) == (
+        pods.sweep_interval,
+        pods.finished_retention,
+        pods.watch_timeout,
+    )
+    assert (args.lease_duration, args.lease_interval, args.node_status_interval, args.ping_interval) == (
+        node.lease_duration,
+        node.lease_interval,
+        node.node_status_interval,
+        node.ping_interval,
+    )
+    assert args.drain_timeout == node.drain_timeout
+    config = Config()
+    assert (config.status_interval, config.resync_interval, config.workers) == (
+        pods.status_interval,
+        pods.resync_interval,
+        pods.workers,
+    )
+
+
 def test_bad_configuration_is_one_line_and_exit_2(monkeypatch, capsys):
     monkeypatch.delenv("ECI_REGION", raising=False)
     monkeypatch.setenv("VKECI_CONFIG", "")

@@ -12,8 +12,8 @@ import pytest
 
 from vkeci.clients.eci import EciError
 from vkeci.clients.kube import KubeError
-from vkeci.config import Config
-from vkeci.controllers.pods import Options, PodController
+from vkeci.config import Config, PodSettings
+from vkeci.controllers.pods import PodController
 from vkeci.core.problems import Missing, MissingRef, Problem, Rejected
 from vkeci.core.status import PHASES, TERMINAL_STATES
 
@@ -168,7 +168,7 @@ def created(kube: StubKube, eci: StubECI, ctl: PodController, name: str) -> str:
 @pytest.fixture
 def world():
     kube, eci = StubKube(), StubECI()
-    options = Options(lost_grace=0, finished_retention=0)
+    options = PodSettings(lost_grace=0, finished_retention=0)
     controller = PodController(kube, eci, CONFIG, StubTranslator(), options)  # type: ignore[arg-type]
     controller.synced.set()
     return kube, eci, controller

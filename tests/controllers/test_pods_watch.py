@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 
 from vkeci.clients.kube import KubeError
-from vkeci.config import Config
-from vkeci.controllers.pods import Options, PodController
+from vkeci.config import Config, PodSettings
+from vkeci.controllers.pods import PodController
 
 
 def pod(name: str, rv: str, uid: str | None = None) -> dict:
@@ -38,7 +38,7 @@ class ScriptedKube:
 
 
 def controller(kube) -> PodController:
-    return PodController(kube, None, Config(node_name="vk"), None, Options(watch_timeout=5))  # type: ignore[arg-type]
+    return PodController(kube, None, Config(node_name="vk"), None, PodSettings(watch_timeout=5))  # type: ignore[arg-type]
 
 
 def drain(ctl: PodController) -> list[str]:

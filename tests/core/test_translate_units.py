@@ -578,6 +578,28 @@ def test_defaults_from_config() -> None:
     assert {t["Key"]: t["Value"] for t in sent["Tag"]}["NodeName"] == "vk-1"
 
 
+def test_the_settings_that_could_never_be_set_reach_the_translation() -> None:
+    # cluster_dns, cluster_domain, api_server, zone_id and resource_group_id used to be read with getattr
+    # from a Config that had no such fields: always the default. They are Config fields now (env and file).
+    from vkeci.config import load
+
+    env = {
+        "CLUSTER_DNS": "10.96.0.10",
+        "CLUSTER_DOMAIN": "corp.local",
+        "API_SERVER": "10.0.0.1:6443",
+        "ECI_ZONE_ID": "cn-hangzhou-h",
+        "ECI_RESOURCE_GROUP_ID": "rg-1",
+    }
+    defaults = Defaults.from_config(load(env=env))
+    assert defaults.cluster_dns == ("10.96.0.10",) and defaults.cluster_domain == "corp.local"
+    assert (defaults.api_server, defaults.zone_id, defaults.resource_group_id) == (
+        "10.0.0.1:6443",
+        "cn-hangzhou-h",
+        "rg-1",
+    )
+    assert Defaults.from_config(load(env={})) == Defaults()
+
+
 def test_nfs_flex_and_downward_volumes() -> None:
     p = pod(
         volumes=[

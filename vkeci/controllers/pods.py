@@ -35,10 +35,11 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from vkeci.clients.eci import EciClient, EciError, chunks
+from vkeci.clients.eci import EciError, chunks
 from vkeci.clients.kube import KubeClient, KubeError, pod_path
-from vkeci.config import Config
+from vkeci.config import Config, PodSettings
 from vkeci.controllers.clock import utcnow
+from vkeci.controllers.ports import EciGroups, KubeApi, PodTranslator
 from vkeci.controllers.workqueue import WorkQueue
 from vkeci.core import identity
 from vkeci.core.events import daemon_event
@@ -51,42 +52,6 @@ from vkeci.log import fields, get_logger
 
 log = get_logger("pods")
 JSON = dict[str, Any]
-
-
-@dataclass
-class Options:
-    """Timings of the controller; the defaults suit production, tests shorten them."""
-
-    status_interval: float = 5.0
-    # While a group is starting, stopping or restarting, poll this often: pod start latency is poll
-    # latency. Cheap, because a poll describes only groups whose listing changed (10,000/min budget
-    # for the listings themselves).
-    transition_interval: float = 0.25
-    full_status_interval: float = 60.0
-    resync_interval: float = 300.0
-    sweep_interval: float = 300.0
-    watch_timeout: int = 300
-    workers: int = 16
-    # Threads writing the statuses/events of one poll: a burst of N groups turning Running at once must
-    # not be written one after the other.
-    status_writers: int = 8
-    # Described groups waiting for a status writer, at most: the backlog is described as writes end,
-    # so a status is never written from a describe that sat in a queue for seconds.
-    status_in_flight: int = 100
-    # Threads posting events (about 4 per pod). Events trail the statuses they describe and never hold up
-    # the next status poll.
-    event_writers: int = 4
-    # A group we just created is not declared lost before this many seconds (eventual consistency).
-    lost_grace: float = 30.0
-    delete_poll: float = 1.0
-    # Finished groups are kept this long after the pod finished, so logs stay readable.
-    finished_retention: float = 600.0
-    max_backoff: float = 60.0
-    missing_retry: float = 10.0  # longest wait before retrying a pod whose referenced objects are missing
-    # A pod whose ECI call ECI refused for good (bad parameter, quota, no stock: not ``EciError.transient``)
-    # is not tried again sooner than this: the answer will not change within 200 ms, and the pod's
-    # ProviderFailed status must stay up long enough to be seen.
-    refused_retry: float = 5.0
 
 
 @dataclass
@@ -129,7 +94,7 @@ class Record:
         )
 
 
-class Translator:
+class Translation:
     """The translation core behind one seam, plus fetching what a pod references.
 
     Referenced objects are read on demand (no cluster-wide Secret cache) through a short TTL
@@ -235,10 +200,10 @@ class Translator:
     def missing_group_status(self, pod: JSON, now: datetime) -> JSON:
         return dict(self.status.missing_group_status(pod, now))
 
-    def rejected_status(self, pod: JSON, err: Any, now: datetime) -> JSON:
+    def rejected_status(self, pod: JSON, err: Rejected, now: datetime) -> JSON:
         return dict(self.status.rejected_status(pod, err.problems, now))
 
-    def waiting_status(self, pod: JSON, err: Any, now: datetime) -> JSON:
+    def waiting_status(self, pod: JSON, err: Missing, now: datetime) -> JSON:
         return dict(self.status.missing_status(pod, err, now))
 
     def problem_status(self, pod: JSON, reason: str, message: str, now: datetime, *, fail: bool = False) -> JSON:
@@ -257,11 +222,11 @@ class PodController:
 
     def __init__(
         self,
-        kube: KubeClient,
-        eci: EciClient,
+        kube: KubeApi,
+        eci: EciGroups,
         config: Config,
-        translator: Any,
-        options: Options | None = None,
+        translator: PodTranslator,
+        options: PodSettings | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -270,7 +235,7 @@ class PodController:
         self.config = config
         self.node = config.node_name
         self.translator = translator
-        self.options = options or Options()
+        self.options = options or PodSettings()
         self.clock = clock
         self.queue = WorkQueue(max_delay=self.options.max_backoff)
         self.selector = identity.selector_tags(config.cluster_name, config.node_name)

@@ -15,12 +15,15 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vkeci.core import annotations as ann
 from vkeci.core import containers, envvars, identity, sizes, volumes
 from vkeci.core.context import Context, Objects, TokenKey, token_key
 from vkeci.core.problems import Missing, MissingRef, Problem, Rejected, TranslationError
+
+if TYPE_CHECKING:
+    from vkeci.config import Config
 
 __all__ = [
     "Defaults",
@@ -85,25 +88,20 @@ class Defaults:
     api_server: str = ""
 
     @classmethod
-    def from_config(cls, config: Any) -> Defaults:
-        """Defaults from a ``vkeci.config.Config`` (settings it lacks keep their defaults)."""
-
-        def get(name: str, default: Any) -> Any:
-            value = getattr(config, name, None)
-            return value if value not in (None, "", ()) else default
-
+    def from_config(cls, config: Config) -> Defaults:
+        """The defaults a ``vkeci.config.Config`` sets (an empty name keeps the default name)."""
         return cls(
-            region=get("region", ""),
-            security_group=get("security_group", ""),
-            vswitches=tuple(get("vswitches", ())),
-            schedule_strategy=get("schedule_strategy", "VSwitchOrdered"),
-            cluster_name=get("cluster_name", "default"),
-            node_name=get("node_name", "virtual-kubelet"),
-            zone_id=get("zone_id", ""),
-            resource_group_id=get("resource_group_id", ""),
-            cluster_dns=tuple(get("cluster_dns", ())),
-            cluster_domain=get("cluster_domain", "cluster.local"),
-            api_server=get("api_server", ""),
+            region=config.region,
+            security_group=config.security_group,
+            vswitches=tuple(config.vswitches),
+            schedule_strategy=config.schedule_strategy or cls.schedule_strategy,
+            cluster_name=config.cluster_name or cls.cluster_name,
+            node_name=config.node_name or cls.node_name,
+            zone_id=config.zone_id,
+            resource_group_id=config.resource_group_id,
+            cluster_dns=tuple(config.cluster_dns),
+            cluster_domain=config.cluster_domain or cls.cluster_domain,
+            api_server=config.api_server,
         )
 
 
