@@ -131,21 +131,6 @@ def load_config(args: argparse.Namespace) -> Config:
     return config_module.load(flags=flags, config_file=getattr(args, "config_file", None))
 
 
-class PodView:
-    """The pod cache as the kubelet API reads it (``vkeci.kubelet.backend.PodLookup``)."""
-
-    def __init__(self, pods: Any) -> None:
-        self._pods = pods
-
-    def get(self, namespace: str, name: str) -> tuple[dict[str, Any], str | None] | None:
-        """The pod bound to this node and its group id (None while it has none)."""
-        return self._pods.lookup(namespace, name)
-
-    def list(self) -> list[dict[str, Any]]:
-        """Every pod bound to this node."""
-        return self._pods.list_pods()
-
-
 class Daemon:
     """Wires the clients and controllers together and runs them until ``stop`` is set."""
 
@@ -163,7 +148,8 @@ class Daemon:
         from vkeci.clients.ratelimit import kube_bucket
         from vkeci.controllers.lease import LeaseController
         from vkeci.controllers.node import NodeController
-        from vkeci.controllers.pods import PodController, Translation
+        from vkeci.controllers.pods import PodController
+        from vkeci.controllers.translation import Translation
         from vkeci.core.node import Health
 
         self.config = config
@@ -270,7 +256,7 @@ class Daemon:
         tls = ServingTls(issuer, load_client_ca(ca_file) if ca_file else None)
         server = KubeletServer(
             node_name=self.config.node_name,
-            pods=PodView(self.pods),
+            pods=self.pods.cache,
             eci=self.eci,
             auth=Auth(self.kube, self.config.node_name),
             tls=tls,

@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from vkeci.daemon import PodView, add_arguments, load_config, run
+from vkeci.daemon import add_arguments, load_config, run
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -67,21 +67,6 @@ def test_missing_region_is_reported(monkeypatch, capsys):
     monkeypatch.delenv("ECI_REGION", raising=False)
     assert run(parse()) == 2
     assert "ECI_REGION is not set" in capsys.readouterr().err
-
-
-class Controller:
-    def lookup(self, namespace, name):
-        return ({"metadata": {"name": name}}, "eci-1") if name == "a" else None
-
-    def list_pods(self):
-        return [{"metadata": {"name": "a"}}]
-
-
-@pytest.mark.parametrize(("name", "found"), [("a", True), ("b", False)])
-def test_pod_view_reads_the_controller(name, found):
-    view = PodView(Controller())
-    assert (view.get("ns", name) is not None) == found
-    assert len(view.list()) == 1
 
 
 def test_eci_limits_flag():

@@ -176,7 +176,7 @@ def world():
 
 def load(controller: PodController, kube: StubKube) -> None:
     for pod in kube.pods.values():
-        controller._upsert(pod)
+        controller.cache.upsert(pod)
 
 
 def test_create_once_then_nothing_to_do(world):
@@ -351,7 +351,7 @@ def test_group_deleted_behind_our_back_fails_the_pod_and_is_not_recreated(world)
     ctl.poll_status(full=True)
     assert kube.pods["web"]["status"] == {"phase": "Failed", "reason": "NotFound"}
     eci.calls.clear()
-    ctl._upsert({**kube.pods["web"], "status": {"phase": "Pending"}})
+    ctl.cache.upsert({**kube.pods["web"], "status": {"phase": "Pending"}})
     ctl.sync("ns/web")
     assert "CreateContainerGroup" not in eci.calls
 
@@ -375,7 +375,7 @@ def test_force_deleted_pod_still_loses_its_group(world):
     pod = kube.add("web")
     load(ctl, kube)
     ctl.sync("ns/web")
-    ctl._remove(pod)
+    ctl.cache.remove(pod)
     ctl.sync("ns/web")
     assert not eci.groups
 
@@ -503,7 +503,7 @@ def test_a_burst_poll_writes_every_status_before_any_event(world):
 
 def test_with_event_threads_a_poll_queues_events_and_posts_each_once(world):
     kube, eci, ctl = world
-    ctl._event_queue = queue.Queue()  # what start() sets up with --event-writers > 0
+    ctl.recorder.queue = queue.Queue()  # what start() sets up with --event-writers > 0
     gid = created(kube, eci, ctl, "web")
     eci.groups[gid]["Status"] = "Running"
     eci.groups[gid]["Events"] = [{"Reason": "Started", "Message": "Started container web"}]
@@ -511,7 +511,7 @@ def test_with_event_threads_a_poll_queues_events_and_posts_each_once(world):
     ctl.poll_status(full=False)
     assert kube.pods["web"]["status"]["phase"] == "Running"
     assert kube.events() == []  # not posted by the poll itself...
-    assert ctl._event_queue.qsize() == 1  # ...but queued once, although two polls saw it
+    assert ctl.recorder.queue.qsize() == 1  # ...but queued once, although two polls saw it
     stop = threading.Event()
     thread = threading.Thread(target=ctl.event_loop, args=(stop,))
     thread.start()
@@ -583,7 +583,7 @@ def test_a_burst_is_described_oldest_pod_first_and_no_faster_than_it_is_written(
     assert eci.calls.count("DescribeContainerGroupStatus") == 1
     assert ctl.poll_status(full=False) == 0
     ctl.options.status_in_flight = 0
-    ctl._backlog["eci-none"] = ("x", None)
+    ctl.status.backlog["eci-none"] = ("x", None)
     eci.calls.clear()
     assert ctl.poll_status(full=False) == 0
     assert "DescribeContainerGroupStatus" not in eci.calls
@@ -626,7 +626,7 @@ def test_polls_are_quick_while_a_group_changes_state(world):
 def test_cached_pods_share_their_keys_and_short_strings():
     import json
 
-    from vkeci.controllers.pods import _slim
+    from vkeci.controllers.podcache import slim as _slim
 
     text = json.dumps(
         {
@@ -653,3 +653,13 @@ def test_the_write_back_annotations_ride_on_the_first_status_write(world):
     load(ctl, kube)
     ctl.sync("ns/web")  # the worker finds nothing left to write
     assert len([w for w in kube.writes if w[0] == "PATCH"]) == 1
+
+
+def test_the_cache_is_the_kubelet_apis_pod_lookup(world):
+    # The kubelet API reads the pod cache directly (vkeci.kubelet.backend.PodLookup): pod and group id.
+    kube, eci, ctl = world
+    gid = created(kube, eci, ctl, "a")
+    pod, group_id = ctl.cache.get("ns", "a")
+    assert pod["metadata"]["name"] == "a" and group_id == gid
+    assert ctl.cache.get("ns", "b") is None
+    assert [p["metadata"]["name"] for p in ctl.cache.list()] == ["a"]
