@@ -1,7 +1,8 @@
 """The `vkeci` command line: one argparse subcommand per job.
 
-Each subcommand lives in the module that owns its job. Those modules keep heavy imports
-(the SDK, the kubernetes package) inside `run()`, so building the parser stays cheap.
+Each subcommand is one module (``vkeci.commands.*``; ``fake-eci`` is the fake's). Only the module of
+the command being run is imported, and those modules keep heavy imports (the SDK, the kubernetes
+package) inside ``run()``, so starting a command stays cheap.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from vkeci import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "version": ("vkeci.cli", "print the vk-eci version"),
     "translate": ("vkeci.commands.translate", "print the ECI request vk-eci would send for a pod manifest"),
-    "run": ("vkeci.daemon", "run the virtual node: register it and run its pods on ECI"),
+    "run": ("vkeci.commands.run", "run the virtual node: register it and run its pods on ECI"),
     "check": ("vkeci.commands.check", "validate configuration and credentials against ECI and Kubernetes"),
     "fake-eci": ("fakes.eci.cli", "serve a fake ECI OpenAPI for tests and demos"),
 }
@@ -33,13 +34,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every subcommand registered."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand registered; with ``only``, just that command's
+    module is imported (the others are listed in the help but not built)."""
     parser = argparse.ArgumentParser(prog="vkeci", description="A virtual kubelet for Alibaba Cloud ECI.")
     parser.add_argument("--version", action="version", version=f"vkeci {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
+        if only is not None and name != only:
+            continue
         module = importlib.import_module(module_name)
         module.add_arguments(command)
         handler: Callable[[argparse.Namespace], int] = module.run
@@ -49,8 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script, `python vkeci.py` and `dist/vkeci.pyz`."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((w for w in words if not w.startswith("-")), None)
+    parser = build_parser(chosen if chosen in COMMANDS else None)
+    args = parser.parse_args(words)
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return 2

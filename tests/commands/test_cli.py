@@ -19,3 +19,9 @@ def test_launcher_and_module_behave_like_the_console_script():
 def test_no_command_prints_help_and_fails(capsys):
     assert main([]) == 2
     assert "COMMAND" in capsys.readouterr().err
+
+
+def test_only_the_chosen_commands_module_is_imported():
+    code = "import sys; from vkeci.cli import main; main(['version']); print(sorted(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "vkeci.commands.run" not in out and "vkeci.commands.check" not in out and "vkeci.daemon" not in out

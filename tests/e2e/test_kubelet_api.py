@@ -156,7 +156,7 @@ class Env:
                 ],
             }
         )
-        group_id = self.eci._client.create_container_group(request).body.container_group_id
+        group_id = self.eci.client.create_container_group(request).body.container_group_id
         self.pods.groups[(self.namespace, name)] = group_id
         pod = {
             "apiVersion": "v1",

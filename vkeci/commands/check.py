@@ -11,8 +11,8 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from vkeci.commands.run import add_config_arguments, load_config
 from vkeci.config import Config, ConfigError
-from vkeci.daemon import add_config_arguments, load_config
 
 # (verb, group, resource, subresource) the daemon needs, checked with SelfSubjectAccessReview.
 PERMISSIONS = (

@@ -4,7 +4,7 @@ import argparse
 
 import pytest
 
-from vkeci.daemon import add_arguments, load_config, run
+from vkeci.commands.run import add_arguments, load_config, run
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -80,7 +80,7 @@ def test_run_sets_the_daemons_gc_thresholds_even_when_kubernetes_is_unreachable(
     import gc
     import signal
 
-    from vkeci.daemon import GC_THRESHOLDS
+    from vkeci.commands.run import GC_THRESHOLDS
 
     before = gc.get_threshold()
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
