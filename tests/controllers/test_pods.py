@@ -421,28 +421,8 @@ def test_restart_adoption_applies_status_without_reposting_old_events(world):
     assert [e["reason"] for e in kube.events()] == ["Killing"]
 
 
-def test_finished_group_is_kept_for_logs_then_deleted(world):
-    kube, eci, ctl = world
-    ctl.options.finished_retention = 60
-    now = [1000.0]
-    ctl.clock = lambda: now[0]
-    kube.add("job")
-    load(ctl, kube)
-    ctl.sync("ns/job")
-    gid = next(iter(eci.groups))
-    eci.groups[gid]["Status"] = "Succeeded"
-    ctl.poll_status(full=True)
-    assert kube.pods["job"]["status"]["phase"] == "Succeeded"
-    load(ctl, kube)
-    assert ctl.sync("ns/job") == 60
-    assert gid in eci.groups
-    now[0] += 61
-    assert ctl.sync("ns/job") is None
-    assert gid not in eci.groups
-
-
 @pytest.mark.parametrize("state", sorted(TERMINAL_STATES))
-def test_every_terminal_state_keeps_the_group_for_logs_and_slows_the_poller(world, state):
+def test_a_finished_group_is_kept_for_logs_then_deleted_whatever_its_terminal_state(world, state):
     # StartingFailed and WatingForDel used to be Failed for the status mapper but not finished for the
     # controller: no finished_at, so the group was deleted at once and the poller stayed at 0.25 s.
     kube, eci, ctl = world

@@ -27,6 +27,7 @@ from vkeci.controllers.podsync import PodSync
 from vkeci.controllers.ports import EciGroups, KubeApi, PodTranslator
 from vkeci.controllers.reconcile import Reconciler
 from vkeci.controllers.recorder import EventRecorder
+from vkeci.controllers.shared import Shared
 from vkeci.controllers.statussync import StatusSync, StatusWriter
 from vkeci.controllers.workqueue import WorkQueue
 from vkeci.core import identity
@@ -54,38 +55,25 @@ class PodController:
         self.options = options or PodSettings()
         self.clock = clock  # replaceable (tests): every part reads it through _now
         self.queue = WorkQueue(max_delay=self.options.max_backoff)
-        selector = identity.selector_tags(config.cluster_name, config.node_name)
         self.groups = GroupIndex()
         self.cache = PodCache(kube, config.node_name, self.groups, self.queue, self.options.watch_timeout)
         self.recorder = EventRecorder(kube, config.node_name, translator, self.options.event_writers)
+        shared = Shared(
+            kube=kube,
+            eci=eci,
+            translator=translator,
+            cache=self.cache,
+            groups=self.groups,
+            queue=self.queue,
+            recorder=self.recorder,
+            settings=self.options,
+            selector=identity.selector_tags(config.cluster_name, config.node_name),
+            clock=self._now,
+        )
         writer = StatusWriter(kube, self.cache)
-        self.status = StatusSync(
-            eci,
-            self.cache,
-            self.groups,
-            translator,
-            self.recorder,
-            writer,
-            self.queue,
-            self.options,
-            selector,
-            self._now,
-        )
-        self.podsync = PodSync(
-            kube,
-            eci,
-            self.cache,
-            self.groups,
-            translator,
-            self.recorder,
-            writer,
-            self.status,
-            self.queue,
-            self.options,
-            selector,
-            self._now,
-        )
-        self.reconciler = Reconciler(eci, self.cache, self.groups, self.podsync, self.queue, self.options, selector)
+        self.status = StatusSync(shared, writer)
+        self.podsync = PodSync(shared, writer, self.status)
+        self.reconciler = Reconciler(shared, self.podsync)
 
     def _now(self) -> float:
         return self.clock()

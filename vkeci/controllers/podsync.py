@@ -19,19 +19,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from vkeci.clients.eci import EciError
 from vkeci.clients.kube import KubeError, pod_path
-from vkeci.config import PodSettings
 from vkeci.controllers.clock import utcnow
-from vkeci.controllers.groups import GroupIndex, GroupRecord
-from vkeci.controllers.podcache import PodCache
-from vkeci.controllers.ports import EciGroups, KubeApi, PodTranslator
-from vkeci.controllers.recorder import EventRecorder
+from vkeci.controllers.groups import GroupRecord
+from vkeci.controllers.shared import Part, Shared
 from vkeci.controllers.statussync import StatusSync, StatusWriter
-from vkeci.controllers.workqueue import WorkQueue
 from vkeci.core import identity
 from vkeci.core.identity import queue_key, uid_of
 from vkeci.core.problems import Missing, Rejected, TranslationError
@@ -44,36 +39,13 @@ log = get_logger("pods")
 JSON = dict[str, Any]
 
 
-class PodSync:
+class PodSync(Part):
     """Makes ECI match the pods; see the module docstring."""
 
-    def __init__(
-        self,
-        kube: KubeApi,
-        eci: EciGroups,
-        cache: PodCache,
-        groups: GroupIndex,
-        translator: PodTranslator,
-        recorder: EventRecorder,
-        writer: StatusWriter,
-        status: StatusSync,
-        queue: WorkQueue,
-        settings: PodSettings,
-        selector: list[dict[str, str]],
-        clock: Callable[[], float],
-    ) -> None:
-        self.kube = kube
-        self.eci = eci
-        self.cache = cache
-        self.groups = groups
-        self.translator = translator
-        self.recorder = recorder
+    def __init__(self, shared: Shared, writer: StatusWriter, status: StatusSync) -> None:
+        super().__init__(shared)
         self.writer = writer
         self.status = status
-        self.queue = queue
-        self.settings = settings
-        self.selector = selector
-        self.clock = clock
         self.last_warning: dict[str, str] = {}  # uid -> last one-off problem reported (dedup of events)
 
     def worker_loop(self, stop: threading.Event) -> None:

@@ -15,13 +15,9 @@ from typing import Any
 
 from vkeci.clients.eci import EciError
 from vkeci.clients.kube import KubeError
-from vkeci.config import PodSettings
-from vkeci.controllers.groups import GroupIndex
 from vkeci.controllers.loops import Backoff, retry_until, run_periodic
-from vkeci.controllers.podcache import PodCache
 from vkeci.controllers.podsync import PodSync
-from vkeci.controllers.ports import EciGroups
-from vkeci.controllers.workqueue import WorkQueue
+from vkeci.controllers.shared import Part, Shared
 from vkeci.core import identity
 from vkeci.log import fields, get_logger
 
@@ -29,26 +25,12 @@ log = get_logger("pods")
 JSON = dict[str, Any]
 
 
-class Reconciler:
+class Reconciler(Part):
     """Adopts at start-up, sweeps orphans, resyncs the cache; see the module docstring."""
 
-    def __init__(
-        self,
-        eci: EciGroups,
-        cache: PodCache,
-        groups: GroupIndex,
-        podsync: PodSync,
-        queue: WorkQueue,
-        settings: PodSettings,
-        selector: list[dict[str, str]],
-    ) -> None:
-        self.eci = eci
-        self.cache = cache
-        self.groups = groups
+    def __init__(self, shared: Shared, podsync: PodSync) -> None:
+        super().__init__(shared)
         self.podsync = podsync
-        self.queue = queue
-        self.settings = settings
-        self.selector = selector
 
     def sweep(self, *, adopt: bool = False) -> int:
         """Delete groups of this node whose pod is gone; with ``adopt``, take over the rest. Returns deletions."""

@@ -30,14 +30,13 @@ from typing import Any
 
 from vkeci.clients.eci import EciError, chunks
 from vkeci.clients.kube import KubeError, pod_path
-from vkeci.config import PodSettings
 from vkeci.controllers.clock import utcnow
-from vkeci.controllers.groups import GroupIndex, GroupRecord
+from vkeci.controllers.groups import GroupRecord
 from vkeci.controllers.loops import guarded
 from vkeci.controllers.podcache import PodCache
-from vkeci.controllers.ports import EciGroups, KubeApi, PodTranslator
-from vkeci.controllers.recorder import Applied, EventRecorder
-from vkeci.controllers.workqueue import WorkQueue
+from vkeci.controllers.ports import KubeApi
+from vkeci.controllers.recorder import Applied
+from vkeci.controllers.shared import Part, Shared
 from vkeci.core import identity
 from vkeci.core.identity import tag_map, uid_of
 from vkeci.core.status import TERMINAL
@@ -79,32 +78,12 @@ class StatusWriter:
         return True
 
 
-class StatusSync:
+class StatusSync(Part):
     """Polls ECI and writes pod statuses; see the module docstring."""
 
-    def __init__(
-        self,
-        eci: EciGroups,
-        cache: PodCache,
-        groups: GroupIndex,
-        translator: PodTranslator,
-        recorder: EventRecorder,
-        writer: StatusWriter,
-        queue: WorkQueue,
-        settings: PodSettings,
-        selector: list[dict[str, str]],
-        clock: Callable[[], float],
-    ) -> None:
-        self.eci = eci
-        self.cache = cache
-        self.groups = groups
-        self.translator = translator
-        self.recorder = recorder
+    def __init__(self, shared: Shared, writer: StatusWriter) -> None:
+        super().__init__(shared)
         self.writer = writer
-        self.queue = queue
-        self.settings = settings
-        self.selector = selector
-        self.clock = clock
         self._lock = threading.Lock()
         # Groups whose listing changed and that wait to be described, and those being written.
         self.backlog: dict[str, Marks] = {}
