@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from prometheus_client import generate_latest
 
+from vkeci.core.times import rfc3339
 from vkeci.kubelet import logs, stats, streams
 from vkeci.kubelet.auth import Authenticator, Forbidden, Unauthorized
 from vkeci.kubelet.backend import EciApi, EciError, PodLookup
@@ -82,7 +83,7 @@ class KubeletServer:
         self.tls = tls
         self.settings = settings or ServerSettings()
         self.metrics = stats.MetricsCache(pods, eci, ttl=self.settings.metrics_ttl)
-        self.started_at = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.started_at = rfc3339(dt.datetime.now(dt.timezone.utc))
         self._server = _TlsPoolServer(self)
         self._thread: threading.Thread | None = None
 
@@ -304,7 +305,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_bytes(200, b"ok", "text/plain; charset=utf-8")
         elif path in ("/stats/summary", "/stats/summary/") and method in ("GET", "HEAD", "POST"):
             pods, node_cpu = self.app.metrics.get()
-            now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            now = rfc3339(dt.datetime.now(dt.timezone.utc))
             self._send_json(200, stats.summary(self.app.node_name, self.app.started_at, pods, node_cpu, now))
         elif path in ("/metrics", "/metrics/") and method in ("GET", "HEAD"):
             # The daemon's own process metrics, so Prometheus' kubelet scrape job does not mark the node down.
