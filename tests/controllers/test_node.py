@@ -71,3 +71,36 @@ def test_register_existing_node_fixes_its_taint():
     assert controller.register(Health(True)) == "u-2"
     fix = json.loads(responses.calls[1].request.body)
     assert fix["spec"]["taints"][0]["key"] == "virtual-kubelet.io/provider"
+
+
+def test_the_heartbeat_turns_an_eci_failure_into_an_honest_not_ready():
+    import threading
+
+    from vkeci.clients.eci import EciError
+    from vkeci.config import NodeSettings
+    from vkeci.controllers.node import Heartbeat
+
+    answers: list[Exception | None] = [EciError("DescribeRegions", "InvalidAccessKeyId", "bad key"), None]
+
+    def ping() -> None:
+        error = answers.pop(0)
+        if error is not None:
+            raise error
+
+    class Node:
+        uid = "node-uid"
+        config = CONFIG
+        registered: list = []
+
+        def register(self, health):
+            self.registered.append(health)
+            return self.uid
+
+    beat = Heartbeat(Node(), None, ping, "eci.test:443", NodeSettings())  # type: ignore[arg-type]
+    beat.ping()
+    assert (
+        not beat.health.ready and "eci.test:443" in beat.health.message and "InvalidAccessKeyId" in beat.health.message
+    )
+    assert beat.register(threading.Event()) and Node.registered == [beat.health]
+    beat.ping()
+    assert beat.health.ready
