@@ -109,7 +109,7 @@ def make_env(tmp_path: Path) -> Iterator[Callable[..., Env]]:
     ca_path, ca_key, ca_cert = make_ca(tmp_path, "cluster-ca")
     cert = make_client(tmp_path, ca_key, ca_cert, "kube-apiserver-kubelet-client", "system:masters")
 
-    def make(**overrides: Any) -> Env:
+    def make(kube: Any = None, **overrides: Any) -> Env:
         pods = FakeLookup()
         pods.add("ns", "web", "eci-web")
         settings = dict(host="127.0.0.1", port=0, workers=8)
@@ -118,7 +118,7 @@ def make_env(tmp_path: Path) -> Iterator[Callable[..., Env]]:
             node_name="vk-node",
             pods=pods,
             eci=FakeEci(),
-            auth=auth.Auth(FakeKube(), "vk-node"),
+            auth=auth.Auth(kube or FakeKube(), "vk-node"),
             tls=ServingTls(SelfSignedIssuer("vk-node", ["127.0.0.1"]), load_client_ca(str(ca_path))),
             settings=ServerSettings(**settings),  # type: ignore[arg-type]
         )
@@ -217,6 +217,40 @@ def test_waiting_connections_from_one_peer_are_capped(make_env: Callable[..., En
         assert env.healthz().endswith(b"ok")
     finally:
         for sock in idle:
+            sock.close()
+
+
+class SlowTokenReviews(FakeKube):
+    """TokenReviews that hang (at most 8 s) until released."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.reviews = 0
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if path.endswith("tokenreviews"):
+            self.reviews += 1
+            self.release.wait(8)
+        return super().post(path, body)
+
+
+def test_bearer_token_floods_do_not_take_the_request_workers(make_env: Callable[..., Env]) -> None:
+    kube = SlowTokenReviews()
+    env = make_env(kube=kube, workers=4, preauth_workers=2)
+    flood = []
+    try:
+        for i in range(10):  # each a different token: a TokenReview each, all hanging
+            sock = env.tls()
+            sock.sendall(f"GET /pods HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t{i}\r\n\r\n".encode())
+            flood.append(sock)
+        deadline = time.monotonic() + 5
+        while kube.reviews < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert kube.reviews == 2  # only the pre-auth pool's two workers are stuck in reviews
+        assert env.healthz(timeout=5).endswith(b"ok")  # the API server (client certificate) is served
+    finally:
+        kube.release.set()
+        for sock in flood:
             sock.close()
 
 

@@ -317,6 +317,7 @@ class Intake:
             self._gone(waiting, "before the TLS handshake")
             return
         waiting.buffer += data
+        self._buffered += len(data)
         if len(waiting.buffer) < 5:
             return
         if bytes(waiting.buffer) in _HTTP_STARTS:

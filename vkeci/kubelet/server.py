@@ -28,10 +28,11 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from prometheus_client import generate_latest
@@ -44,6 +45,9 @@ from vkeci.kubelet.intake import STATUS_TEXT, Intake, IntakeLimits, error_reply
 from vkeci.kubelet.tls import ServingTls
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 
 PORT_FORWARD_MESSAGE = (
     "port-forward is not supported on ECI: Elastic Container Instance has no API to open a TCP "
@@ -60,6 +64,7 @@ class ServerSettings:
     host: str = "0.0.0.0"
     port: int = 10250
     workers: int = 128  # requests served at once; exec sessions and log follows each hold one while they run
+    preauth_workers: int = 8  # authenticate callers without a client certificate (anonymous, bearer tokens)
     handshake_timeout: float = 10.0  # accept to end of the TLS handshake
     header_timeout: float = 10.0  # end of the handshake (or a keep-alive's first byte) to a complete request head
     idle_timeout: float = 60.0  # a keep-alive connection with no request is closed after this
@@ -105,6 +110,11 @@ class KubeletServer:
             ),
         )
         self.pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="kubelet-api")
+        self.preauth_pool = ThreadPoolExecutor(
+            max_workers=self.settings.preauth_workers, thread_name_prefix="kubelet-api-auth"
+        )
+        self._queued = 0  # request heads handed over by the intake, not yet started
+        self._queue_lock = threading.Lock()
         # Connections a worker holds, so stop() can end long-lived ones: the pool's threads are
         # joined at interpreter exit, and a `kubectl logs -f` must not keep the daemon alive.
         self._open: set[socket.socket] = set()
@@ -130,6 +140,7 @@ class KubeletServer:
             self._thread.join(timeout=5)
         self._listener.close()
         self._close_connections()
+        self.preauth_pool.shutdown(wait=True, cancel_futures=True)
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.tls.stop()
 
@@ -146,19 +157,69 @@ class KubeletServer:
                 pass
 
     def _submit(self, sock: ssl.SSLSocket, peer: Any, head: bytes, trusted: bool) -> None:
+        """From the intake: a complete request head. A caller with a verified client certificate
+        (the API server), or on a connection whose last request was authenticated, goes to the
+        request workers at once; anyone else is authenticated by the small pre-auth pool first,
+        so a flood of anonymous or bearer-token requests (each token a TokenReview) cannot take
+        the request workers."""
+        with self._queue_lock:
+            if self._queued >= self.settings.max_pending:
+                log.debug("kubelet API: %d requests queued; dropping one from %s", self._queued, peer)
+                sock.close()
+                return
+            self._queued += 1
         try:
-            self.pool.submit(self._serve, sock, peer, head, trusted)
-        except RuntimeError:  # stopping: the pool takes no more work
+            pool = self.pool if trusted or sock.getpeercert() else self.preauth_pool
+            pool.submit(self._serve, sock, peer, head, pool is self.pool)
+        except (RuntimeError, OSError, ValueError):  # stopping (the pools take no more work), or gone
+            with self._queue_lock:
+                self._queued -= 1
             sock.close()
 
-    def _serve(self, sock: ssl.SSLSocket, peer: Any, head: bytes, trusted: bool) -> None:
-        """One request, in a worker; the connection then goes back to the intake or is closed."""
+    def _serve(self, sock: ssl.SSLSocket, peer: Any, head: bytes, in_request_pool: bool) -> None:
+        """Authenticate one request and, if allowed, serve it here (request workers) or hand it
+        to the request workers (pre-auth pool)."""
+        with self._queue_lock:
+            self._queued -= 1
+        handler = _Handler(sock, peer, self, head)
+        ok, allowed = self._step(handler, handler.authenticate)
+        if not ok:
+            return
+        if not allowed:
+            self._after(handler)
+        elif in_request_pool:
+            self._respond(handler)
+        else:
+            try:
+                self.pool.submit(self._respond, handler)
+            except RuntimeError:  # stopping
+                sock.close()
+
+    def _respond(self, handler: _Handler) -> None:
+        ok, _ = self._step(handler, handler.respond)
+        if ok:
+            self._after(handler)
+
+    def _after(self, handler: _Handler) -> None:
+        """The connection goes back to the intake (next request, or a graceful close) or is closed."""
+        ok, _ = self._step(handler, handler.done)
+        if not ok:
+            return
+        sock, peer = handler.request, handler.client_address
+        if handler.leftover is not None:
+            self.intake.park(sock, peer, handler.leftover, trusted=handler.authenticated)
+        elif handler.linger:
+            self.intake.linger(sock, peer)
+        else:
+            _close(sock)
+
+    def _step(self, handler: _Handler, step: Callable[[], T]) -> tuple[bool, T | None]:
+        """Run one step of a request; a failure closes the connection (a peer gone: debug only)."""
+        sock, peer = handler.request, handler.client_address
         with self._open_lock:
             self._open.add(sock)
-        handler: _Handler | None = None
         try:
-            sock.settimeout(self.settings.idle_timeout)
-            handler = _Handler(sock, peer, self, head)
+            return True, step()
         except OSError as exc:  # includes ssl.SSLError: the client went away mid-request
             log.debug("kubelet API connection from %s ended: %s", peer, exc)
         except Exception:
@@ -166,15 +227,15 @@ class KubeletServer:
         finally:
             with self._open_lock:
                 self._open.discard(sock)
-        if handler is not None and handler.leftover is not None:
-            self.intake.park(sock, peer, handler.leftover, trusted=handler.authenticated)
-        elif handler is not None and handler.linger:
-            self.intake.linger(sock, peer)
-        else:
-            try:
-                sock.close()
-            except OSError:
-                pass
+        _close(sock)
+        return False, None
+
+
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass
 
 
 class _HeadThenSocket(io.RawIOBase):
@@ -260,22 +321,29 @@ def body_length(content_length: list[str], transfer_encoding: list[str]) -> int 
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Serves exactly one request: the head the intake read (``head``), then the socket.
-    Afterwards ``leftover`` is the bytes already read past this request (None: close the
-    connection) and ``linger`` says whether to close it gracefully (unread bytes remain)."""
+    """One request, in two steps that may run in different workers: :meth:`authenticate` (parse
+    the head the intake read, check the body framing, authenticate and authorize) and then
+    :meth:`respond`. Afterwards ``leftover`` is the bytes already read past this request (None:
+    close the connection) and ``linger`` says whether to close gracefully (unread bytes remain)."""
 
     protocol_version = "HTTP/1.1"
     app: KubeletServer
     server_version = "vk-eci"
     sys_version = ""
 
-    def __init__(self, sock: socket.socket, peer: Any, server: KubeletServer, head: bytes) -> None:
+    def __init__(self, sock: socket.socket, peer: Any, app: KubeletServer, head: bytes) -> None:
+        # Not BaseRequestHandler.__init__: it would run the whole request inside the constructor.
+        self.request = sock
+        self.client_address = peer
+        self.app = app
         self._head = head
         self.leftover: bytes | None = None
         self.linger = False
         self.authenticated = False
-        self.app = server
-        super().__init__(sock, peer, None)  # type: ignore[arg-type]  # no socketserver behind it
+        self.close_connection = True
+        self._length: int | None = 0
+        self._keep_alive = False
+        self.setup()
 
     def setup(self) -> None:
         self.connection = self.request
@@ -284,64 +352,28 @@ class _Handler(BaseHTTPRequestHandler):
         self.rfile = self._reader
         self.wfile = _SocketWriter(self.connection)
 
-    def handle(self) -> None:
-        self.close_connection = True
-        self.handle_one_request()
-        if not self.close_connection:
-            self._raw.parked = True
-            buffered = self._reader.peek(1 << 20)
-            self.leftover = self._reader.read(len(buffered)) + self._raw.rest()
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.client_address[0], *args)
-
-    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
-        """A request that could not be parsed: Go net/http's reply. Python's parser gives 414 for
-        a request line and 431 for a header line over 64 KiB, and 400/505/501 as Go does."""
-        log.debug("kubelet API: %s: %d %s", self.client_address[0], code, message or "")
-        self.close_connection = True
-        self.linger = True
-        self.wfile.write(error_reply(code if code in STATUS_TEXT else 400))
-
-    def handle_expect_100(self) -> bool:
-        # No "100 Continue" before authentication: that would invite the body we do not want.
-        return True
-
-    def do_GET(self) -> None:
-        self._dispatch("GET")
-
-    def do_POST(self) -> None:
-        self._dispatch("POST")
-
-    def do_HEAD(self) -> None:
-        self._dispatch("HEAD")
-
-    def do_PUT(self) -> None:
-        self._dispatch("PUT")
-
-    def do_DELETE(self) -> None:
-        self._dispatch("DELETE")
-
-    def do_PATCH(self) -> None:
-        self._dispatch("PATCH")
-
-    # --- plumbing ------------------------------------------------------------------------
-
-    def _dispatch(self, method: str) -> None:
-        url = urlsplit(self.path)
-        path = url.path
-        query = parse_qs(url.query, keep_blank_values=True)
+    def authenticate(self) -> bool:
+        """Parse the request and check who calls; False when it has been answered already (an
+        unreadable request, 401, 403)."""
+        self.raw_requestline = self.rfile.readline(65537)
+        if len(self.raw_requestline) > 65536:
+            self.requestline = self.request_version = self.command = ""
+            self.send_error(414)
+            return False
+        if not self.raw_requestline or not self.parse_request():
+            return False  # parse_request answered (send_error)
+        if self.command not in _METHODS:
+            self.send_error(501)
+            return False
         try:
-            length = body_length(
+            self._length = body_length(
                 self.headers.get_all("Content-Length") or [], self.headers.get_all("Transfer-Encoding") or []
             )
         except _BadFraming as exc:
-            self.close_connection = True
-            self.linger = True
-            self.wfile.write(exc.reply)
-            return
-        keep_alive = not self.close_connection
-        if length != 0:
+            self._close_after(exc.reply)
+            return False
+        self._keep_alive = not self.close_connection
+        if self._length != 0:
             # Until the body is read, or known to be unwanted, this connection cannot carry another request.
             self.close_connection = True
             self.linger = True
@@ -350,25 +382,68 @@ class _Handler(BaseHTTPRequestHandler):
             peer = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
             try:
                 user = self.app.auth.authenticate(peer or None, self.headers.get("Authorization"))
-                self.app.auth.authorize(user, method, path)
+                self.app.auth.authorize(user, self.command, urlsplit(self.path).path)
             except Unauthorized:
                 raise HttpError("Unauthorized", 401) from None
             except Forbidden as exc:
                 raise HttpError(str(exc), 403) from None
-            self.authenticated = True
-            self._discard_body(length)
-            self.close_connection = not keep_alive
-            self.linger = False
-            self._route(method, path, query)
         except HttpError as exc:
-            body = getattr(exc, "body", None)
-            if callable(body):  # exec/attach answer with a metav1.Status the API server can relay
-                self._send_json(exc.status, body())
-            else:
-                self._send_text(exc.status, exc.message)
+            self._answer(exc)
+            self.wfile.flush()
+            return False
+        self.authenticated = True
+        return True
+
+    def respond(self) -> None:
+        """Serve an authenticated request."""
+        url = urlsplit(self.path)
+        try:
+            try:
+                self._discard_body(self._length)
+                self.close_connection = not self._keep_alive
+                self.linger = False
+                self._route(self.command, url.path, parse_qs(url.query, keep_blank_values=True))
+            except HttpError as exc:
+                self._answer(exc)
+            self.wfile.flush()
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, TimeoutError):
             self.close_connection = True
             self.linger = False
+
+    def done(self) -> None:
+        """After the last step: take back what was read past the request, release the files."""
+        if not self.close_connection:
+            self._raw.parked = True
+            buffered = self._reader.peek(1 << 20)
+            self.leftover = self._reader.read(len(buffered)) + self._raw.rest()
+        self.finish()
+
+    def _answer(self, exc: HttpError) -> None:
+        body = getattr(exc, "body", None)
+        if callable(body):  # exec/attach answer with a metav1.Status the API server can relay
+            self._send_json(exc.status, body())
+        else:
+            self._send_text(exc.status, exc.message)
+
+    def _close_after(self, reply: bytes) -> None:
+        self.close_connection = True
+        self.linger = True
+        self.wfile.write(reply)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("%s " + format, self.client_address[0], *args)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """A request that could not be parsed: Go net/http's reply. Python's parser gives 414 for
+        a request line and 431 for a header line over 64 KiB, and 400/505/501 as Go does."""
+        log.debug("kubelet API: %s: %d %s", self.client_address[0], code, message or "")
+        self._close_after(error_reply(code if code in STATUS_TEXT else 400))
+
+    def handle_expect_100(self) -> bool:
+        # No "100 Continue" before authentication: that would invite the body we do not want.
+        return True
+
+    # --- plumbing ------------------------------------------------------------------------
 
     def _discard_body(self, length: int | None) -> None:
         """No route takes a body: drop a small one (so the connection stays usable), refuse a larger one."""
