@@ -200,8 +200,13 @@ class Intake:
 
     def _give_back(self, sock: socket.socket, peer: Any, leftover: bytes, trusted: bool, closing: bool) -> None:
         with self._lock:
-            self._returned.append((sock, peer, leftover, trusted, closing))
-        self._wake()
+            taken = not self._stopping.is_set()  # else the loop has drained the list for the last time
+            if taken:
+                self._returned.append((sock, peer, leftover, trusted, closing))
+        if taken:
+            self._wake()
+        else:
+            _close_socket(sock)
 
     def _wake(self) -> None:
         try:
@@ -222,7 +227,11 @@ class Intake:
                     elif key.data == "wake":
                         self._adopt_returned()
                     else:
-                        self._step(key.data)
+                        try:
+                            self._step(key.data)
+                        except Exception:  # a bug must cost this connection, not the kubelet API
+                            log.exception("kubelet API: connection from %s failed", key.data.address)
+                            self._close(key.data)
                 now = time.monotonic()
                 if now >= next_sweep:
                     next_sweep = now + _SWEEP_EVERY

@@ -10,9 +10,11 @@ metrics-server work unchanged):
 - ``GET /stats/summary``, ``/metrics/resource`` (see :mod:`.stats`)
 
 Connections are accepted, their TLS handshakes run and their request heads read by one intake
-thread for all of them (see :mod:`.intake`); a request worker is taken only for a complete
-request head, and a keep-alive connection goes back to the intake between requests. A request
-is authenticated before any of its body is read; the routes take no body, so at most 256 KiB
+thread for all of them (see :mod:`.intake`); a worker is taken only for a complete request
+head, and a keep-alive connection goes back to the intake between requests. A caller without a
+verified client certificate (anonymous, bearer token) is authenticated in a small pre-auth pool
+first, so only authenticated requests reach the request workers. A request is authenticated
+before any of its body is read; the routes take no body, so at most 256 KiB
 (Go's maxPostHandlerReadBytes) of one is read and dropped in 16 KiB pieces, and a larger one is
 refused. Malformed requests get the Go net/http server's replies (400, 431, 414, 501).
 """
