@@ -22,13 +22,14 @@ dev: $(STAMP)
 # Never ask the ECS metadata service (100.100.100.200) for credentials, not even outside the namespace.
 test unit e2e bench bench-fake demo: export ALIBABA_CLOUD_ECS_METADATA_DISABLED = true
 
-test: dev controlplane
+# The zipapp test (tests/fake/test_fake_zipapp.py) needs dist/vkeci.pyz, whose build downloads dependencies.
+test: dev controlplane dist/vkeci.pyz
 	$(NETNS) $(PY) -m pytest $(PYTEST_ARGS)
 
 unit: dev
 	$(NETNS) $(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
-e2e: dev controlplane
+e2e: dev controlplane dist/vkeci.pyz
 	$(NETNS) $(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
 # The local control plane (see README, "Local control plane"): build it, or run one in .demo/cluster.
@@ -66,10 +67,14 @@ lint: dev
 	$(VENV)/bin/ruff format --check vkeci fakes e2e tests scripts vkeci.py
 	$(VENV)/bin/mypy vkeci fakes $(wildcard e2e/*.py scripts/*.py)
 
-zipapp: dev
+# Rebuilt only when a source file changed (what tests/fake/test_fake_zipapp.py checks too).
+ZIPAPP_SOURCES := pyproject.toml $(shell find vkeci fakes -name '*.py' 2>/dev/null)
+dist/vkeci.pyz: $(STAMP) $(ZIPAPP_SOURCES)
 	@mkdir -p dist
-	$(VENV)/bin/shiv --compressed -q -c vkeci -o dist/vkeci.pyz .
-	@echo "built dist/vkeci.pyz"
+	$(VENV)/bin/shiv --compressed -q -c vkeci -o $@ .
+	@echo "built $@"
+
+zipapp: dist/vkeci.pyz
 
 clean:
 	rm -rf $(VENV) dist build *.egg-info .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -522,6 +522,25 @@ def test_attach_and_port_forward_say_what_to_use(env: Env) -> None:
     assert forward.returncode != 0 and "port-forward is not supported on ECI" in forward.stderr
 
 
+def test_the_api_server_proxies_to_the_namespace_address_but_not_to_loopback(env: Env) -> None:
+    """Why the node address is 10.250.0.1 (README, "Hermetic tests"): a node whose InternalIP is 127.0.0.1,
+    served by the very same kubelet server, is refused by the API server's node proxy."""
+    assert env.kube.get(f"/api/v1/nodes/{env.node}/proxy/pods")["kind"] == "PodList"
+    loop = f"vk-loop-{uuid.uuid4().hex[:6]}"
+    status = {
+        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": env.server.port}},
+    }
+    env.kube.post("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": loop}, "status": status})
+    try:
+        env.kube.patch(f"/api/v1/nodes/{loop}/status", {"status": status}, content_type=MERGE)
+        with pytest.raises(KubeError) as refused:
+            env.kube.get(f"/api/v1/nodes/{loop}/proxy/pods")
+        assert refused.value.status == 400 and refused.value.message == "address not allowed", refused.value
+    finally:
+        env.cluster.kubectl("delete", "node", loop, "--wait=false", check=False)
+
+
 def test_stats_summary_and_resource_metrics_through_the_node_proxy(env: Env) -> None:
     def summary() -> dict[str, Any]:
         raw = env.cluster.kubectl("get", "--raw", f"/api/v1/nodes/{env.node}/proxy/stats/summary", check=False)
