@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import bench_report as report  # noqa: E402  (scripts/ is sys.path[0] when run as a script)
 
 from e2e.cluster import Cluster  # noqa: E402
+from e2e.netns import node_ip  # noqa: E402
 from vkeci.clients.kube import KubeClient, KubeError, load_credentials, pod_path  # noqa: E402
 
 ACCESS_KEY_ID = "bench-ak"
@@ -173,7 +174,7 @@ def start_daemon(
         "ECI_QUOTA_CPU": "100000",
         "ECI_QUOTA_MEMORY": "400Ti",
         "VKUBELET_NODE_NAME": node,
-        "VKUBELET_NODE_IP": "127.0.0.1",
+        "VKUBELET_NODE_IP": node_ip(),  # 10.250.0.1 in the namespace of `make bench`
         "KUBELET_PORT": str(free_port()),
         "VKECI_LOG_LEVEL": "warning",  # info logs a few lines per pod: the bench measures the daemon, not its logs
         "PYTHONUNBUFFERED": "1",

@@ -19,6 +19,10 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the e2e harness package (not installed: it is not in the wheel)
+
+from e2e.netns import NODE_IP, inside, node_ip  # noqa: E402
+
 DEMO = ROOT / ".demo"
 CLUSTER = DEMO / "cluster"
 KUBECONFIG = CLUSTER / "kubeconfig"
@@ -144,11 +148,11 @@ def start_daemon(endpoint: str) -> None:
         "ECI_VSWITCH": "vsw-fake-a,vsw-fake-b",
         "ECI_CLUSTER_NAME": "demo",
         "VKUBELET_NODE_NAME": NODE,
-        "VKUBELET_NODE_IP": "127.0.0.1",
+        "VKUBELET_NODE_IP": node_ip(),
         "VKECI_STATUS_INTERVAL": "1",
         "PYTHONUNBUFFERED": "1",
     }
-    spawn("vkeci", [sys.executable, "-m", "vkeci", "run"], env)
+    spawn("vkeci", [sys.executable, "-m", "vkeci", "run", f"--kubelet-listen={node_ip()}"], env)
 
 
 def wait_ready(timeout: float = 90) -> None:
@@ -182,8 +186,33 @@ def print_groups(endpoint: str) -> None:
         )
 
 
+def check_same_network() -> None:
+    """Refuse to reuse demo processes that run in another network namespace (a `make demo` with a different
+    DEMO_NETNS): this process could not reach them."""
+    here = os.readlink("/proc/self/ns/net")
+    pid_files = [DEMO / "vkeci.pid", DEMO / "fake-eci.pid", *CLUSTER.glob("*.pid")]
+    for pid in filter(None, (pid_alive(path) for path in pid_files)):
+        try:
+            theirs = os.readlink(f"/proc/{pid}/ns/net")
+        except OSError:
+            continue  # gone meanwhile, or not ours to inspect
+        if theirs != here:
+            raise SystemExit(
+                f"demo: the running demo (pid {pid}) is in another network namespace than this `make demo` "
+                "(DEMO_NETNS differs); stop it first with `make demo-down`"
+            )
+
+
+def how_to_enter() -> str:
+    """The command that runs a shell in the demo's private network namespace (DEMO_NETNS=1)."""
+    pid = pid_alive(DEMO / "vkeci.pid")
+    user = "" if os.geteuid() == 0 else " --user --preserve-credentials"
+    return f"nsenter --target {pid} --net{user}"
+
+
 def up() -> int:
     DEMO.mkdir(exist_ok=True)
+    check_same_network()
     start_cluster()
     endpoint = start_fake()
     start_daemon(endpoint)
@@ -198,6 +227,18 @@ def up() -> int:
     print("\n$ kubectl get pods -o wide")
     print(kubectl("get", "pods", "-o", "wide"), end="")
     print_groups(endpoint)
+    if inside():
+        print(
+            f"""
+The demo runs in a private network namespace (node address {NODE_IP}); kubectl logs/exec work there.
+Enter it first: {how_to_enter()} bash"""
+        )
+    else:
+        print(
+            """
+The demo runs on loopback (node address 127.0.0.1): the API server does not proxy to loopback, so
+kubectl logs/exec fail; `make demo-down && make demo DEMO_NETNS=1` runs it where they work."""
+        )
     print(
         f"""
 The demo stays up. Try:

@@ -24,6 +24,7 @@ from vkharness import (
     wait_for,
 )
 
+from e2e.netns import node_ip
 from vkeci.clients.kube import KubeError
 
 
@@ -35,7 +36,7 @@ def test_node_and_lease_are_registered(daemon, kube):
         "taints"
     ]
     status = node["status"]
-    assert status["addresses"] == [{"type": "InternalIP", "address": "127.0.0.1"}]
+    assert status["addresses"] == [{"type": "InternalIP", "address": node_ip()}]
     assert status["nodeInfo"]["kubeletVersion"].startswith("v1.35.")
     lease_path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{daemon.node}"
     lease = wait_for(lambda: kube.get(lease_path), 20, "the lease (created by the first heartbeat)")

@@ -5,8 +5,9 @@ The daemon is not involved: the server gets a stand-in pod lookup that reads the
 server and knows which fake ECI group backs each. The fake runs the containers as real processes, so what
 kubectl prints is what those processes wrote.
 
-The node's InternalIP is the host's own non-loopback address because the API server refuses to proxy
-(`/api/v1/nodes/<n>/proxy/...`) to loopback; the traffic still never leaves the machine.
+The node's InternalIP is 10.250.0.1 (``e2e.netns.NODE_IP``), an address of the private network namespace
+the test run makes (README, "Hermetic tests"): the API server refuses to proxy (`/api/v1/nodes/<n>/proxy/...`)
+to loopback, and this address is not loopback yet exists only inside the namespace.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import json
 import os
 import pty
 import select
-import socket
 import struct
 import subprocess
 import termios
@@ -34,6 +34,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from vkfixtures import *  # noqa: F403 - pytest fixtures for the daemon test: daemon_factory, fake_eci, kube
 
 from e2e.cluster import Cluster
+from e2e.netns import NODE_IP
 from fakes.eci.server import FakeECI
 from vkeci.clients.eci import EciClient, new_client
 from vkeci.clients.kube import MERGE, KubeClient, KubeError, load_credentials
@@ -65,23 +66,6 @@ def wait_for(check: Callable[[], T], timeout: float, what: str) -> T:
                 return last
         time.sleep(0.2)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last value: {last!r}")
-
-
-def host_address() -> str:
-    """The machine's own non-loopback IPv4 address (the API server will not proxy to loopback)."""
-    found = []
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        for _, name in socket.if_nameindex():
-            try:
-                packed = fcntl.ioctl(probe.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))  # SIOCGIFADDR
-            except OSError:
-                continue  # interface down or without an IPv4 address
-            address = socket.inet_ntoa(packed[20:24])
-            if not address.startswith("127."):
-                found.append(address)
-    if not found:
-        raise AssertionError("this machine has no non-loopback IPv4 address; the node-proxy tests need one")
-    return found[0]
 
 
 class LivePods:
@@ -225,7 +209,7 @@ class Env:
 def env(cluster: Cluster) -> Iterator[Env]:
     node = f"vk-kapi-{uuid.uuid4().hex[:6]}"
     namespace = f"kapi-{uuid.uuid4().hex[:6]}"
-    address = host_address()
+    address = NODE_IP
     fake = FakeECI.start(
         access_key_id=AK, access_key_secret=SK, config={"scheduling_delay_s": 0.0, "pending_delay_s": 0.0}
     )
@@ -537,6 +521,25 @@ def test_attach_and_port_forward_say_what_to_use(env: Env) -> None:
     assert forward.returncode != 0 and "port-forward is not supported on ECI" in forward.stderr
 
 
+def test_the_api_server_proxies_to_the_namespace_address_but_not_to_loopback(env: Env) -> None:
+    """Why the node address is 10.250.0.1 (README, "Hermetic tests"): a node whose InternalIP is 127.0.0.1,
+    served by the very same kubelet server, is refused by the API server's node proxy."""
+    assert env.kube.get(f"/api/v1/nodes/{env.node}/proxy/pods")["kind"] == "PodList"
+    loop = f"vk-loop-{uuid.uuid4().hex[:6]}"
+    status = {
+        "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+        "daemonEndpoints": {"kubeletEndpoint": {"Port": env.server.port}},
+    }
+    env.kube.post("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": loop}, "status": status})
+    try:
+        env.kube.patch(f"/api/v1/nodes/{loop}/status", {"status": status}, content_type=MERGE)
+        with pytest.raises(KubeError) as refused:
+            env.kube.get(f"/api/v1/nodes/{loop}/proxy/pods")
+        assert refused.value.status == 400 and refused.value.message == "address not allowed", refused.value
+    finally:
+        env.cluster.kubectl("delete", "node", loop, "--wait=false", check=False)
+
+
 def test_stats_summary_and_resource_metrics_through_the_node_proxy(env: Env) -> None:
     def summary() -> dict[str, Any]:
         raw = env.cluster.kubectl("get", "--raw", f"/api/v1/nodes/{env.node}/proxy/stats/summary", check=False)
@@ -602,8 +605,7 @@ def test_logs_exec_and_stats_through_the_daemon(cluster: Cluster, daemon_factory
     logs/exec/top-data through the daemon's own kubelet API."""
     from vkharness import placement
 
-    address = host_address()
-    daemon = daemon_factory(env={"VKUBELET_NODE_IP": address})
+    daemon = daemon_factory()  # its node address is NODE_IP: the harness gives it to every daemon
     wait_for(lambda: kube.ready(daemon.node) == "True", 60, f"node {daemon.node} Ready")
     namespace = f"kapi-d-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", namespace)

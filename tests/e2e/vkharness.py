@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import requests
 
+from e2e.netns import node_ip
 from vkeci.clients.kube import KubeClient, KubeError, load_credentials
 
 T = TypeVar("T")
@@ -75,7 +76,9 @@ class DaemonProcess:
     ) -> None:
         self.node = node
         self.log_path = log_path
-        self.args = [sys.executable, "-m", "vkeci", "run", *FAST_ARGS, *extra_args]
+        # The kubelet API listens on the node address only (in the test namespace: 10.250.0.1).
+        listen = f"--kubelet-listen={node_ip()}"
+        self.args = [sys.executable, "-m", "vkeci", "run", *FAST_ARGS, listen, *extra_args]
         self.env = {
             **os.environ,
             "KUBECONFIG": str(kubeconfig),
@@ -88,7 +91,7 @@ class DaemonProcess:
             "ECI_VSWITCH": "vsw-fake-a,vsw-fake-b",
             "ECI_CLUSTER_NAME": cluster_name,
             "VKUBELET_NODE_NAME": node,
-            "VKUBELET_NODE_IP": "127.0.0.1",
+            "VKUBELET_NODE_IP": node_ip(),
             "KUBELET_PORT": str(free_port()),
             "VKECI_STATUS_INTERVAL": "0.5",
             "VKECI_RESYNC_INTERVAL": "30",

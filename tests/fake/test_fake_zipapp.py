@@ -1,7 +1,8 @@
-"""`python dist/vkeci.pyz fake-eci --port 0 ...` works: the zipapp is built the way `make zipapp` builds it.
+"""`python dist/vkeci.pyz fake-eci --port 0 ...` works: the zipapp that `make zipapp` built.
 
-Marked e2e because building the zipapp takes a minute or more (pip installs every dependency into it);
-`make test` runs it, `make unit` does not.
+Building it takes a minute or more and needs the package index (pip installs every dependency into it), so
+`make test` and `make e2e` run `make zipapp` before they enter the hermetic network namespace (README,
+"Hermetic tests"), and this test uses that file. Marked e2e: `make unit` neither builds nor tests it.
 """
 
 from __future__ import annotations
@@ -19,18 +20,19 @@ from conftest import AK, SK, sdk_client
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def _built_zipapp() -> Path:
+    """dist/vkeci.pyz, if it is newer than every source file that goes into it; else fail saying what to run."""
+    pyz = ROOT / "dist" / "vkeci.pyz"
+    assert pyz.is_file(), f"{pyz} is missing: run `make zipapp` (`make test` and `make e2e` do)"
+    sources = [ROOT / "pyproject.toml", *(ROOT / "vkeci").rglob("*.py"), *(ROOT / "fakes").rglob("*.py")]
+    newer = [str(p.relative_to(ROOT)) for p in sources if p.stat().st_mtime > pyz.stat().st_mtime]
+    assert not newer, f"{pyz} is older than {newer[:5]}: run `make zipapp` (`make test` and `make e2e` do)"
+    return pyz
+
+
 @pytest.mark.e2e
 def test_zipapp_serves_the_fake(tmp_path: Path) -> None:
-    pyz = tmp_path / "vkeci.pyz"
-    shiv = Path(sys.executable).parent / "shiv"
-    build = subprocess.run(
-        [str(shiv), "--compressed", "-q", "-c", "vkeci", "-o", str(pyz), "."],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert build.returncode == 0, build.stderr[-2000:]
+    pyz = _built_zipapp()
     env = dict(os.environ, SHIV_ROOT=str(tmp_path / "shiv-root"))
     proc = subprocess.Popen(
         [sys.executable, str(pyz), "fake-eci", "--port", "0", "--access-key-id", AK, "--access-key-secret", SK],
