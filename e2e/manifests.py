@@ -11,6 +11,7 @@ reason for each rule is written once, in deploy/kustomize/base/rbac.yaml and the
 from __future__ import annotations
 
 import ast
+import os
 import re
 import subprocess
 from collections.abc import Iterable, Iterator
@@ -211,8 +212,9 @@ def with_components(tmp: Path, components: Iterable[str]) -> Path:
     body = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1",
         "kind": "Kustomization",
-        "resources": [str(KUSTOMIZE / "base")],
-        "components": [str(KUSTOMIZE / "components" / name) for name in components],
+        # kustomize takes only relative paths.
+        "resources": [os.path.relpath(KUSTOMIZE / "base", tmp)],
+        "components": [os.path.relpath(KUSTOMIZE / "components" / name, tmp) for name in components],
     }
     (tmp / "kustomization.yaml").write_text(yaml.safe_dump(body))
     return tmp
