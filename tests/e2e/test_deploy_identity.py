@@ -12,7 +12,7 @@ import json
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,23 @@ def installed(cluster: Cluster) -> Iterator[None]:
     cluster.kubectl("apply", "-k", str(KUSTOMIZE / "base"))
     yield
     cluster.kubectl("delete", "-k", str(KUSTOMIZE / "base"), "--wait=false", "--ignore-not-found", check=False)
+
+
+# Requests the scenario must make (the daemon's own counts), so the coverage check above is not vacuous.
+EXERCISED = {
+    "GET pods",
+    "PATCH pods/status",
+    "DELETE pods",
+    "POST events",
+    "PATCH nodes/status",
+    "GET configmaps",
+    "GET secrets",
+    "GET services",
+    "POST serviceaccounts/token",
+    "POST tokenreviews",
+    "POST subjectaccessreviews",
+    "PUT leases",
+}
 
 
 def service_account_kubeconfig(cluster: Cluster, path: Path) -> Path:
@@ -110,7 +127,17 @@ def test_daemon_runs_with_only_the_manifests_rbac(
     )
     daemon.start()
     try:
-        wait_for(lambda: kube.ready(node) == "True", 60, f"node {node} Ready")
+
+        def unless_forbidden(check: Callable[[], bool]) -> Callable[[], bool]:
+            # A 403 fails at once, naming the request, rather than as a timeout later.
+            def checked() -> bool:
+                denied = forbidden_lines(daemon.log_text())
+                assert not denied, "the daemon was refused:\n" + "\n".join(denied[:5])
+                return check()
+
+            return checked
+
+        wait_for(unless_forbidden(lambda: kube.ready(node) == "True"), 60, f"node {node} Ready")
         # A pod that needs what pods need: a ConfigMap and a Secret in its env, a projected token
         # (the default automount), service-link variables (the default enableServiceLinks).
         cluster.kubectl("-n", namespace, "create", "configmap", "settings", "--from-literal=mode=e2e")
@@ -126,7 +153,7 @@ def test_daemon_runs_with_only_the_manifests_rbac(
         ]
         pod = pod_manifest("web", node, containers=[{"name": "web", "image": "nginx:1.27", "env": env}])
         kube.create(namespace, pod)
-        wait_for(lambda: running(kube.pod(namespace, "web")), 60, "pod web Running")
+        wait_for(unless_forbidden(lambda: running(kube.pod(namespace, "web"))), 60, "pod web Running")
         # The kubelet API authenticates a bearer token with a TokenReview and authorizes it with a
         # SubjectAccessReview, both made with the daemon's identity. (Called directly on 127.0.0.1: the API
         # server refuses to proxy to a loopback node address.)
@@ -140,10 +167,12 @@ def test_daemon_runs_with_only_the_manifests_rbac(
         )
         assert logs.status_code == 200, logs.text
         cluster.kubectl("-n", namespace, "delete", "pod", "web", "--wait=false")
-        wait_for(lambda: not kube.pods(namespace), 60, "pod web gone")
+        wait_for(unless_forbidden(lambda: not kube.pods(namespace)), 60, "pod web gone")
         assert daemon.stop() == 0
         assert not forbidden_lines(daemon.log_text()), forbidden_lines(daemon.log_text())
         assert uncovered(stats) == {}
+        made = set(json.loads(stats.read_text())["kubernetes"])
+        assert EXERCISED <= made, f"the scenario did not make {EXERCISED - made}"
 
         # Uninstall: --decommission with the same identity cordons the node and deletes it.
         # (--decommission returns before the daemon writes --stats-file: no request counts for this part.)
