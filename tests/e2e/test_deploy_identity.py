@@ -27,7 +27,8 @@ from vkfixtures import *  # noqa: F403 - pytest fixtures: fake_eci, kube
 from vkharness import DaemonProcess, Kube, fake_groups, nginx_deployment, pod_manifest, running, wait_for
 
 from e2e.cluster import Cluster
-from e2e.manifests import KUSTOMIZE, METHOD_VERBS, NAMESPACE, calls_for
+from e2e.helm import ensure_helm
+from e2e.manifests import CHART, KUSTOMIZE, METHOD_VERBS, NAMESPACE, calls_for, helm, with_components
 
 SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:vkeci"
 # Requests the scenarios must make (the daemon's own counts), so the coverage check is not vacuous.
@@ -276,3 +277,22 @@ def test_scale_kill_9_and_restart_with_only_the_manifests_rbac(
         cluster.kubectl(
             "delete", "clusterrolebinding", f"{namespace}-kubelet-reader", "--ignore-not-found", check=False
         )
+
+
+@pytest.mark.parametrize("components", [[], ["tls-csr"], ["tls-csr-approve"], ["decommission"]])
+def test_kustomize_objects_pass_the_api_servers_validation(
+    installed: None, cluster: Cluster, tmp_path: Path, components: list[str]
+) -> None:
+    directory = with_components(tmp_path, components)
+    result = cluster.kubectl("apply", "--dry-run=server", "-k", str(directory))
+    assert "(server dry run)" in result.stdout
+
+
+def test_helm_install_passes_the_api_servers_validation_and_prints_its_notes(cluster: Cluster, namespace: str) -> None:
+    args = ["install", "vkeci-dry", str(CHART), "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig)]
+    result = helm(
+        ensure_helm(), *args, "--dry-run=server", "--set", "tls.mode=csr", "--set", "settings.region=cn-hangzhou"
+    )
+    assert "STATUS: pending-install" in result.stdout
+    notes = result.stdout.split("NOTES:", 1)[1]
+    assert "kubectl certificate approve" in notes and "credential chain" in notes
