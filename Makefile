@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 NETNS  := $(PY) -m e2e.netns --
 PYTEST_ARGS ?=
 
-.PHONY: dev test unit e2e controlplane cluster-up cluster-down lint zipapp demo demo-down bench bench-fake clean
+.PHONY: dev test unit e2e controlplane helm cluster-up cluster-down lint zipapp demo demo-down bench bench-fake clean
 
 # Re-install only when the dependency list changes, so `make dev` is fast when nothing did.
 $(STAMP): pyproject.toml
@@ -35,6 +35,10 @@ e2e: dev controlplane dist/vkeci.pyz
 # The local control plane (see README, "Local control plane"): build it, or run one in .demo/cluster.
 controlplane: dev
 	$(PY) -m e2e.build
+
+# helm, built from its Go module (no package provides it) and cached outside the repo (see README, "Install in a cluster").
+helm: dev
+	$(PY) -m e2e.helm
 
 cluster-up: dev
 	$(PY) -m e2e.cluster up --dir .demo/cluster

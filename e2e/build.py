@@ -14,6 +14,7 @@ A file lock makes concurrent callers (two pytest runs, a demo) wait for one buil
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -21,7 +22,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -100,15 +101,26 @@ def ensure_binary(progress: Callable[[str], None] | None = None) -> Path:
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     target = bin_dir()
     if cached_binary() is None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target.parent / f"{target.name}.lock", "w") as lock:
-            if not _try_lock(lock):
-                say(f"control plane: another process is building {target}; waiting for it")
-                fcntl.flock(lock, fcntl.LOCK_EX)
+        with build_lock(target, lambda: say(f"control plane: another process is building {target}; waiting for it")):
             if cached_binary() is None:  # the other process may have finished it meanwhile
                 _build(target, say)
     _link_components(target)
     return target
+
+
+@contextlib.contextmanager
+def build_lock(target: Path, on_wait: Callable[[], None]) -> Iterator[None]:
+    """Hold the file lock ``<target>.lock`` beside the cache directory ``target`` (one build at a time).
+
+    ``on_wait`` is called once if another process holds the lock, before waiting for it; the caller
+    must check again under the lock whether the other process already built what it wanted.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f"{target.name}.lock", "w") as lock:
+        if not _try_lock(lock):
+            on_wait()
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def _try_lock(lock_file: IO[str]) -> bool:
