@@ -8,7 +8,7 @@ called (its own request counts) with the table.
 from __future__ import annotations
 
 from e2e.manifests import API_CALLS, NOT_API_CALLS, grants, path_fragments
-from vkeci.check import PERMISSIONS
+from vkeci.commands.check import PERMISSIONS
 
 # `vkeci check` asks the API server (SelfSubjectAccessReview) for check.PERMISSIONS. Where that list and
 # the daemon's real calls differ, a deployed `vkeci check` says FAIL for a right the daemon never uses, or
