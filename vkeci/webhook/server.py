@@ -78,6 +78,9 @@ class _Server(ThreadingHTTPServer):
     def finish_request(self, request: Any, client_address: Any) -> None:
         """In the connection's own thread: the TLS handshake, then HTTP."""
         sock: socket.socket = request
+        # An answer is written as headers then body: without NODELAY the body waits for the client's
+        # delayed ACK (40 ms on Linux), which took p90 from 4 ms to 49 ms at 50 admissions/s (measured).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(HANDSHAKE_TIMEOUT)
         try:
             tls_sock = self.app.tls.context().wrap_socket(sock, server_side=True)
@@ -115,8 +118,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        # One TLS record and one segment for headers and body (end_headers would flush the headers alone).
+        self._headers_buffer.append(b"\r\n" + body)  # type: ignore[attr-defined]
+        self.flush_headers()
 
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
