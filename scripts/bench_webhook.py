@@ -9,6 +9,13 @@ p50/p99/max of the time from sending a request to having its answer.
 
     python scripts/bench_webhook.py                      # 50/s for 20 s
     python scripts/bench_webhook.py --rate 200 --seconds 30 --json out.json
+    python scripts/bench_webhook.py --cluster            # through a real kube-apiserver, see below
+
+With ``--cluster`` it starts the local control plane (``e2e.cluster``) and `vkeci webhook` as a process,
+installs deploy/webhook/mutatingwebhook.yaml pointed at it, and creates pods (``dryRun=All``: admission runs
+in full, nothing is stored or scheduled) at the same rate, once with the webhook and once without, so
+the difference of the two create latencies is what the webhook costs a pod creation; it also reads the
+API server's own histogram of the webhook's calls (``apiserver_admission_webhook_admission_duration_seconds``).
 
 Loopback only (127.0.0.1); nothing else is contacted.
 """
@@ -18,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -131,6 +139,7 @@ def review(index: int) -> bytes:
                     "tolerationSeconds": 300,
                 },
             ],
+            "volumes": [{"name": "kube-api-access", "emptyDir": {}}],
             "restartPolicy": "Always",
             "dnsPolicy": "ClusterFirst",
             "serviceAccountName": "default",
@@ -251,23 +260,162 @@ def _server_side(url: str, ca_file: str) -> dict[str, Any]:
     return {f"under_{float(b) * 1000:g}ms": round(n / total, 4) for b, n in buckets.items() if b != "+Inf"}
 
 
+def through_apiserver(rate: float, seconds: float, connections: int) -> dict[str, Any]:
+    """Pod creations at ``rate`` through a local kube-apiserver, with the webhook and without."""
+    import uuid
+
+    import yaml
+
+    from e2e.cluster import Cluster
+    from vkeci.kube import KubeClient, load_credentials
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cluster = Cluster(Path(tmp) / "cluster", die_with_parent=True)
+        cluster.up()
+        webhook: subprocess.Popen[bytes] | None = None
+        try:
+            kube = KubeClient(load_credentials(str(cluster.kubeconfig)), timeout=15)
+            port = free_port()
+            log_path = Path(tmp) / "webhook.log"
+            with open(log_path, "wb") as log:
+                webhook = subprocess.Popen(
+                    [sys.executable, "-m", "vkeci", "webhook", "--kubeconfig", str(cluster.kubeconfig),
+                     "--listen", "127.0.0.1", f"--port={port}", "--service=", "--tls-san=127.0.0.1",
+                     "--cert-check-interval=1", "--log-level=warning"],
+                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                )  # fmt: skip
+            config = yaml.safe_load((ROOT / "deploy" / "webhook" / "mutatingwebhook.yaml").read_text())
+            config["webhooks"][0]["clientConfig"] = {"url": f"https://127.0.0.1:{port}/mutate-pods"}
+            kube.post("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", config)
+            namespace = f"bench-{uuid.uuid4().hex[:6]}"
+            kube.post(
+                "/api/v1/namespaces", {"metadata": {"name": namespace, "labels": {"alibabacloud.com/eci": "true"}}}
+            )
+            pod = json.loads(review(0))["request"]["object"]
+            pod["metadata"]["namespace"] = namespace
+            path = f"/api/v1/namespaces/{namespace}/pods"
+
+            def create(_index: int) -> bool:
+                created = kube.request("POST", path, params={"dryRun": "All"}, body=pod).json()
+                return "nodeSelector" in created["spec"]
+
+            deadline = time.monotonic() + 60
+            while not create(0):  # the caBundle is written, then loaded by the API server
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"the API server never called the webhook:\n{log_path.read_text()[-2000:]}")
+                time.sleep(0.25)
+            with_webhook = _paced(create, rate, seconds, connections, expect=True)
+            admission = _apiserver_histogram(kube)
+            metrics = requests.get(f"https://127.0.0.1:{port}/metrics", verify=False, timeout=10).text
+            connections_opened = next(
+                float(line.split()[-1])
+                for line in metrics.splitlines()
+                if line.startswith("vkeci_webhook_connections_total")
+            )
+            kube.delete(
+                f"/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/{config['metadata']['name']}"
+            )
+            deadline = time.monotonic() + 30
+            while create(0):  # the API server drops the configuration from its watch
+                if time.monotonic() > deadline:
+                    raise SystemExit("the webhook configuration did not go away")
+                time.sleep(0.25)
+            without = _paced(create, rate, seconds, connections, expect=False)
+        finally:
+            if webhook is not None:
+                webhook.terminate()
+                webhook.wait(15)
+            cluster.down()
+    return {
+        "rate_per_s": rate,
+        "seconds": seconds,
+        "create_with_webhook": with_webhook,
+        "create_without_webhook": without,
+        "webhook_cost_p50_ms": round(with_webhook["p50_ms"] - without["p50_ms"], 2),
+        "webhook_cost_p99_ms": round(with_webhook["p99_ms"] - without["p99_ms"], 2),
+        "apiserver_webhook_histogram": admission,
+        "webhook_connections_opened": connections_opened,
+    }
+
+
+def free_port() -> int:
+    """A loopback port free right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _paced(call: Any, rate: float, seconds: float, connections: int, *, expect: bool) -> dict[str, Any]:
+    latencies: list[float] = []
+    wrong: list[int] = []
+    lock = threading.Lock()
+
+    def one(index: int) -> None:
+        started = time.perf_counter()
+        result = call(index)
+        elapsed = time.perf_counter() - started
+        with lock:
+            latencies.append(elapsed * 1000)
+            if result != expect:
+                wrong.append(index)
+
+    total = int(rate * seconds)
+    with ThreadPoolExecutor(max_workers=connections) as pool:
+        start = time.perf_counter()
+        for index in range(total):
+            delay = start + index / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(one, index)
+    return {
+        "sent": total,
+        "not_as_expected": len(wrong),
+        "p50_ms": round(percentile(latencies, 0.5), 2),
+        "p90_ms": round(percentile(latencies, 0.9), 2),
+        "p99_ms": round(percentile(latencies, 0.99), 2),
+        "max_ms": round(max(latencies), 2),
+    }
+
+
+def _apiserver_histogram(kube: Any) -> dict[str, float]:
+    text = kube.request("GET", "/metrics").text
+    buckets: dict[str, float] = {}
+    for line in text.splitlines():
+        if (
+            line.startswith("apiserver_admission_webhook_admission_duration_seconds_bucket")
+            and "pods.webhook.vkeci.io" in line
+        ):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[bound] = buckets.get(bound, 0.0) + float(line.rsplit(" ", 1)[1])
+    total = buckets.get("+Inf") or 1.0
+    return {f"under_{float(b) * 1000:g}ms": round(n / total, 4) for b, n in buckets.items() if b != "+Inf"}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=50.0, help="admissions per second (default 50)")
     parser.add_argument("--seconds", type=float, default=20.0, help="how long to send (default 20)")
     parser.add_argument("--connections", type=int, default=4, help="keep-alive connections (default 4)")
     parser.add_argument("--selectors", type=int, default=10, help="selectors in the eci-profile (default 10)")
+    parser.add_argument("--cluster", action="store_true", help="through a local kube-apiserver (see above)")
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.selectors)
         return 0
-    result = run(args.rate, args.seconds, args.connections, args.selectors)
+    if args.cluster:
+        result = through_apiserver(args.rate, args.seconds, args.connections)
+        failed = bool(
+            result["create_with_webhook"]["not_as_expected"] or result["create_without_webhook"]["not_as_expected"]
+        )
+    else:
+        result = run(args.rate, args.seconds, args.connections, args.selectors)
+        failed = bool(result["errors"])
     print(json.dumps(result, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=1))
-    return 1 if result["errors"] else 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

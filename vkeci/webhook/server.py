@@ -13,7 +13,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from prometheus_client import generate_latest
+from prometheus_client import Counter, generate_latest
 
 from vkeci.kubelet.tls import ServingTls
 from vkeci.log import get_logger
@@ -25,6 +25,7 @@ MUTATE_PATH = "/mutate-pods"
 MAX_BODY = 8 * 1024 * 1024
 HANDSHAKE_TIMEOUT = 10.0
 IDLE_TIMEOUT = 90.0  # keep-alive connections left idle this long are closed
+CONNECTIONS = Counter("vkeci_webhook_connections_total", "TLS connections accepted (the API server reuses them)")
 
 
 class WebhookServer:
@@ -88,6 +89,7 @@ class _Server(ThreadingHTTPServer):
             log.debug("TLS handshake failed: %s", exc)
             return
         tls_sock.settimeout(IDLE_TIMEOUT)
+        CONNECTIONS.inc()
         try:
             self.RequestHandlerClass(tls_sock, client_address, self)  # type: ignore[arg-type]
         finally:
