@@ -298,14 +298,28 @@ def test_a_broken_profile_keeps_the_last_good_one_with_a_warning_event(
     print(f"fixed profile in force after {time.monotonic() - started:.2f}s")
 
 
-def test_pods_are_still_created_while_the_webhook_is_down(webhook, kube, routed_namespace, taint_key):
+def test_pods_are_still_created_while_the_webhook_hangs_or_is_down(webhook, kube, routed_namespace, taint_key):
+    # Hung (accepts connections, never answers): the API server gives up after timeoutSeconds (3 s).
+    assert webhook.proc is not None
+    webhook.proc.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        created = kube.create(routed_namespace, bare_pod("hung", {"alibabacloud.com/eci": "true"}))
+        hung = time.monotonic() - started
+    finally:
+        webhook.proc.send_signal(signal.SIGCONT)
+    assert not routed_to_eci(created, taint_key)
+    assert 2.5 < hung < 10.0, f"creating a pod took {hung:.1f}s with the webhook hung"
+
+    # Down (connection refused): no wait at all.
     webhook.stop()
     started = time.monotonic()
     created = kube.create(routed_namespace, bare_pod("unrouted", {"alibabacloud.com/eci": "true"}))
-    elapsed = time.monotonic() - started
-    # failurePolicy Ignore: created as written, not routed; connection refused costs no timeout.
+    down = time.monotonic() - started
+    # failurePolicy Ignore: created as written, not routed.
     assert not routed_to_eci(created, taint_key)
-    assert elapsed < 3.0, f"creating a pod took {elapsed:.1f}s with the webhook down"
+    assert down < 2.0, f"creating a pod took {down:.1f}s with the webhook down"
+    print(f"pod created in {hung:.2f}s with the webhook hung, {down:.2f}s with it down")
 
 
 def test_a_burst_deployment_fills_the_real_node_then_spills_onto_the_virtual_node(
@@ -360,3 +374,20 @@ def test_a_burst_deployment_fills_the_real_node_then_spills_onto_the_virtual_nod
     finally:
         cluster.kubectl("delete", "deployment", "burst", "-n", routed_namespace, "--wait=false", check=False)
         cluster.kubectl("delete", "node", real, "--ignore-not-found", "--wait=false", check=False)
+
+
+def test_the_shipped_manifests_are_accepted_by_the_api_server(cluster, kube):
+    created = False
+    try:
+        kube.client.post("/api/v1/namespaces", {"metadata": {"name": "vkeci-system"}})
+        created = True
+    except KubeError as err:
+        if not err.conflict:
+            raise
+    try:
+        out = cluster.kubectl("apply", "--dry-run=server", "-f", str(ROOT / "deploy" / "webhook"))
+    finally:
+        if created:
+            kube.client.delete("/api/v1/namespaces/vkeci-system")
+    assert "mutatingwebhookconfiguration.admissionregistration.k8s.io/vkeci created (server dry run)" in out.stdout
+    assert "deployment.apps/vkeci-webhook created (server dry run)" in out.stdout

@@ -166,3 +166,29 @@ def test_certificate_names() -> None:
 
 def test_empty_profile_source_is_usable() -> None:
     assert FixedProfile(EMPTY).current() is EMPTY
+
+
+def test_the_shipped_configuration_never_blocks_pod_creation() -> None:
+    import yaml
+
+    root = Path(__file__).resolve().parents[2]
+    config = yaml.safe_load((root / "deploy" / "webhook" / "mutatingwebhook.yaml").read_text())
+    (webhook,) = config["webhooks"]
+    assert webhook["failurePolicy"] == "Ignore"
+    assert webhook["timeoutSeconds"] <= 5
+    assert webhook["sideEffects"] == "None"
+    assert webhook["reinvocationPolicy"] == "IfNeeded"
+    assert webhook["admissionReviewVersions"] == ["v1"]
+    assert webhook["clientConfig"]["service"]["path"] == "/mutate-pods"
+    assert webhook["rules"] == [
+        {
+            "operations": ["CREATE"],
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "resources": ["pods"],
+            "scope": "Namespaced",
+        }
+    ]
+    (skip,) = webhook["namespaceSelector"]["matchExpressions"]
+    assert skip["key"] == "kubernetes.io/metadata.name" and skip["operator"] == "NotIn"
+    assert set(skip["values"]) == {"kube-system", "vkeci-system"}
