@@ -24,7 +24,6 @@ Pure: dicts in, dicts out; the namespace's labels come from the caller's cache.
 from __future__ import annotations
 
 import base64
-import copy
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -181,6 +180,15 @@ def tolerates(toleration: Any, target: Target) -> bool:
     return key == target.taint_key and (toleration.get("value") or "") == target.taint_value
 
 
+def _clone(value: Any) -> Any:
+    """A copy of a JSON value (copy.deepcopy does the same at several times the cost)."""
+    if isinstance(value, dict):
+        return {key: _clone(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_clone(item) for item in value]
+    return value
+
+
 def _pointer(parts: tuple[str, ...]) -> str:
     return "".join("/" + part.replace("~", "~0").replace("/", "~1") for part in parts)
 
@@ -216,11 +224,11 @@ class _Patcher:
             nested = value
             for part in reversed(path[len(prefix) :]):
                 nested = {part: nested}
-            self.ops.append({"op": "add", "path": _pointer(prefix), "value": copy.deepcopy(nested)})
+            self.ops.append({"op": "add", "path": _pointer(prefix), "value": _clone(nested)})
             node[prefix[-1]] = nested
             return
         node = self.get(path[:-1])
-        self.ops.append({"op": "add", "path": _pointer(path), "value": copy.deepcopy(value)})
+        self.ops.append({"op": "add", "path": _pointer(path), "value": _clone(value)})
         node[path[-1]] = value
 
     def append(self, path: tuple[str, ...], item: Any) -> None:
@@ -231,7 +239,7 @@ class _Patcher:
             return
         if not isinstance(current, list):
             raise _Malformed(path, "a list")
-        self.ops.append({"op": "add", "path": _pointer((*path, "-")), "value": copy.deepcopy(item)})
+        self.ops.append({"op": "add", "path": _pointer((*path, "-")), "value": _clone(item)})
         current.append(item)
 
     def get(self, path: tuple[str, ...]) -> Any:
@@ -304,7 +312,7 @@ def mutate(
     if mode == NONE:
         return result
     result.selectors = matched
-    patcher = _Patcher(copy.deepcopy(dict(pod)))
+    patcher = _Patcher(_working_copy(pod))
     try:
         for key, value in added_labels.items():
             patcher.set_member(("metadata", "labels", key), value)
@@ -317,6 +325,22 @@ def mutate(
         return result
     result.patch = patcher.ops
     return result
+
+
+# The only parts of a pod the patch touches or reads; the rest (containers, volumes) is never copied. A deep
+# copy of the whole pod was 75% of an admission's time: 0.72 ms per admission of a 2.7 KB pod before, 0.24-0.37
+# ms after (this and _clone, in-process, 10 selectors, load average 8 on 2 cores).
+_TOUCHED = (("metadata", ("labels", "annotations")), ("spec", ("nodeName", "tolerations", "nodeSelector", "affinity")))
+
+
+def _working_copy(pod: Mapping[str, Any]) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for section, keys in _TOUCHED:
+        if section not in pod:
+            continue
+        value = pod[section]
+        doc[section] = {k: _clone(value[k]) for k in keys if k in value} if isinstance(value, Mapping) else value
+    return doc
 
 
 def _route(patcher: _Patcher, mode: str, target: Target, result: Mutation) -> None:
