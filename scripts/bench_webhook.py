@@ -248,7 +248,7 @@ def _load(url: str, ca_file: str, rate: float, seconds: float, connections: int)
     }
 
 
-def _server_side(url: str, ca_file: str) -> dict[str, Any]:
+def _server_side(url: str, ca_file: str | bool) -> dict[str, Any]:
     """The webhook's own histogram (parse, decide, encode; no TLS or HTTP): share of admissions under each bound."""
     text = requests.get(url, verify=ca_file, timeout=10).text
     buckets: dict[str, float] = {}
@@ -307,6 +307,7 @@ def through_apiserver(rate: float, seconds: float, connections: int) -> dict[str
             with_webhook = _paced(create, rate, seconds, connections, expect=True)
             admission = _apiserver_histogram(kube)
             metrics = requests.get(f"https://127.0.0.1:{port}/metrics", verify=False, timeout=10).text
+            own = _server_side(f"https://127.0.0.1:{port}/metrics", False)
             connections_opened = next(
                 float(line.split()[-1])
                 for line in metrics.splitlines()
@@ -334,6 +335,7 @@ def through_apiserver(rate: float, seconds: float, connections: int) -> dict[str
         "webhook_cost_p50_ms": round(with_webhook["p50_ms"] - without["p50_ms"], 2),
         "webhook_cost_p99_ms": round(with_webhook["p99_ms"] - without["p99_ms"], 2),
         "apiserver_webhook_histogram": admission,
+        "webhook_own_histogram": own,
         "webhook_connections_opened": connections_opened,
     }
 
