@@ -184,3 +184,41 @@ def test_any_selectors_text_is_a_profile_or_a_profile_error(text: str) -> None:
         parse_profile({"selectors": text})
     except ProfileError as err:
         assert err.problems and all(p.field.startswith("selectors") for p in err.problems)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=10,
+)
+REQUEST_PARTS = st.fixed_dictionaries(
+    {},
+    optional={
+        "uid": st.one_of(st.just("u"), JSON_VALUES),
+        "kind": st.one_of(st.just({"group": "", "version": "v1", "kind": "Pod"}), JSON_VALUES),
+        "operation": st.one_of(st.sampled_from(["CREATE", "UPDATE"]), JSON_VALUES),
+        "namespace": st.one_of(st.just("ns"), JSON_VALUES),
+        "object": st.one_of(pods(), JSON_VALUES),
+    },
+)
+REVIEWS = st.one_of(
+    JSON_VALUES,
+    st.fixed_dictionaries(
+        {"apiVersion": st.just("admission.k8s.io/v1"), "kind": st.just("AdmissionReview")},
+        optional={"request": st.one_of(REQUEST_PARTS, JSON_VALUES)},
+    ),
+)
+
+
+@given(REVIEWS, NAMESPACES, profiles())
+def test_any_body_is_answered_or_refused_with_a_reason_never_a_crash(body: Any, ns: Any, profile: Any) -> None:
+    from vkeci.core.admission import AdmissionError, namespace_of, review
+
+    namespace_of(body)
+    try:
+        answer, _mutation = review(body, ns, profile)
+    except AdmissionError as err:
+        assert str(err)
+        return
+    assert answer["response"]["allowed"] is True
+    json.dumps(answer)
