@@ -37,7 +37,9 @@ ISOLATION_LABEL = "e2e.vkeci.io/webhook"
 class WebhookProcess:
     """One `vkeci webhook` on 127.0.0.1 with its own MutatingWebhookConfiguration."""
 
-    def __init__(self, kubeconfig: Path, log_path: Path, *, test_id: str, taint_key: str) -> None:
+    def __init__(
+        self, kubeconfig: Path, log_path: Path, *, test_id: str, taint_key: str, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.port = free_port()
         self.configuration = f"vkeci-e2e-{test_id}"
         self.log_path = log_path
@@ -56,6 +58,7 @@ class WebhookProcess:
             f"--webhook-configuration={self.configuration}",
             "--cert-check-interval=1",
             "--log-level=debug",
+            *extra_args,
         ]
         self.env = {**os.environ, "VKUBELET_TAINT_KEY": taint_key, "PYTHONUNBUFFERED": "1"}
         self.proc: subprocess.Popen[bytes] | None = None
@@ -391,3 +394,60 @@ def test_the_shipped_manifests_are_accepted_by_the_api_server(cluster, kube):
             kube.client.delete("/api/v1/namespaces/vkeci-system")
     assert "mutatingwebhookconfiguration.admissionregistration.k8s.io/vkeci created (server dry run)" in out.stdout
     assert "deployment.apps/vkeci-webhook created (server dry run)" in out.stdout
+
+
+def test_two_replicas_share_one_self_signed_certificate(
+    cluster, kubeconfig, kube, tmp_path, routed_namespace, test_id, taint_key
+):
+    """Two `vkeci webhook` processes with one --tls-secret serve the same certificate, so the one caBundle
+    trusts both (each would otherwise write its own, undoing the other's)."""
+    import ssl
+
+    secret = f"{routed_namespace}/vkeci-webhook-tls"
+    procs = [
+        WebhookProcess(
+            kubeconfig,
+            tmp_path / f"webhook-{i}.log",
+            test_id=test_id,
+            taint_key=taint_key,
+            extra_args=(f"--tls-secret={secret}",),
+        ).start()
+        for i in range(2)
+    ]
+    path = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+    config = procs[0].manifest(test_id)
+    second = json.loads(json.dumps(config["webhooks"][0]))
+    second["name"] = "pods-2.webhook.vkeci.io"
+    second["clientConfig"] = {"url": f"https://127.0.0.1:{procs[1].port}/mutate-pods"}
+    config["webhooks"].append(second)
+    kube.client.post(path, config)
+    try:
+        served = {ssl.get_server_certificate(("127.0.0.1", p.port)) for p in procs}
+        assert len(served) == 1, "the two replicas serve different certificates"
+
+        def both_called() -> bool:
+            pod = kube.client.request(
+                "POST",
+                f"/api/v1/namespaces/{routed_namespace}/pods",
+                params={"dryRun": "All"},
+                body=bare_pod("dry", {"alibabacloud.com/eci": "true"}),
+            ).json()
+            return routed_to_eci(pod, taint_key) and all("pod admitted" in p.log_text() for p in procs)
+
+        wait_for(both_called, 30, "both webhooks called and trusted")
+        for p in procs:
+            p.log_path.write_text("")  # from here on, no handshake may fail
+        for i in range(5):
+            assert routed_to_eci(
+                kube.create(routed_namespace, bare_pod(f"p{i}", {"alibabacloud.com/eci": "true"})), taint_key
+            )
+        for p in procs:
+            assert "bad certificate" not in p.log_text() and "pod admitted" in p.log_text(), p.log_text()
+        stored = kube.client.get(f"/api/v1/namespaces/{routed_namespace}/secrets/vkeci-webhook-tls")
+        assert stored["type"] == "kubernetes.io/tls" and set(stored["data"]) == {"tls.crt", "tls.key", "ca.crt"}
+    finally:
+        for p in procs:
+            p.stop()
+        cluster.kubectl(
+            "delete", "mutatingwebhookconfiguration", procs[0].configuration, "--ignore-not-found", check=False
+        )

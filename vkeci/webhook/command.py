@@ -27,6 +27,7 @@ log = get_logger("webhook")
 DEFAULT_SERVICE = "vkeci-webhook"
 DEFAULT_NAMESPACE = "vkeci-system"
 DEFAULT_CONFIGURATION = "vkeci"
+DEFAULT_SECRET = "vkeci-webhook-tls"
 IN_CLUSTER_CA = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
 
 
@@ -53,6 +54,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--tls-csr", action="store_true", help="get the certificate from the cluster CA (kubelet-serving CSR)"
     )
     parser.add_argument("--tls-csr-approve", action="store_true", help="approve that CSR ourselves")
+    default_secret = f"{os.environ['POD_NAMESPACE']}/{DEFAULT_SECRET}" if os.environ.get("POD_NAMESPACE") else ""
+    parser.add_argument(
+        "--tls-secret",
+        default=default_secret,
+        metavar="NAMESPACE/NAME",
+        help="Secret that shares the self-signed certificate between replicas (default "
+        f"$POD_NAMESPACE/{DEFAULT_SECRET} in a pod; '' keeps it in memory, for one replica)",
+    )
     parser.add_argument(
         "--webhook-configuration",
         default=DEFAULT_CONFIGURATION,
@@ -107,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     from vkeci.webhook.admit import Admitter
     from vkeci.webhook.cabundle import CaBundlePublisher, PublishingIssuer
     from vkeci.webhook.server import WebhookServer
+    from vkeci.webhook.shared import SharedIssuer
 
     flags = {"kubeconfig": args.kubeconfig, "log_level": args.log_level, "log_format": args.log_format}
     try:
@@ -138,11 +148,17 @@ def run(args: argparse.Namespace) -> int:
         issuer = FileIssuer(args.tls_cert_file, args.tls_key_file)
     elif args.tls_csr:
         issuer = CsrIssuer(kube, san[0], san, approve=args.tls_csr_approve)
+    elif args.tls_secret:
+        secret_namespace, _, secret_name = args.tls_secret.rpartition("/")
+        if not secret_namespace or not secret_name:
+            print(f"vkeci webhook: --tls-secret {args.tls_secret!r}: expected NAMESPACE/NAME", file=sys.stderr)
+            return 2
+        issuer = SharedIssuer(kube, secret_namespace, secret_name, SelfSignedIssuer(san[0], san), publisher)
     else:
         issuer = SelfSignedIssuer(san[0], san)
         if publisher is not None:
             issuer = PublishingIssuer(issuer, publisher)
-    if not isinstance(issuer, PublishingIssuer) and publisher is not None:
+    if not isinstance(issuer, (PublishingIssuer, SharedIssuer)) and publisher is not None:
         ca_file = args.ca_bundle_file or (_cluster_ca(kube) if args.tls_csr else None)
         if ca_file:
             static_bundle = Path(ca_file).read_bytes()
@@ -172,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
 
     def check_certificate() -> None:
         tls.refresh()
-        bundle = issuer.bundle if isinstance(issuer, PublishingIssuer) else static_bundle
+        bundle = issuer.bundle if isinstance(issuer, (PublishingIssuer, SharedIssuer)) else static_bundle
         if publisher is not None and bundle:
             try:
                 publisher.ensure(bundle)
