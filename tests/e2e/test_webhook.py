@@ -10,6 +10,7 @@ virtual node.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -451,3 +452,37 @@ def test_two_replicas_share_one_self_signed_certificate(
         cluster.kubectl(
             "delete", "mutatingwebhookconfiguration", procs[0].configuration, "--ignore-not-found", check=False
         )
+
+
+def test_a_certificate_from_the_cluster_ca_through_a_csr(
+    cluster, kubeconfig, kube, tmp_path, routed_namespace, test_id, taint_key
+):
+    """--tls-csr: a kubelet-serving CSR, approved by the webhook itself and signed by the controller
+    manager; the caBundle written is the cluster CA (here the kubeconfig's)."""
+    proc = WebhookProcess(
+        kubeconfig,
+        tmp_path / "webhook.log",
+        test_id=test_id,
+        taint_key=taint_key,
+        extra_args=("--tls-csr", "--tls-csr-approve"),
+    ).start()
+    path = "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations"
+    kube.client.post(path, proc.manifest(test_id))
+    try:
+
+        def routed() -> bool:
+            pod = kube.client.request(
+                "POST",
+                f"/api/v1/namespaces/{routed_namespace}/pods",
+                params={"dryRun": "All"},
+                body=bare_pod("dry", {"alibabacloud.com/eci": "true"}),
+            ).json()
+            return routed_to_eci(pod, taint_key)
+
+        wait_for(routed, 30, "the API server to trust the CSR-issued certificate")
+        config = kube.client.get(f"{path}/{proc.configuration}")
+        bundle = base64.b64decode(config["webhooks"][0]["clientConfig"]["caBundle"])
+        assert bundle.strip() == cluster.pki.ca_crt.read_bytes().strip()
+    finally:
+        proc.stop()
+        cluster.kubectl("delete", "mutatingwebhookconfiguration", proc.configuration, "--ignore-not-found", check=False)
