@@ -7,8 +7,8 @@ from typing import Any
 
 from vkeci.controllers.namespaces import NamespaceCache
 from vkeci.controllers.profile import REJECTED_REASON, ProfileWatcher
+from vkeci.controllers.watch import KubeError
 from vkeci.core.profile import EMPTY
-from vkeci.kube import KubeError
 
 
 class Recorder:

@@ -122,7 +122,7 @@ class Publisher:
         self.fail = fail
 
     def ensure(self, bundle: bytes) -> bool:
-        from vkeci.kube import KubeError
+        from vkeci.controllers.watch import KubeError
 
         if self.fail:
             raise KubeError(403, "Forbidden", "cannot update mutatingwebhookconfigurations")

@@ -12,10 +12,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from vkeci.kube import KubeClient, KubeError  # the one import of the Kubernetes client here (vkeci/clients/kube.py)
+# The one import of the Kubernetes client in the webhook and its controllers (it moves to vkeci/clients/kube.py).
+from vkeci.kube import KubeClient, KubeError, load_credentials
 from vkeci.log import fields, get_logger
 
-__all__ = ["JSON", "KubeClient", "KubeError", "Reflector"]
+__all__ = ["JSON", "KubeClient", "KubeError", "Reflector", "load_credentials"]
 
 log = get_logger("watch")
 JSON = dict[str, Any]

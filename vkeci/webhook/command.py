@@ -109,9 +109,8 @@ def run(args: argparse.Namespace) -> int:
     from vkeci.config import ConfigError
     from vkeci.controllers.namespaces import NamespaceCache
     from vkeci.controllers.profile import ProfileWatcher
-    from vkeci.controllers.watch import KubeClient, KubeError
+    from vkeci.controllers.watch import KubeClient, KubeError, load_credentials
     from vkeci.core.admission import Target
-    from vkeci.kube import load_credentials
     from vkeci.kubelet.tls import CsrIssuer, FileIssuer, SelfSignedIssuer, ServingTls, TlsError
     from vkeci.webhook.admit import Admitter
     from vkeci.webhook.cabundle import CaBundlePublisher, PublishingIssuer
