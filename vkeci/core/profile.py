@@ -17,7 +17,8 @@ Semantics (ACK's, where its documentation states them):
   (write ``"namespaceSelector": {}`` if that is meant).
 - A matching pod goes to ECI (ACK's "ECI Scheduler") and gets the effect's annotations and labels (ACK's
   "ECI Effect"); the pod's own values win, and on a key two selectors both set, the earlier one wins
-  (ACK's ConfigMap documentation does not say; this order is vk-eci's choice, stated in the README).
+  (ACK's ConfigMap documentation does not say; this order is vk-eci's choice, stated in the README). A
+  label one selector adds can make another match; that one applies after it.
 
 Pure: strings and dicts in, frozen dataclasses out, no I/O. Every problem is a
 :class:`~vkeci.problems.Problem` that names the key (``selectors[2].objectSelector.matchExpressions[0]``)
