@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import bench_report as report  # noqa: E402  (scripts/ is sys.path[0] when run as a script)
 
 from e2e.cluster import Cluster  # noqa: E402
-from vkeci.kube import KubeClient, KubeError, load_credentials, pod_path  # noqa: E402
+from vkeci.clients.kube import KubeClient, KubeError, load_credentials, pod_path  # noqa: E402
 
 ACCESS_KEY_ID = "bench-ak"
 ACCESS_KEY_SECRET = "bench-secret-value"  # only the local fake accepts it

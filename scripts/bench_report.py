@@ -1,5 +1,5 @@
 """The pure half of the burst benchmark (`scripts/bench.py`): percentiles, counter deltas, the result of
-one run, and the Markdown table. No I/O here, so it is unit-tested (tests/unit/test_bench_report.py).
+one run, and the Markdown table. No I/O here, so it is unit-tested (tests/scripts/test_bench_report.py).
 
 A *run* is one (fake mode, workload, N) burst. The shell collects raw samples and counter snapshots into
 a ``Raw`` and :func:`summarize` turns it into the JSON-able result the table is made from.

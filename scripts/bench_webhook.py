@@ -267,7 +267,7 @@ def through_apiserver(rate: float, seconds: float, connections: int) -> dict[str
     import yaml
 
     from e2e.cluster import Cluster
-    from vkeci.controllers.watch import KubeClient, load_credentials
+    from vkeci.clients.kube import KubeClient, load_credentials
 
     with tempfile.TemporaryDirectory() as tmp:
         cluster = Cluster(Path(tmp) / "cluster", die_with_parent=True)

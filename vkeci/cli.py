@@ -1,7 +1,8 @@
 """The `vkeci` command line: one argparse subcommand per job.
 
-Each subcommand lives in the module that owns its job. Those modules keep heavy imports
-(the SDK, the kubernetes package) inside `run()`, so building the parser stays cheap.
+Each subcommand is one module (``vkeci.commands.*``; ``fake-eci`` is the fake's). Only the module of
+the command being run is imported, and those modules keep heavy imports (the SDK, the kubernetes
+package) inside ``run()``, so starting a command stays cheap.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from vkeci import __version__
 # name -> (module, help). The module provides `add_arguments(parser)` and `run(args) -> int`.
 COMMANDS: dict[str, tuple[str, str]] = {
     "version": ("vkeci.cli", "print the vk-eci version"),
-    "translate": ("vkeci.translate_cli", "print the ECI request vk-eci would send for a pod manifest"),
-    "run": ("vkeci.daemon", "run the virtual node: register it and run its pods on ECI"),
-    "webhook": ("vkeci.webhook.command", "serve the admission webhook that routes pods to ECI by label"),
-    "check": ("vkeci.check", "validate configuration and credentials against ECI and Kubernetes"),
+    "translate": ("vkeci.commands.translate", "print the ECI request vk-eci would send for a pod manifest"),
+    "run": ("vkeci.commands.run", "run the virtual node: register it and run its pods on ECI"),
+    "webhook": ("vkeci.commands.webhook", "serve the admission webhook that routes pods to ECI by label"),
+    "check": ("vkeci.commands.check", "validate configuration and credentials against ECI and Kubernetes"),
     "fake-eci": ("fakes.eci.cli", "serve a fake ECI OpenAPI for tests and demos"),
 }
 
@@ -34,13 +35,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The top-level parser with every subcommand registered."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The top-level parser with every subcommand registered; with ``only``, just that command's
+    module is imported (the others are listed in the help but not built)."""
     parser = argparse.ArgumentParser(prog="vkeci", description="A virtual kubelet for Alibaba Cloud ECI.")
     parser.add_argument("--version", action="version", version=f"vkeci {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
         command = sub.add_parser(name, help=help_text, description=help_text)
+        if only is not None and name != only:
+            continue
         module = importlib.import_module(module_name)
         module.add_arguments(command)
         handler: Callable[[argparse.Namespace], int] = module.run
@@ -50,8 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script, `python vkeci.py` and `dist/vkeci.pyz`."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    chosen = next((w for w in words if not w.startswith("-")), None)
+    parser = build_parser(chosen if chosen in COMMANDS else None)
+    args = parser.parse_args(words)
     if not getattr(args, "handler", None):
         parser.print_help(sys.stderr)
         return 2

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from vkeci.quantity import QuantityError, parse_quantity
+from vkeci.core.quantity import QuantityError, parse_quantity
 
 
 class ConfigError(ValueError):
@@ -174,9 +174,72 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("rate_limits", ("VKECI_ECI_RATE_LIMITS",), _bool, "true or false"),
     Setting("kube_qps", ("VKECI_KUBE_QPS",), _seconds, "a positive number of requests per second"),
     Setting("kube_burst", ("VKECI_KUBE_BURST",), _positive_int, "a positive number of requests"),
+    Setting("zone_id", ("ECI_ZONE_ID",), _text, "a zone id such as cn-hangzhou-h"),
+    Setting("resource_group_id", ("ECI_RESOURCE_GROUP_ID",), _text, "a resource group id such as rg-xxxx"),
+    Setting("cluster_dns", ("CLUSTER_DNS",), _csv, "a comma-separated list of DNS server IPs (the kube-dns Service)"),
+    Setting("cluster_domain", ("CLUSTER_DOMAIN",), _text, "the cluster's DNS domain, e.g. cluster.local"),
+    Setting("api_server", ("API_SERVER",), _endpoint, "host:port of the API server as ECI pods reach it, no scheme"),
 )
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
 SECRET_FIELDS = frozenset(setting.name for setting in SETTINGS if setting.secret)
+
+
+@dataclass
+class PodSettings:
+    """Timings and sizes of the pod controllers; the defaults suit production, tests shorten them.
+
+    ``vkeci run``'s flags take their defaults from here (``commands/run.py``)."""
+
+    status_interval: float = 5.0
+    # While a group is starting, stopping or restarting, poll this often: pod start latency is poll
+    # latency. Cheap, because a poll describes only groups whose listing changed (10,000/min budget
+    # for the listings themselves).
+    transition_interval: float = 0.25
+    full_status_interval: float = 60.0
+    resync_interval: float = 300.0
+    sweep_interval: float = 300.0
+    watch_timeout: int = 300
+    workers: int = 16
+    # Threads writing the statuses/events of one poll: a burst of N groups turning Running at once must
+    # not be written one after the other.
+    status_writers: int = 8
+    # Described groups waiting for a status writer, at most: the backlog is described as writes end,
+    # so a status is never written from a describe that sat in a queue for seconds.
+    status_in_flight: int = 100
+    # Threads posting events (about 4 per pod). Events trail the statuses they describe and never hold up
+    # the next status poll.
+    event_writers: int = 4
+    # A group we just created is not declared lost before this many seconds (eventual consistency).
+    lost_grace: float = 30.0
+    delete_poll: float = 1.0
+    # Finished groups are kept this long after the pod finished, so logs stay readable.
+    finished_retention: float = 600.0
+    max_backoff: float = 60.0
+    missing_retry: float = 10.0  # longest wait before retrying a pod whose referenced objects are missing
+    # A pod whose ECI call ECI refused for good (bad parameter, quota, no stock: not ``EciError.transient``)
+    # is not tried again sooner than this: the answer will not change within 200 ms, and the pod's
+    # ProviderFailed status must stay up long enough to be seen.
+    refused_retry: float = 5.0
+
+
+@dataclass
+class NodeSettings:
+    """Heartbeat timings of the node; the defaults are the kubelet's."""
+
+    lease_duration: int = 40
+    lease_interval: float = 10.0
+    node_status_interval: float = 60.0
+    ping_interval: float = 10.0
+    # `vkeci run --decommission`: how long to wait for the node's pods to go.
+    drain_timeout: float = 600.0
+
+
+def default(settings: type, name: str) -> Any:
+    """The default of field ``name`` of a settings dataclass (what a flag's default must be)."""
+    for item in dataclasses.fields(settings):
+        if item.name == name:
+            return item.default
+    raise KeyError(name)
 
 
 @dataclass(frozen=True)
@@ -205,12 +268,21 @@ class Config:
     internal_ip: str = ""
     log_level: str = "info"
     log_format: str = "text"
-    status_interval: float = 5.0
-    resync_interval: float = 300.0
-    workers: int = 16
+    status_interval: float = PodSettings.status_interval
+    resync_interval: float = PodSettings.resync_interval
+    workers: int = PodSettings.workers
     rate_limits: bool = True
     kube_qps: float = 50.0
     kube_burst: int = 100
+    # Translation defaults (``vkeci.core.translate.Defaults``); pod annotations override the first two.
+    zone_id: str = ""
+    resource_group_id: str = ""
+    # Cluster DNS for dnsPolicy ClusterFirst (the kube-dns Service IP); empty = ECI's VPC DNS.
+    cluster_dns: tuple[str, ...] = ()
+    cluster_domain: str = "cluster.local"
+    # Where ECI pods reach the API server when the `kubernetes` Service's ClusterIP is not routable
+    # from the VPC ("host:port"); replaces the KUBERNETES_SERVICE_* variables in-cluster clients use.
+    api_server: str = ""
 
     def endpoint(self) -> str:
         """The ECI endpoint the SDK should use: the configured one, or the region's public one."""

@@ -90,5 +90,5 @@ def setup(level: str = "info", fmt: str = "text", stream: Any = None) -> None:
 
 
 def get_logger(name: str) -> logging.Logger:
-    """A logger below `vkeci`, e.g. ``get_logger("pods")`` -> ``vkeci.pods``."""
+    """A logger below `vkeci`, e.g. ``get_logger("pods")`` -> ``vkeci.controllers.pods``."""
     return logging.getLogger(f"vkeci.{name}")

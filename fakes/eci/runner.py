@@ -293,11 +293,21 @@ class Runner:
     def _read(self, gid: str, name: str, proc: _Proc) -> None:
         out = proc.popen.stdout
         assert out is not None
-        for line in iter(out.readline, b""):
+        # Whatever the process wrote so far is in the log at once, a line without its newline too
+        # (as a runtime logs a partial line): readline() would hold it until the process exits.
+        # The unfinished line grows in place as the rest of it comes, keeping its first timestamp.
+        open_line: tuple[float, bytes, int] | None = None
+        while chunk := os.read(out.fileno(), 65536):  # what has come, without waiting for a newline
             ts = self.cloud.clock.now()
+            parts = chunk.split(b"\n")
+            pieces = [part + b"\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
             with self.cloud.lock:
                 logs = self.logs.setdefault((gid, name), _Logs())
-                logs.lines.append((ts, line, proc.instance))
+                if open_line is not None and logs.lines and logs.lines[-1] is open_line:
+                    logs.lines[-1] = (open_line[0], open_line[1] + pieces.pop(0), proc.instance)
+                logs.lines.extend((ts, piece, proc.instance) for piece in pieces)
+                last = logs.lines[-1]
+                open_line = None if last[1].endswith(b"\n") else last
                 if len(logs.lines) > MAX_LOG_LINES:
                     del logs.lines[: len(logs.lines) - MAX_LOG_LINES]
         out.close()

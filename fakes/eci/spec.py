@@ -12,6 +12,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from fakes.eci import reference
 from fakes.eci.errors import ApiError, invalid, missing
 from fakes.eci.params import Params
 from fakes.eci.settings import Settings, VSwitch
@@ -125,6 +126,11 @@ def container(p: Params, volume_names: set[str], *, init: bool) -> dict[str, Any
     if not CONTAINER_NAME_RE.match(name):
         raise invalid(p.name("Name"), f'"{name}": 1-63 lowercase letters, digits and hyphens, not starting/ending in -')
     image = p.text("Image", required=True)
+    try:
+        reference.check(image)
+    except reference.InvalidReference as exc:
+        shown = image if len(image) <= 80 else f"{image[:60]}... ({len(image)} characters)"
+        raise invalid(p.name("Image"), f'"{shown}" is not an image reference a runtime can pull: {exc}') from None
     args = p.strings("Arg")
     if len(args) > MAX_ARGS:
         raise invalid(p.name("Arg"), f"at most {MAX_ARGS} arguments are allowed, got {len(args)}")

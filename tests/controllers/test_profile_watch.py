@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from vkeci.clients.kube import KubeError
 from vkeci.controllers.namespaces import NamespaceCache
 from vkeci.controllers.profile import REJECTED_REASON, ProfileWatcher
-from vkeci.controllers.watch import KubeError
 from vkeci.core.profile import EMPTY
 
 

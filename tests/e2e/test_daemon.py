@@ -24,7 +24,7 @@ from vkharness import (
     wait_for,
 )
 
-from vkeci.kube import KubeError
+from vkeci.clients.kube import KubeError
 
 
 def test_node_and_lease_are_registered(daemon, kube):

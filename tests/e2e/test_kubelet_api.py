@@ -35,14 +35,13 @@ from vkfixtures import *  # noqa: F403 - pytest fixtures for the daemon test: da
 
 from e2e.cluster import Cluster
 from fakes.eci.server import FakeECI
+from vkeci.clients.eci import EciClient, new_client
+from vkeci.clients.kube import MERGE, KubeClient, KubeError, load_credentials
+from vkeci.clients.ratelimit import EciLimiter
 from vkeci.config import load
-from vkeci.eci import new_client
-from vkeci.kube import MERGE, KubeClient, KubeError, load_credentials
 from vkeci.kubelet.auth import Auth
-from vkeci.kubelet.backend import SdkEci
 from vkeci.kubelet.server import KubeletServer, ServerSettings
 from vkeci.kubelet.tls import SelfSignedIssuer, ServingTls, load_client_ca
-from vkeci.ratelimit import EciLimiter
 
 T = TypeVar("T")
 AK, SK, REGION = "AKID-kubelet-e2e", "kubelet-e2e-secret", "cn-hangzhou"
@@ -112,7 +111,7 @@ class Env:
     cluster: Cluster
     kube: KubeClient
     fake: FakeECI
-    eci: SdkEci
+    eci: EciClient
     pods: LivePods
     server: KubeletServer
     node: str
@@ -157,7 +156,7 @@ class Env:
                 ],
             }
         )
-        group_id = self.eci._client.create_container_group(request).body.container_group_id
+        group_id = self.eci.client.create_container_group(request).body.container_group_id
         self.pods.groups[(self.namespace, name)] = group_id
         pod = {
             "apiVersion": "v1",
@@ -240,7 +239,7 @@ def env(cluster: Cluster) -> Iterator[Env]:
         },
         env={},
     )
-    eci = SdkEci(new_client(config), REGION, EciLimiter())
+    eci = EciClient(new_client(config), REGION, EciLimiter())
     kube = KubeClient(load_credentials(str(cluster.kubeconfig)))
     pods = LivePods(kube, node)
     server = KubeletServer(

@@ -28,7 +28,7 @@ from vkfixtures import *  # noqa: F403 - pytest fixtures: daemon_factory, fake_e
 from vkharness import ROOT, fake_groups, free_port, running, wait_for
 
 from e2e.cluster import Cluster
-from vkeci.controllers.watch import KubeError
+from vkeci.clients.kube import KubeError
 
 CONFIGURATION = ROOT / "deploy" / "webhook" / "mutatingwebhook.yaml"
 PROFILE_PATH = "/api/v1/namespaces/kube-system/configmaps"

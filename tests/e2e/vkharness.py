@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from vkeci.kube import KubeClient, KubeError, load_credentials
+from vkeci.clients.kube import KubeClient, KubeError, load_credentials
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 import websocket
@@ -202,6 +203,38 @@ def test_create_validation(client, kw, code, needle) -> None:
     assert e.value.status_code == 400
 
 
+@pytest.mark.parametrize(
+    ("image", "why"),
+    [
+        ("nginx@sha256:deadbeef", "invalid reference format"),
+        ("Docker.IO/Library/NGINX:Latest", "repository name (Library/NGINX) must be lowercase"),
+        ("nginx:1.27:extra", "invalid reference format"),
+        ("a" * 455, "must not be more than 255 characters"),
+        ("nginx@sha256:" + "a" * 63, "invalid checksum digest length"),  # sha256 has 64 hex digits
+    ],
+)
+def test_create_refuses_image_references_a_runtime_cannot_parse(client, admin, image, why) -> None:
+    with pytest.raises(ClientException) as e:
+        client.create_container_group(create_request(container=[container(image=image)]))
+    assert (e.value.code, e.value.status_code) == ("InvalidParameter", 400)
+    assert "Container.1.Image" in e.value.message and why in e.value.message, e.value.message
+    assert admin.get("/groups")["groups"] == []  # nothing created, nothing billed
+
+
+def test_create_accepts_valid_image_references(client) -> None:
+    images = [
+        "nginx",
+        "nginx:1.27",
+        "library/nginx:latest",
+        "registry.example.com:5000/team/app_x.y-z:v1.0-RC",
+        "localhost/app",
+        "[::1]:5000/app:tag",
+        "nginx:1.27@sha256:" + "0123456789abcdef" * 4,
+    ]
+    req = create_request(container=[container(f"c{i}", image) for i, image in enumerate(images)])
+    assert client.create_container_group(req).body.container_group_id.startswith("eci-")
+
+
 def test_cpu_memory_rounded_up(client) -> None:
     gid = _create(client, cpu=7.0, memory=13.0)
     g = describe(client, gid)
@@ -301,6 +334,29 @@ def test_logs_of_a_real_command(client) -> None:
             m.DescribeContainerLogRequest(region_id=REGION, container_group_id=gid, container_name="nope")
         )
     assert "nope" in e.value.message
+
+
+def test_logs_show_a_last_line_without_newline_while_the_process_runs(client) -> None:
+    # Before, the fake held the unterminated line until the process exited.
+    cmd = "printf 'first\\nhalf'; sleep 3; printf ' more\\n'; sleep 30"
+    gid = _create(client, containers=[container("job", "busybox", command=["sh", "-c", cmd])], restart_policy="Never")
+    wait_status(client, gid, "Running")
+
+    def logs(**kw: Any) -> str:
+        return client.describe_container_log(
+            m.DescribeContainerLogRequest(region_id=REGION, container_group_id=gid, container_name="job", **kw)
+        ).body.content
+
+    def eventually(expected: str) -> str:
+        deadline = time.monotonic() + 10
+        while (content := logs()) != expected and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return content
+
+    assert eventually("first\nhalf") == "first\nhalf"
+    assert eventually("first\nhalf more\n") == "first\nhalf more\n"
+    assert logs(tail=1) == "half more\n"  # one log line, completed in place
+    client.delete_container_group(m.DeleteContainerGroupRequest(region_id=REGION, container_group_id=gid))
 
 
 def test_exec_sync_and_websocket(client) -> None:

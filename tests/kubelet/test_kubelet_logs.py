@@ -18,6 +18,10 @@ def q(**kwargs: str) -> dict[str, list[str]]:
     return {k: [v] for k, v in kwargs.items()}
 
 
+def eci_error(code: str, message: str, *, status: int) -> EciError:
+    return EciError("DescribeContainerLog", code, message, status=status)
+
+
 def test_defaults_mean_everything_once() -> None:
     options = logs.parse_log_options({})
     assert options == logs.LogOptions()
@@ -113,7 +117,7 @@ class FakeLogs:
     def describe_container_log(self, params: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(params)
         if self.error_first and len(self.calls) == 1:
-            raise EciError("boom", "InvalidParameter", 400)
+            raise eci_error("InvalidParameter", "boom", status=400)
         index = min(len(self.calls) - 1, len(self.contents) - 1)
         return {"Content": self.contents[index]}
 
@@ -173,10 +177,16 @@ def test_first_read_error_propagates_for_a_proper_status() -> None:
 
 def test_eci_errors_become_kubelet_answers() -> None:
     previous = logs.LogOptions(previous=True)
-    assert logs.eci_error_to_http(EciError("x", "InvalidParameter", 400), previous, "p", "c").status == 400
-    assert "previous terminated container" in logs.eci_error_to_http(EciError("x", "", 404), previous, "p", "c").message
-    assert logs.eci_error_to_http(EciError("x", "Throttling", 400), logs.LogOptions(), "p", "c").status == 429
-    assert logs.eci_error_to_http(EciError("x", "ServiceUnavailable", 503), logs.LogOptions(), "p", "c").status == 502
+    assert logs.eci_error_to_http(eci_error("InvalidParameter", "x", status=400), previous, "p", "c").status == 400
+    assert (
+        "previous terminated container"
+        in logs.eci_error_to_http(eci_error("", "x", status=404), previous, "p", "c").message
+    )
+    assert logs.eci_error_to_http(eci_error("Throttling", "x", status=400), logs.LogOptions(), "p", "c").status == 429
+    assert (
+        logs.eci_error_to_http(eci_error("ServiceUnavailable", "x", status=503), logs.LogOptions(), "p", "c").status
+        == 502
+    )
 
 
 def test_container_finished() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from vkeci.controllers.watch import KubeError
+from vkeci.clients.kube import KubeError
 from vkeci.kubelet.tls import SelfSignedIssuer, TlsError
 from vkeci.webhook.shared import SharedIssuer
 

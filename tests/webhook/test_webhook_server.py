@@ -13,12 +13,12 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 
+from vkeci.commands.webhook import names
 from vkeci.core.admission import Target
 from vkeci.core.profile import EMPTY, Profile, parse_profile
 from vkeci.kubelet.tls import SelfSignedIssuer, ServingTls, TlsError
 from vkeci.webhook.admit import Admitter
 from vkeci.webhook.cabundle import PublishingIssuer
-from vkeci.webhook.command import names
 from vkeci.webhook.server import WebhookServer
 
 
@@ -122,7 +122,7 @@ class Publisher:
         self.fail = fail
 
     def ensure(self, bundle: bytes) -> bool:
-        from vkeci.controllers.watch import KubeError
+        from vkeci.clients.kube import KubeError
 
         if self.fail:
             raise KubeError(403, "Forbidden", "cannot update mutatingwebhookconfigurations")

@@ -10,7 +10,9 @@ import threading
 from typing import Any
 from urllib.parse import quote
 
-from vkeci.controllers.watch import JSON, KubeClient, KubeError, Reflector
+from vkeci.clients.kube import KubeError
+from vkeci.controllers.ports import JSON, KubeApi
+from vkeci.controllers.watch import Reflector
 from vkeci.log import fields, get_logger
 
 log = get_logger("namespaces")
@@ -30,7 +32,7 @@ def _slim(obj: JSON) -> JSON:
 class NamespaceCache:
     """``get(name)``: the namespace's metadata, from the watch or one GET; None if it cannot be had."""
 
-    def __init__(self, kube: KubeClient, *, watch_timeout: int = 300) -> None:
+    def __init__(self, kube: KubeApi, *, watch_timeout: int = 300) -> None:
         self.kube = kube
         self._lock = threading.Lock()
         self._items: dict[str, JSON] = {}

@@ -18,7 +18,9 @@ import threading
 import uuid
 from typing import Any
 
-from vkeci.controllers.watch import JSON, KubeClient, KubeError, Reflector
+from vkeci.clients.kube import KubeError
+from vkeci.controllers.ports import JSON, KubeApi
+from vkeci.controllers.watch import Reflector
 from vkeci.core.profile import EMPTY, PROFILE_NAME, PROFILE_NAMESPACE, Profile, ProfileError, parse_profile
 from vkeci.log import fields, get_logger
 
@@ -32,7 +34,7 @@ class ProfileWatcher:
 
     def __init__(
         self,
-        kube: KubeClient,
+        kube: KubeApi,
         *,
         namespace: str = PROFILE_NAMESPACE,
         name: str = PROFILE_NAME,

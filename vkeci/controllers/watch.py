@@ -12,14 +12,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-# The one import of the Kubernetes client in the webhook and its controllers (it moves to vkeci/clients/kube.py).
-from vkeci.kube import KubeClient, KubeError, load_credentials
+from vkeci.clients.kube import KubeError
+from vkeci.controllers.loops import Backoff
+from vkeci.controllers.ports import JSON, KubeApi
 from vkeci.log import fields, get_logger
 
-__all__ = ["JSON", "KubeClient", "KubeError", "Reflector", "load_credentials"]
-
 log = get_logger("watch")
-JSON = dict[str, Any]
 
 
 class Reflector:
@@ -27,7 +25,7 @@ class Reflector:
 
     def __init__(
         self,
-        kube: KubeClient,
+        kube: KubeApi,
         path: str,
         *,
         what: str,
@@ -87,7 +85,7 @@ class Reflector:
 
     def run(self, stop: threading.Event) -> None:
         """Watch until ``stop``, whatever fails in between."""
-        backoff = 0.5
+        backoff = Backoff(0.5, 30.0)
         need_list = True
         while not stop.is_set():
             try:
@@ -95,22 +93,20 @@ class Reflector:
                     self.relist()
                     need_list = False
                 self.watch_once(stop)
-                backoff = 0.5
+                backoff.reset()
             except KubeError as err:
                 if err.gone:
                     need_list = True
                     continue
+                delay = backoff.next()
                 log.warning(
-                    f"{self.what} watch failed, reconnecting",
-                    extra=fields(error=str(err), retry_in=round(backoff, 1)),
+                    f"{self.what} watch failed, reconnecting", extra=fields(error=str(err), retry_in=round(delay, 1))
                 )
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                stop.wait(delay)
                 need_list = True
             except Exception:  # a handler's bug must not end the watch for good
                 log.exception(f"{self.what} watch crashed, relisting")
-                stop.wait(backoff)
-                backoff = min(backoff * 2, 30.0)
+                stop.wait(backoff.next())
                 need_list = True
 
     def start(self, stop: threading.Event) -> threading.Thread:

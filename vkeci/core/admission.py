@@ -54,7 +54,7 @@ class AdmissionError(ValueError):
 class Target:
     """The virtual node as pods must ask for it: its taint and the label that selects it.
 
-    The defaults are vk-eci's (``vkeci.node.labels`` and ``taint``, ``VKUBELET_TAINT_*``).
+    The defaults are vk-eci's (``vkeci.core.node.labels`` and ``taint``, ``VKUBELET_TAINT_*``).
     """
 
     taint_key: str = "virtual-kubelet.io/provider"

@@ -21,7 +21,7 @@ Semantics (ACK's, where its documentation states them):
   label one selector adds can make another match; that one applies after it.
 
 Pure: strings and dicts in, frozen dataclasses out, no I/O. Every problem is a
-:class:`~vkeci.problems.Problem` that names the key (``selectors[2].objectSelector.matchExpressions[0]``)
+:class:`~vkeci.core.problems.Problem` that names the key (``selectors[2].objectSelector.matchExpressions[0]``)
 and the fix; :class:`ProfileError` carries them all at once.
 """
 
@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from vkeci.problems import Problem
+from vkeci.core.problems import Problem
 
 PROFILE_NAMESPACE = "kube-system"
 PROFILE_NAME = "eci-profile"
@@ -43,7 +43,7 @@ PROFILE_NAME = "eci-profile"
 MAX_VSWITCHES = 10
 
 # Keys of ACK's eci-profile that change ECI requests outside the pod, mapped to the field of
-# vkeci.translate.Defaults they override. vpcId is checked but not sent: ECI takes the VPC from the vSwitch.
+# vkeci.core.translate.Defaults they override. vpcId is checked but not sent: ECI takes the VPC from the vSwitch.
 HONOURED: dict[str, str] = {
     "vSwitchIds": "vswitches",
     "securityGroupId": "security_group",
@@ -181,7 +181,7 @@ class ClusterParameters:
     resource_group_id: str = ""
 
     def defaults_overrides(self) -> dict[str, Any]:
-        """The fields of ``vkeci.translate.Defaults`` this profile overrides, with their values."""
+        """The fields of ``vkeci.core.translate.Defaults`` this profile overrides, with their values."""
         overrides: dict[str, Any] = {}
         if self.vswitch_ids:
             overrides["vswitches"] = self.vswitch_ids
@@ -238,7 +238,7 @@ D = TypeVar("D")
 
 
 def with_overrides(defaults: D, cluster: ClusterParameters) -> D:
-    """``defaults`` (a ``vkeci.translate.Defaults``) with the profile's cluster parameters in force."""
+    """``defaults`` (a ``vkeci.core.translate.Defaults``) with the profile's cluster parameters in force."""
     overrides = cluster.defaults_overrides()
     return dataclasses.replace(defaults, **overrides) if overrides else defaults  # type: ignore[type-var]
 

@@ -1,13 +1,18 @@
 """What the kubelet API needs from the rest of the daemon, as small Protocols.
 
-The daemon owns the pod cache and the ECI client; this package only reads through these
-two narrow interfaces, so it can be tested with plain in-memory stand-ins.
+The daemon owns the pod cache and the ECI client (``vkeci.clients.eci.EciClient``, which is an
+:class:`EciApi`); this package only reads through these two narrow interfaces, so it can be tested
+with plain in-memory stand-ins.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any, Protocol
+
+# The one ECI error class (the daemon's ECI client raises it); re-exported for the kubelet modules.
+from vkeci.clients.eci import EciError
+
+__all__ = ["EciApi", "EciError", "PodDict", "PodLookup"]
 
 PodDict = dict[str, Any]
 
@@ -40,85 +45,3 @@ class EciApi(Protocol):
     def describe_multi_container_group_metric(self, group_ids: list[str]) -> dict[str, Any]:
         """DescribeMultiContainerGroupMetric for up to 20 groups; returns the body (``MonitorDatas``)."""
         ...
-
-
-class EciError(Exception):
-    """An ECI call failed. ``code`` is ECI's error code, ``status`` the HTTP status when known."""
-
-    def __init__(self, message: str, code: str = "", status: int = 0) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
-
-
-class SdkEci:
-    """:class:`EciApi` over the official SDK client (``vkeci.eci.new_client``)."""
-
-    def __init__(self, client: Any, region: str, limiter: Any = None) -> None:
-        self._client = client
-        self._region = region
-        # Shared with the rest of the daemon (vkeci.ratelimit.EciLimiter): one budget per account.
-        self._limiter = limiter
-
-    @classmethod
-    def from_provider(cls, provider: Any) -> SdkEci:
-        """Reuse the daemon's :class:`vkeci.provider.Provider`: its SDK client, region and limiter."""
-        return cls(provider.client, provider.region, provider.limiter)
-
-    def _call(self, action: str, method: str, request: Any) -> dict[str, Any]:
-        from vkeci.provider import classify
-
-        try:
-            if self._limiter is not None:
-                self._limiter.acquire(action)
-            response = getattr(self._client, method)(request)
-        except TimeoutError:
-            raise EciError(f"{action}: local ECI rate limit reached, retry shortly", "Throttling.Local", 429) from None
-        except Exception as exc:  # the SDK raises TeaException subclasses
-            error = classify(action, exc)
-            raise EciError(str(error), code=error.code, status=error.status) from None
-        body = response.body.to_map() if response.body is not None else {}
-        return dict(body)
-
-    def describe_container_log(self, params: dict[str, Any]) -> dict[str, Any]:
-        """DescribeContainerLog through the SDK."""
-        from alibabacloud_eci20180808 import models
-
-        request = models.DescribeContainerLogRequest(
-            region_id=self._region,
-            container_group_id=params["ContainerGroupId"],
-            container_name=params["ContainerName"],
-            tail=params.get("Tail"),
-            since_seconds=params.get("SinceSeconds"),
-            start_time=params.get("StartTime"),
-            limit_bytes=params.get("LimitBytes"),
-            timestamps=params.get("Timestamps"),
-            last_time=params.get("LastTime"),
-        )
-        return self._call("DescribeContainerLog", "describe_container_log", request)
-
-    def exec_container_command(self, params: dict[str, Any]) -> dict[str, Any]:
-        """ExecContainerCommand through the SDK; ``Command`` is a list and sent as a JSON array."""
-        from alibabacloud_eci20180808 import models
-
-        request = models.ExecContainerCommandRequest(
-            region_id=self._region,
-            container_group_id=params["ContainerGroupId"],
-            container_name=params["ContainerName"],
-            command=json.dumps(list(params["Command"])),
-            tty=params.get("TTY"),
-            stdin=params.get("Stdin"),
-            sync=params.get("Sync"),
-        )
-        return self._call("ExecContainerCommand", "exec_container_command", request)
-
-    def describe_multi_container_group_metric(self, group_ids: list[str]) -> dict[str, Any]:
-        """DescribeMultiContainerGroupMetric (MetricType=summary) through the SDK."""
-        from alibabacloud_eci20180808 import models
-
-        request = models.DescribeMultiContainerGroupMetricRequest(
-            region_id=self._region,
-            container_group_ids=json.dumps(group_ids),
-            metric_type="summary",
-        )
-        return self._call("DescribeMultiContainerGroupMetric", "describe_multi_container_group_metric", request)

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from vkeci.core.times import rfc3339
 from vkeci.kubelet.backend import EciApi, EciError
 from vkeci.kubelet.errors import BadRequest, HttpError, NotFound
 
@@ -106,11 +107,6 @@ def parse_log_options(query: dict[str, list[str]]) -> LogOptions:
     if stream not in (None, "", "All"):
         raise BadRequest(f"stream={stream!r} is not supported: ECI returns stdout and stderr together (use All)")
     return options
-
-
-def rfc3339(moment: dt.datetime) -> str:
-    """A UTC RFC 3339 time with second precision, as ECI's StartTime wants."""
-    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def eci_log_params(options: LogOptions, group_id: str, container: str) -> dict[str, Any]:

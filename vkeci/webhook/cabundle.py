@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from urllib.parse import quote
 
-from vkeci.controllers.watch import KubeClient, KubeError
+from vkeci.clients.kube import KubeClient, KubeError
 from vkeci.kubelet.tls import CertIssuer, CertPair, TlsError
 from vkeci.log import fields, get_logger
 

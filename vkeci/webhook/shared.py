@@ -22,7 +22,7 @@ from urllib.parse import quote
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from vkeci.controllers.watch import KubeClient, KubeError
+from vkeci.clients.kube import KubeClient, KubeError
 from vkeci.kubelet.tls import CertIssuer, CertPair, TlsError
 from vkeci.log import fields, get_logger
 from vkeci.webhook.cabundle import SETTLE_SECONDS, CaBundlePublisher

@@ -1,0 +1,205 @@
+"""The ECI client: error classification, NoStock fallback, paging, id batching."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+from alibabacloud_tea_openapi.exceptions import ClientException, ServerException, ThrottlingException
+
+from vkeci.clients.eci import EciClient, EciError, chunks, classify
+from vkeci.core.identity import tag_map
+
+
+def test_classify_sdk_exceptions():
+    throttled = classify("X", ClientException(code="Throttling.User", message="slow down", status_code=400))
+    assert throttled.transient
+    server = classify("X", ServerException(code="InternalError", message="oops", status_code=500, request_id="R1"))
+    assert server.transient and server.request_id == "R1" and "RequestId R1" in str(server)
+    assert classify("X", ThrottlingException(code="Throttling", message="m", status_code=400, retry_after=5)).transient
+    bad = classify("X", ClientException(code="InvalidParameter", message="nope", status_code=400))
+    assert not bad.transient
+    gone = classify("X", ClientException(code="InvalidParameter.NotFound", message="", status_code=404))
+    assert gone.not_found
+    nothing = classify("X", ConnectionError("reset"))
+    assert nothing.transient and nothing.code == "NoResponse"
+
+
+class Body:
+    def __init__(self, data, **attrs):
+        self.data = data
+        for k, v in attrs.items():
+            setattr(self, k, v)
+
+    def to_map(self):
+        return self.data
+
+
+class StubClient:
+    def __init__(self):
+        self.creates = []
+        self.describes = []
+
+    def create_container_group(self, req):
+        self.creates.append(req.v_switch_id)
+        if req.v_switch_id.startswith("vsw-a"):
+            raise ClientException(code="OperationDenied.NoStock", message="sold out", status_code=403)
+        return SimpleNamespace(body=Body({}, container_group_id="eci-1", request_id="R"))
+
+    def describe_container_groups(self, req):
+        self.describes.append(req)
+        if req.container_group_ids:
+            ids = json.loads(req.container_group_ids)
+            return SimpleNamespace(body=Body({"ContainerGroups": [{"ContainerGroupId": i} for i in ids]}))
+        page = int(req.next_token or 0)
+        token = str(page + 1) if page < 2 else ""
+        return SimpleNamespace(body=Body({"ContainerGroups": [{"ContainerGroupId": f"g{page}"}], "NextToken": token}))
+
+
+def test_no_stock_moves_to_the_next_vswitch():
+    client = StubClient()
+    provider = EciClient(client, "cn-hangzhou")
+    group, request_id = provider.create({"ContainerGroupName": "x", "VSwitchId": "vsw-a,vsw-b"})
+    assert (group, request_id) == ("eci-1", "R")
+    assert client.creates == ["vsw-a,vsw-b", "vsw-b"]
+    assert provider.calls["CreateContainerGroup"] == 2
+
+
+def test_no_stock_with_one_vswitch_is_permanent():
+    provider = EciClient(StubClient(), "cn-hangzhou")
+    with pytest.raises(EciError) as info:
+        provider.create({"VSwitchId": "vsw-a"})
+    assert info.value.no_stock and not info.value.transient
+
+
+def test_list_pages_and_describe_batches_of_20():
+    client = StubClient()
+    provider = EciClient(client, "cn-hangzhou")
+    groups = provider.list_groups([{"Key": "NodeName", "Value": "vk"}])
+    assert [g["ContainerGroupId"] for g in groups] == ["g0", "g1", "g2"]
+    described = provider.describe([f"eci-{i}" for i in range(45)])
+    assert len(described) == 45
+    assert provider.calls["DescribeContainerGroups"] == 3 + 3
+    assert all(len(json.loads(r.container_group_ids)) <= 20 for r in client.describes[3:])
+
+
+def test_helpers():
+    assert list(chunks(list("abcde"), 2)) == [["a", "b"], ["c", "d"], ["e"]]
+    assert tag_map([{"Key": "UID", "Value": "u"}]) == {"UID": "u"}
+
+
+def test_no_answer_from_the_real_sdk_is_transient():
+    from vkeci.clients.eci import new_client
+    from vkeci.config import Config, Secret
+
+    config = Config(
+        region="cn-hangzhou",
+        access_key_id=Secret("a"),
+        access_key_secret=Secret("b"),
+        eci_endpoint="127.0.0.1:1",
+        eci_protocol="http",
+    )
+    provider = EciClient(new_client(config, connect_timeout_ms=500, read_timeout_ms=500), "cn-hangzhou")
+    with pytest.raises(EciError) as info:
+        provider.ping()
+    assert info.value.transient and info.value.code == "NoResponse"
+    assert provider.calls["DescribeRegions"] == 1
+
+
+def test_exhausted_local_limit_is_a_transient_eci_error():
+    from vkeci.clients.ratelimit import EciLimiter, RateLimitTimeout
+
+    class Exhausted(EciLimiter):
+        def acquire(self, action, timeout=60.0):
+            raise RateLimitTimeout("no token")
+
+    provider = EciClient(StubClient(), "cn-hangzhou", Exhausted())
+    with pytest.raises(EciError) as info:
+        provider.describe(["eci-1"])
+    assert info.value.transient and info.value.code == "Throttling.Local"
+
+
+def test_a_page_that_is_not_ecis_json_is_reported_as_such():
+    import http.server
+    import threading
+
+    from vkeci.clients.eci import new_client
+    from vkeci.config import Config, Secret
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = b"<html><body>414 Request-URI Too Large</body></html>"
+            self.send_response(414)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        config = Config(
+            region="cn-hangzhou",
+            access_key_id=Secret("a"),
+            access_key_secret=Secret("b"),
+            eci_endpoint=f"127.0.0.1:{server.server_port}",
+            eci_protocol="http",
+        )
+        with pytest.raises(EciError) as info:
+            EciClient(new_client(config), "cn-hangzhou").ping()
+    finally:
+        server.shutdown()
+    assert info.value.code == "BadResponse" and info.value.transient
+    assert "414 Request-URI Too Large" in str(info.value) and "proxy or gateway" in str(info.value)
+
+
+class KubeletCalls:
+    """The SDK calls behind `kubectl logs`, `kubectl exec` and `kubectl top`."""
+
+    def __init__(self):
+        self.requests = []
+
+    def describe_container_log(self, req):
+        self.requests.append(req)
+        return SimpleNamespace(body=Body({"Content": "hello\n"}))
+
+    def exec_container_command(self, req):
+        self.requests.append(req)
+        return SimpleNamespace(body=Body({"WebSocketUri": "wss://x"}))
+
+    def describe_multi_container_group_metric(self, req):
+        self.requests.append(req)
+        raise ClientException(code="Throttling.User", message="slow down", status_code=400)
+
+
+def test_the_kubelet_apis_calls_are_counted_and_raise_the_one_eci_error():
+    # They used to go through a second client that counted nothing: --stats-file left them out.
+    sdk = KubeletCalls()
+    eci = EciClient(sdk, "cn-hangzhou")
+    assert eci.describe_container_log({"ContainerGroupId": "eci-1", "ContainerName": "c", "Tail": 5}) == {
+        "Content": "hello\n"
+    }
+    answer = eci.exec_container_command({"ContainerGroupId": "eci-1", "ContainerName": "c", "Command": ["ls", "-l"]})
+    assert answer == {"WebSocketUri": "wss://x"} and sdk.requests[1].command == '["ls", "-l"]'
+    with pytest.raises(EciError) as info:
+        eci.describe_multi_container_group_metric(["eci-1"])
+    assert info.value.transient and info.value.code == "Throttling.User"
+    assert dict(eci.calls) == {
+        "DescribeContainerLog": 1,
+        "ExecContainerCommand": 1,
+        "DescribeMultiContainerGroupMetric": 1,
+    }
+
+
+def test_a_local_rate_limit_is_a_transient_429():
+    from vkeci.clients.ratelimit import RateLimitTimeout
+
+    class Exhausted:
+        def acquire(self, action):
+            raise RateLimitTimeout(action)
+
+    eci = EciClient(KubeletCalls(), "cn-hangzhou", Exhausted())
+    with pytest.raises(EciError) as info:
+        eci.describe_container_log({"ContainerGroupId": "eci-1", "ContainerName": "c"})
+    assert info.value.code == "Throttling.Local" and info.value.status == 429 and info.value.transient

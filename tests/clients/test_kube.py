@@ -1,0 +1,101 @@
+"""The thin Kubernetes client: auth headers, errors, watch streaming, kubeconfig loading."""
+
+import json
+
+import pytest
+import responses
+
+from vkeci.clients.kube import Credentials, KubeClient, KubeError, load_credentials, pod_path
+from vkeci.clients.ratelimit import RateLimitTimeout, TokenBucket
+
+HOST = "https://api.test:6443"
+
+
+def client(**kw):
+    return KubeClient(Credentials(host=HOST, verify=False, token=lambda: "Bearer abc"), **kw)
+
+
+@responses.activate
+def test_get_sends_token_and_counts():
+    responses.get(HOST + "/api/v1/nodes/n", json={"metadata": {"name": "n"}})
+    kube = client()
+    assert kube.get("/api/v1/nodes/n")["metadata"]["name"] == "n"
+    assert responses.calls[0].request.headers["Authorization"] == "Bearer abc"
+    assert kube.requests == 1
+
+
+@responses.activate
+def test_errors_carry_status_and_reason():
+    responses.patch(HOST + "/api/v1/nodes/n/status", status=404, json={"reason": "NotFound", "message": "nope"})
+    with pytest.raises(KubeError) as info:
+        client().patch("/api/v1/nodes/n/status", {"status": {}})
+    assert info.value.not_found and info.value.reason == "NotFound"
+    assert responses.calls[0].request.headers["Content-Type"] == "application/strategic-merge-patch+json"
+
+
+def test_unreachable_is_status_zero():
+    kube = KubeClient(Credentials(host="http://127.0.0.1:1"), timeout=1, connect_timeout=0.5)
+    with pytest.raises(KubeError) as info:
+        kube.get("/version")
+    assert info.value.status == 0
+
+
+@responses.activate
+def test_watch_yields_events():
+    lines = [{"type": "ADDED", "object": {"metadata": {"name": "a"}}}, {"type": "BOOKMARK", "object": {}}]
+    body = "\n".join(json.dumps(x) for x in lines) + "\n"
+    responses.get(HOST + "/api/v1/pods", body=body)
+    events = list(client().watch("/api/v1/pods", {"fieldSelector": "spec.nodeName=n"}, read_timeout=5))
+    assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
+    assert "watch=true" in responses.calls[0].request.url
+
+
+@responses.activate
+def test_limiter_is_used_with_priority():
+    responses.get(HOST + "/version", json={})
+    bucket = TokenBucket(1, 3, reserve=2)
+    normal, urgent = client(limiter=bucket), client(limiter=bucket, priority=True)
+    normal.get("/version")  # leaves exactly the reserve
+    assert bucket.try_acquire() > 0
+    urgent.get("/version")
+    urgent.get("/version")
+
+
+def test_pod_path_escapes():
+    assert pod_path("ns", "a b", "status") == "/api/v1/namespaces/ns/pods/a%20b/status"
+
+
+def test_load_credentials_from_kubeconfig(tmp_path):
+    cfg = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443", "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "u", "user": {"token": "t0ken"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+        "current-context": "x",
+    }
+    path = tmp_path / "kubeconfig"
+    path.write_text(json.dumps(cfg))
+    creds = load_credentials(str(path))
+    assert creds.host == "https://127.0.0.1:6443"
+    assert creds.token is not None and creds.token() == "Bearer t0ken"
+
+
+def test_bad_kubeconfig_is_one_clear_error(tmp_path):
+    path = tmp_path / "kubeconfig"
+    path.write_text("not: [valid")
+    with pytest.raises(KubeError) as info:
+        load_credentials(str(path))
+    assert "kubeconfig" in str(info.value)
+
+
+class Exhausted:
+    def acquire(self, priority=False, timeout=None):
+        raise RateLimitTimeout("no token")
+
+
+def test_exhausted_limiter_is_a_kube_error():
+    kube = client(limiter=Exhausted())
+    with pytest.raises(KubeError) as info:
+        kube.get("/version")
+    assert info.value.status == 429 and "VKECI_KUBE_QPS" in str(info.value)

@@ -1,0 +1,96 @@
+"""`vkeci run` wiring: flags, configuration errors, the kubelet API's view of the pod cache."""
+
+import argparse
+
+import pytest
+
+from vkeci.commands.run import add_arguments, load_config, run
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_flags_override_the_environment(monkeypatch):
+    monkeypatch.setenv("ECI_REGION", "cn-beijing")
+    monkeypatch.setenv("VKUBELET_NODE_NAME", "from-env")
+    config = load_config(parse("--region", "cn-hangzhou", "--status-interval", "0.5"))
+    assert config.region == "cn-hangzhou" and config.node_name == "from-env" and config.status_interval == 0.5
+
+
+def test_timings_have_kubelet_defaults():
+    args = parse()
+    assert (args.lease_duration, args.lease_interval, args.node_status_interval) == (40, 10.0, 60.0)
+    assert args.finished_retention == 600.0 and not args.decommission
+
+
+def test_flag_defaults_come_from_the_settings():
+    # Each default is written once, in config.PodSettings / NodeSettings / Config.
+    from vkeci.config import Config, NodeSettings, PodSettings
+
+    args, pods, node = parse(), PodSettings(), NodeSettings()
+    assert (args.transition_status_interval, args.full_status_interval) == (
+        pods.transition_interval,
+        pods.full_status_interval,
+    )
+    assert (args.sweep_interval, args.finished_retention, args.watch_timeout) == (
+        pods.sweep_interval,
+        pods.finished_retention,
+        pods.watch_timeout,
+    )
+    assert (args.lease_duration, args.lease_interval, args.node_status_interval, args.ping_interval) == (
+        node.lease_duration,
+        node.lease_interval,
+        node.node_status_interval,
+        node.ping_interval,
+    )
+    assert args.drain_timeout == node.drain_timeout
+    config = Config()
+    assert (config.status_interval, config.resync_interval, config.workers) == (
+        pods.status_interval,
+        pods.resync_interval,
+        pods.workers,
+    )
+
+
+def test_bad_configuration_is_one_line_and_exit_2(monkeypatch, capsys):
+    monkeypatch.delenv("ECI_REGION", raising=False)
+    monkeypatch.setenv("VKECI_CONFIG", "")
+    assert run(parse("--workers", "0")) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--workers" in err
+
+
+def test_missing_region_is_reported(monkeypatch, capsys):
+    monkeypatch.delenv("ECI_REGION", raising=False)
+    assert run(parse()) == 2
+    assert "ECI_REGION is not set" in capsys.readouterr().err
+
+
+def test_eci_limits_flag():
+    args = parse("--eci-limit", "CreateContainerGroup=500", "--eci-limit", "DeleteContainerGroup=60")
+    assert dict(args.eci_limit) == {"CreateContainerGroup": 500, "DeleteContainerGroup": 60}
+    with pytest.raises(SystemExit):
+        parse("--eci-limit", "CreateContainerGroup=lots")
+
+
+def test_run_sets_the_daemons_gc_thresholds_even_when_kubernetes_is_unreachable(monkeypatch, tmp_path):
+    import gc
+    import signal
+
+    from vkeci.commands.run import GC_THRESHOLDS
+
+    before = gc.get_threshold()
+    handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    monkeypatch.setenv("ECI_REGION", "cn-hangzhou")
+    monkeypatch.setenv("VKECI_CONFIG", "")
+    try:
+        code = run(parse("--kubeconfig", str(tmp_path / "missing"), "--no-kubelet-api"))
+        assert gc.get_threshold() == GC_THRESHOLDS
+    finally:
+        gc.set_threshold(*before)
+        for signum, handler in handlers.items():  # run() installs its own: give pytest its handlers back
+            signal.signal(signum, handler)
+    assert code == 1  # the kubeconfig is missing: one error, no traceback, exit 1

@@ -1,0 +1,645 @@
+"""The pod controller against in-memory stand-ins for Kubernetes, ECI and the translator."""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from vkeci.clients.eci import EciError
+from vkeci.clients.kube import KubeError
+from vkeci.config import Config, PodSettings
+from vkeci.controllers.pods import PodController
+from vkeci.core.problems import Missing, MissingRef, Problem, Rejected
+from vkeci.core.status import PHASES, TERMINAL_STATES
+
+CONFIG = Config(region="cn-hangzhou", node_name="vk", cluster_name="c1")
+
+
+class StubTranslator:
+    def request(self, pod):
+        if pod["spec"].get("volumes"):
+            raise Rejected([Problem("spec.volumes[0].hostPath", "not supported on ECI")])
+        if pod["spec"].get("needs"):
+            raise Missing([MissingRef("ConfigMap", "cfg", "spec.containers[0].env[0]")])
+        return {"ContainerGroupName": pod["metadata"]["name"]}, []
+
+    def pod_status(self, pod, group, now):
+        return {"phase": {"Running": "Running", "Succeeded": "Succeeded"}.get(group["Status"], "Pending")}
+
+    def missing_group_status(self, pod, now):
+        return {"phase": "Failed", "reason": "NotFound"}
+
+    def rejected_status(self, pod, err, now):
+        return {"phase": "Failed", "reason": "Rejected", "message": str(err)}
+
+    def problem_status(self, pod, reason, message, now, *, fail=False):
+        return {"phase": "Failed" if fail else "Pending", "reason": reason, "message": message}
+
+    def waiting_status(self, pod, err, now):
+        return {"phase": "Pending", "reason": "ContainerCreating", "message": str(err)}
+
+    def events(self, pod, group, now):
+        return [
+            {"metadata": {"name": e["Reason"]}, "type": "Normal", "reason": e["Reason"], "message": e["Message"]}
+            for e in group.get("Events", [])
+        ]
+
+
+class StubKube:
+    def __init__(self) -> None:
+        self.pods: dict[str, dict] = {}
+        self.writes: list[tuple[str, str, Any]] = []
+        self.patch_error: KubeError | None = None
+
+    def add(self, name: str, **spec: Any) -> dict:
+        pod = {
+            "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}"},
+            "spec": {"nodeName": "vk", **spec},
+            "status": {"phase": "Pending"},
+        }
+        self.pods[name] = pod
+        return pod
+
+    def patch(self, path: str, body: dict, content_type: str = "") -> dict:
+        if getattr(self, "gate", None) is not None:
+            assert self.gate.wait(10), "the test never opened the gate"
+        if self.patch_error is not None:
+            raise self.patch_error
+        self.writes.append(("PATCH", path, body))
+        name = path.split("/pods/")[1].split("/")[0]
+        pod = self.pods[name]
+        if body["metadata"]["uid"] != pod["metadata"]["uid"]:
+            raise KubeError(409, "Conflict", "uid precondition")
+        if "status" in body:
+            pod["status"] = {**pod["status"], **body["status"]}
+        if "annotations" in body["metadata"]:
+            pod["metadata"]["annotations"] = {
+                **pod["metadata"].get("annotations", {}),
+                **body["metadata"]["annotations"],
+            }
+        return pod
+
+    def post(self, path: str, body: dict) -> dict:
+        self.writes.append(("POST", path, body))
+        return body
+
+    def delete(self, path: str, body: dict | None = None) -> dict:
+        self.writes.append(("DELETE", path, body))
+        return {}
+
+    def events(self) -> list[dict]:
+        return [b for m, p, b in self.writes if m == "POST" and p.endswith("/events")]
+
+
+class StubECI:
+    def __init__(self) -> None:
+        self.groups: dict[str, dict] = {}
+        self.ids = itertools.count(1)
+        self.calls: list[str] = []
+        self.fail_next: EciError | None = None
+
+    def _fail(self, action: str) -> None:
+        self.calls.append(action)
+        if self.fail_next is not None:
+            err, self.fail_next = self.fail_next, None
+            raise err
+
+    def add_group(self, uid: str, name: str, node: str = "vk", status: str = "Running") -> str:
+        gid = f"eci-{next(self.ids)}"
+        tags = [
+            {"Key": "ClusterName", "Value": "c1"},
+            {"Key": "NodeName", "Value": node},
+            {"Key": "NameSpace", "Value": "ns"},
+            {"Key": "PodName", "Value": name},
+            {"Key": "UID", "Value": uid},
+        ]
+        self.groups[gid] = {"ContainerGroupId": gid, "Status": status, "Tags": tags, "Events": []}
+        return gid
+
+    def _match(self, group: dict, tags: list[dict]) -> bool:
+        have = {t["Key"]: t["Value"] for t in group["Tags"]}
+        return all(have.get(t["Key"]) == t["Value"] for t in tags)
+
+    def list_groups(self, tags, *, with_event=False):
+        self._fail("DescribeContainerGroups")
+        return [dict(g) for g in self.groups.values() if self._match(g, tags)]
+
+    def create(self, request):
+        self._fail("CreateContainerGroup")
+        name = request["ContainerGroupName"]
+        return self.add_group(f"uid-{name}", name, status="Pending"), "req-1"
+
+    def delete(self, group_id):
+        self._fail("DeleteContainerGroup")
+        self.groups.pop(group_id, None)
+
+    def describe(self, ids, *, with_event=True):
+        self._fail("DescribeContainerGroups")
+        return [dict(self.groups[i]) for i in ids if i in self.groups]
+
+    def changed_since(self, tags, since):
+        self._fail("DescribeContainerGroupStatus")
+        if since is not None and getattr(self, "quiet", False):  # nothing changed within the window
+            return []
+        return [{"ContainerGroupId": g["ContainerGroupId"], "Status": g["Status"]} for g in self.groups.values()]
+
+    def events_since(self, tags, since):
+        self._fail("DescribeContainerGroupEvents")
+        return [
+            {"ContainerGroupId": g["ContainerGroupId"], "Events": list(g.get("Events", []))}
+            for g in self.groups.values()
+            if g.get("Events")
+        ]
+
+
+def created(kube: StubKube, eci: StubECI, ctl: PodController, name: str) -> str:
+    """Add a pod, let the controller create its group; the group's id."""
+    kube.add(name)
+    load(ctl, kube)
+    ctl.sync(f"ns/{name}")
+    return next(gid for gid, g in eci.groups.items() if {"Key": "PodName", "Value": name} in g["Tags"])
+
+
+@pytest.fixture
+def world():
+    kube, eci = StubKube(), StubECI()
+    options = PodSettings(lost_grace=0, finished_retention=0)
+    controller = PodController(kube, eci, CONFIG, StubTranslator(), options)  # type: ignore[arg-type]
+    controller.synced.set()
+    return kube, eci, controller
+
+
+def load(controller: PodController, kube: StubKube) -> None:
+    for pod in kube.pods.values():
+        controller.cache.upsert(pod)
+
+
+def test_create_once_then_nothing_to_do(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    ctl.sync("ns/web")
+    assert eci.calls.count("CreateContainerGroup") == 1
+    assert len(eci.groups) == 1
+    assert kube.events() == []
+
+
+def test_first_create_does_not_list_first(world):
+    # The ClientToken (pod UID) makes a repeated create return the same group: a burst of N pods must not
+    # cost N DescribeContainerGroups calls on top of the N creates.
+    kube, eci, ctl = world
+    kube.add("web")
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    assert eci.calls == ["CreateContainerGroup"]
+
+
+def test_retried_create_looks_first_and_adopts_what_the_lost_answer_created(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    load(ctl, kube)
+    real_create = eci.create
+
+    def answer_lost(request):
+        real_create(request)  # ECI created the group...
+        raise EciError("CreateContainerGroup", "NoResponse", "no answer", transient=True)  # ...the reply was lost
+
+    eci.create = answer_lost  # type: ignore[method-assign]
+    with pytest.raises(EciError):
+        ctl.sync("ns/web")
+    eci.create = real_create  # type: ignore[method-assign]
+    eci.add_group("uid-web", "web")  # a duplicate from an old bug: deleted, oldest kept
+    ctl.sync("ns/web")
+    assert eci.calls.count("CreateContainerGroup") == 1
+    assert list(eci.groups) == ["eci-1"]
+
+
+def test_transient_error_is_raised_for_retry_and_writes_nothing(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    load(ctl, kube)
+    eci.fail_next = EciError("DescribeContainerGroups", "ServiceUnavailable", "busy", transient=True)
+    with pytest.raises(EciError):
+        ctl.sync("ns/web")
+    assert kube.writes == []
+    ctl.sync("ns/web")
+    assert len(eci.groups) == 1
+
+
+def test_permanent_error_is_shown_with_code_and_request_id(world):
+    kube, eci, ctl = world
+    kube.add("web", restartPolicy="Never")
+    load(ctl, kube)
+    eci.calls.clear()
+    ctl.eci.list_groups = lambda tags, with_event=False: []  # type: ignore[method-assign]
+    eci.fail_next = EciError("CreateContainerGroup", "InvalidParameter", "bad cpu", request_id="RID-9")
+    with pytest.raises(EciError):
+        ctl.sync("ns/web")
+    status = kube.pods["web"]["status"]
+    assert status["phase"] == "Failed" and status["reason"] == "ProviderFailed"
+    assert "InvalidParameter" in status["message"] and "RID-9" in status["message"]
+    assert kube.events()[0]["type"] == "Warning"
+
+
+def _worker_retries(ctl: PodController, key: str) -> list[tuple[Any, ...]]:
+    """Run one worker until it has handled ``key`` once; return the (key, cap, floor) of its retries."""
+    retries: list[tuple[Any, ...]] = []
+    stop = threading.Event()
+
+    def retry(k, cap=None, floor=0.0):
+        retries.append((k, cap, floor))
+        stop.set()
+        return floor
+
+    ctl.queue.retry = retry  # type: ignore[method-assign]
+    ctl.queue.add(key)
+    worker = threading.Thread(target=ctl.worker_loop, args=(stop,))
+    worker.start()
+    worker.join(5)
+    assert not worker.is_alive()
+    return retries
+
+
+def test_refused_create_is_retried_no_sooner_than_refused_retry(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    load(ctl, kube)
+    eci.fail_next = EciError("CreateContainerGroup", "InvalidParameter", "bad cpu", request_id="RID-9")
+    assert _worker_retries(ctl, "ns/web") == [("ns/web", None, ctl.options.refused_retry)]
+    assert kube.pods["web"]["status"]["reason"] == "ProviderFailed"
+
+
+def test_transient_create_error_is_retried_on_the_normal_backoff(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    load(ctl, kube)
+    eci.fail_next = EciError("CreateContainerGroup", "ServiceUnavailable", "busy", transient=True)
+    assert _worker_retries(ctl, "ns/web") == [("ns/web", None, 0.0)]
+
+
+def test_rejected_pod_gets_status_and_one_warning_and_no_group(world):
+    kube, eci, ctl = world
+    kube.add("bad", volumes=[{"hostPath": {}}])
+    load(ctl, kube)
+    ctl.sync("ns/bad")
+    ctl.sync("ns/bad")
+    assert not eci.groups
+    assert kube.pods["bad"]["status"]["reason"] == "Rejected"
+    events = kube.events()
+    assert len(events) == 1 and "spec.volumes[0]" in events[0]["message"]
+
+
+def test_missing_reference_waits_and_retries(world):
+    kube, eci, ctl = world
+    kube.add("wait", needs=True)
+    load(ctl, kube)
+    with pytest.raises(Missing):
+        ctl.sync("ns/wait")
+    assert kube.pods["wait"]["status"]["phase"] == "Pending"
+    assert not eci.groups
+
+
+def test_daemonset_pods_are_pending_visibly(world):
+    kube, eci, ctl = world
+    pod = kube.add("ds")
+    pod["metadata"]["ownerReferences"] = [{"kind": "DaemonSet", "name": "agent", "controller": True}]
+    load(ctl, kube)
+    ctl.sync("ns/ds")
+    assert not eci.groups
+    assert kube.pods["ds"]["status"]["reason"] == "DaemonSetPodNotSupported"
+    assert kube.events()[0]["type"] == "Warning"
+
+
+def test_status_is_written_only_on_change(world):
+    kube, eci, ctl = world
+    gid = created(kube, eci, ctl, "web")
+    eci.groups[gid]["Status"] = "Running"
+    eci.groups[gid]["Events"] = [{"Reason": "Started", "Message": "Started container web"}]
+    ctl.poll_status(full=True)
+    assert kube.pods["web"]["status"]["phase"] == "Running"
+    writes = len(kube.writes)
+    ctl.poll_status(full=True)
+    ctl.poll_status(full=False)
+    status_writes = [w for w in kube.writes[writes:] if w[1].endswith("/status")]
+    assert status_writes == []
+    assert [e["reason"] for e in kube.events()].count("Started") == 1
+
+
+def test_api_error_is_never_taken_for_a_lost_group(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    eci.fail_next = EciError("DescribeContainerGroupStatus", "InternalError", "x", transient=True)
+    with pytest.raises(EciError):
+        ctl.poll_status(full=True)
+    assert kube.pods["web"]["status"]["phase"] == "Pending"
+
+
+def test_group_deleted_behind_our_back_fails_the_pod_and_is_not_recreated(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    eci.groups.clear()
+    ctl.poll_status(full=True)
+    assert kube.pods["web"]["status"] == {"phase": "Failed", "reason": "NotFound"}
+    eci.calls.clear()
+    ctl.cache.upsert({**kube.pods["web"], "status": {"phase": "Pending"}})
+    ctl.sync("ns/web")
+    assert "CreateContainerGroup" not in eci.calls
+
+
+def test_graceful_delete_removes_group_then_pod_with_uid_precondition(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    kube.pods["web"]["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    load(ctl, kube)
+    assert ctl.sync("ns/web") is None
+    assert not eci.groups
+    method, path, body = kube.writes[-1]
+    assert (method, path) == ("DELETE", "/api/v1/namespaces/ns/pods/web")
+    assert body["gracePeriodSeconds"] == 0 and body["preconditions"] == {"uid": "uid-web"}
+
+
+def test_force_deleted_pod_still_loses_its_group(world):
+    kube, eci, ctl = world
+    pod = kube.add("web")
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    ctl.cache.remove(pod)
+    ctl.sync("ns/web")
+    assert not eci.groups
+
+
+def test_terminal_pod_group_is_cleaned_up(world):
+    kube, eci, ctl = world
+    kube.add("job")
+    load(ctl, kube)
+    ctl.sync("ns/job")
+    kube.pods["job"]["status"]["phase"] = "Succeeded"
+    load(ctl, kube)
+    ctl.sync("ns/job")
+    assert not eci.groups
+
+
+def test_startup_sweep_adopts_live_and_deletes_orphans(world):
+    kube, eci, ctl = world
+    kube.add("live")
+    eci.add_group("uid-live", "live")
+    orphan = eci.add_group("uid-gone", "gone")
+    eci.add_group("uid-x", "x", node="other-node")
+    load(ctl, kube)
+    assert ctl.sweep(adopt=True) == 1
+    assert orphan not in eci.groups and len(eci.groups) == 2
+    ctl.sync("ns/live")
+    assert "CreateContainerGroup" not in eci.calls
+
+
+def test_restart_adoption_applies_status_without_reposting_old_events(world):
+    kube, eci, ctl = world
+    kube.add("web")
+    gid = eci.add_group("uid-web", "web", status="Running")
+    eci.groups[gid]["Events"] = [{"Reason": "Started", "Message": "Started container web"}]
+    load(ctl, kube)
+    ctl.sweep(adopt=True)
+    assert kube.pods["web"]["status"]["phase"] == "Running"
+    assert kube.events() == []
+    ctl.poll_status(full=True)
+    ctl.poll_status(full=False)
+    assert kube.events() == []
+    eci.groups[gid]["Events"].append({"Reason": "Killing", "Message": "Stopping container web"})
+    ctl.poll_status(full=False)
+    assert [e["reason"] for e in kube.events()] == ["Killing"]
+
+
+@pytest.mark.parametrize("state", sorted(TERMINAL_STATES))
+def test_a_finished_group_is_kept_for_logs_then_deleted_whatever_its_terminal_state(world, state):
+    # StartingFailed and WatingForDel used to be Failed for the status mapper but not finished for the
+    # controller: no finished_at, so the group was deleted at once and the poller stayed at 0.25 s.
+    kube, eci, ctl = world
+    ctl.options.finished_retention = 60
+    now = [1000.0]
+    ctl.clock = lambda: now[0]
+    ctl.translator.pod_status = lambda pod, group, now: {"phase": PHASES[group["Status"]]}
+    kube.add("job")
+    load(ctl, kube)
+    ctl.sync("ns/job")
+    gid = next(iter(eci.groups))
+    eci.groups[gid]["Status"] = state
+    ctl.poll_status(full=True)
+    assert kube.pods["job"]["status"]["phase"] in ("Succeeded", "Failed")
+    assert ctl.next_poll_in() == ctl.options.status_interval
+    load(ctl, kube)
+    assert ctl.sync("ns/job") == 60
+    assert gid in eci.groups
+    now[0] += 61
+    assert ctl.sync("ns/job") is None
+    assert gid not in eci.groups
+
+
+def test_image_change_on_a_running_pod_is_reported_not_ignored(world):
+    kube, eci, ctl = world
+    pod = kube.add("web")
+    pod["spec"]["containers"] = [{"name": "web", "image": "nginx:1.27"}]
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    gid = next(iter(eci.groups))
+    eci.groups[gid]["Containers"] = [{"Name": "web", "Image": "nginx:1.27"}]
+    ctl.poll_status(full=True)
+    ctl.sync("ns/web")
+    assert kube.events() == []
+    pod["spec"]["containers"][0]["image"] = "nginx:1.28"
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    ctl.sync("ns/web")
+    events = kube.events()
+    assert len(events) == 1 and events[0]["reason"] == "SpecChangeNotApplied"
+    assert "spec.containers[0].image" in events[0]["message"]
+
+
+def test_a_burst_poll_writes_every_status_before_any_event(world):
+    kube, eci, ctl = world
+    for name in ("a", "b", "c"):
+        kube.add(name)
+    load(ctl, kube)
+    for name in ("a", "b", "c"):
+        ctl.sync(f"ns/{name}")
+    for group in eci.groups.values():
+        group["Status"] = "Running"
+        group["Events"] = [{"Reason": "Started", "Message": "Started container"}]
+    ctl.poll_status(full=True)
+    kinds = ["event" if p.endswith("/events") else "status" for m, p, _ in kube.writes if m in ("PATCH", "POST")]
+    assert kinds == ["status"] * 3 + ["event"] * 3
+
+
+def test_with_event_threads_a_poll_queues_events_and_posts_each_once(world):
+    kube, eci, ctl = world
+    ctl.recorder.queue = queue.Queue()  # what start() sets up with --event-writers > 0
+    gid = created(kube, eci, ctl, "web")
+    eci.groups[gid]["Status"] = "Running"
+    eci.groups[gid]["Events"] = [{"Reason": "Started", "Message": "Started container web"}]
+    ctl.poll_status(full=True)
+    ctl.poll_status(full=False)
+    assert kube.pods["web"]["status"]["phase"] == "Running"
+    assert kube.events() == []  # not posted by the poll itself...
+    assert ctl.recorder.queue.qsize() == 1  # ...but queued once, although two polls saw it
+    stop = threading.Event()
+    thread = threading.Thread(target=ctl.event_loop, args=(stop,))
+    thread.start()
+    deadline = time.monotonic() + 5
+    while not kube.events() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    thread.join(5)
+    assert [e["reason"] for e in kube.events()] == ["Started"]
+
+
+def test_cached_pods_drop_managed_fields(world):
+    kube, _eci, ctl = world
+    pod = kube.add("web")
+    pod["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    load(ctl, kube)
+    assert "managedFields" not in ctl.pods["ns/web"]["metadata"]
+
+
+def test_a_listing_seen_before_costs_no_describe(world):
+    kube, eci, ctl = world
+    gid = created(kube, eci, ctl, "web")
+    eci.groups[gid]["Status"] = "Running"
+    assert ctl.poll_status(full=True) == 1
+    assert ctl.poll_status(full=False) == 0  # overlapping windows list the group again: no describe
+    assert ctl.poll_status(full=True) == 0
+    eci.groups[gid]["Events"] = [{"Reason": "Unhealthy", "Message": "Readiness probe failed"}]
+    assert ctl.poll_status(full=False) == 1  # an event without a status change is still seen
+    assert [e["reason"] for e in kube.events()] == ["Unhealthy"]
+
+
+def test_a_failed_status_write_is_retried_by_the_next_poll(world):
+    kube, eci, ctl = world
+    gid = created(kube, eci, ctl, "web")
+    eci.groups[gid]["Status"] = "Running"
+    kube.patch_error = KubeError(500, "InternalError", "etcd timeout")
+    assert ctl.poll_status(full=False) == 1  # logged, and the group goes back to the backlog
+    assert kube.pods["web"]["status"]["phase"] == "Pending"
+    kube.patch_error = None
+    eci.quiet = True  # the listing window has moved on: the backlog alone brings the group back
+    assert ctl.poll_status(full=False) == 1
+    assert kube.pods["web"]["status"]["phase"] == "Running"
+
+
+def test_a_burst_is_described_oldest_pod_first_and_no_faster_than_it_is_written(world):
+    kube, eci, ctl = world
+    ctl.options.status_in_flight = 2
+    now = [100.0]
+    ctl.clock = lambda: now[0]
+    gids = []
+    for name in ("c-first", "a-second", "b-third"):  # ids and names in another order than age
+        gids.append(created(kube, eci, ctl, name))
+        now[0] += 1
+    for gid in gids:
+        eci.groups[gid]["Status"] = "Running"
+    assert ctl.poll_status(full=False) == 2
+    assert [kube.pods[n]["status"]["phase"] for n in ("c-first", "a-second", "b-third")] == [
+        "Running",
+        "Running",
+        "Pending",
+    ]
+    assert ctl.next_poll_in() == ctl.options.transition_interval  # the backlog is not empty
+    eci.quiet = True
+    eci.calls.clear()
+    assert ctl.poll_status(full=False) == 1
+    assert kube.pods["b-third"]["status"]["phase"] == "Running"
+    # The backlog (1) was below what the writers take (2): that tick listed. With a backlog that
+    # fills the writers, a tick only describes (the next listing reaches back to the last one).
+    assert eci.calls.count("DescribeContainerGroupStatus") == 1
+    assert ctl.poll_status(full=False) == 0
+    ctl.options.status_in_flight = 0
+    ctl.status.backlog["eci-none"] = ("x", None)
+    eci.calls.clear()
+    assert ctl.poll_status(full=False) == 0
+    assert "DescribeContainerGroupStatus" not in eci.calls
+
+
+def test_the_next_listing_overlaps_the_writes_without_describing_them_twice(world):
+    kube, eci, ctl = world
+    gid = created(kube, eci, ctl, "web")
+    eci.groups[gid]["Status"] = "Running"
+    kube.gate = threading.Event()
+    try:
+        assert ctl.poll_status(full=False, wait_writes=False) == 1  # returns while the write waits
+        assert ctl.poll_status(full=False, wait_writes=False) == 0  # same listing, write in flight
+        assert kube.pods["web"]["status"]["phase"] == "Pending"
+    finally:
+        kube.gate.set()
+    ctl.flush_status_writes()
+    assert kube.pods["web"]["status"]["phase"] == "Running"
+    assert ctl.poll_status(full=False) == 0  # written: the same listing costs nothing
+    assert len([w for w in kube.writes if w[1].endswith("/status")]) == 1
+
+
+def test_polls_are_quick_while_a_group_changes_state(world):
+    kube, eci, ctl = world
+    ctl.options.transition_interval, ctl.options.status_interval = 0.5, 5.0
+    assert ctl.next_poll_in() == 5.0
+    kube.add("web")
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    assert ctl.next_poll_in() == 0.5  # created, not described yet
+    gid = next(iter(eci.groups))
+    eci.groups[gid]["Status"] = "Pending"
+    ctl.poll_status(full=False)
+    assert ctl.next_poll_in() == 0.5
+    eci.groups[gid]["Status"] = "Running"
+    ctl.poll_status(full=False)
+    assert ctl.next_poll_in() == 5.0
+
+
+def test_cached_pods_share_their_keys_and_short_strings():
+    import json
+
+    from vkeci.controllers.podcache import slim as _slim
+
+    text = json.dumps(
+        {
+            "metadata": {"name": "web-1", "managedFields": [{"manager": "kubectl"}], "annotations": {"a": "x" * 100}},
+            "spec": {"containers": [{"name": "web", "imagePullPolicy": "IfNotPresent"}]},
+        }
+    )
+    one, two = _slim(json.loads(text)), _slim(json.loads(text))
+    assert one == two and "managedFields" not in one["metadata"]
+    key_one = next(iter(one["spec"]["containers"][0]))
+    key_two = next(iter(two["spec"]["containers"][0]))
+    assert key_one is key_two
+    assert one["spec"]["containers"][0]["imagePullPolicy"] is two["spec"]["containers"][0]["imagePullPolicy"]
+
+
+def test_the_write_back_annotations_ride_on_the_first_status_write(world):
+    kube, eci, ctl = world
+    gid = created(kube, eci, ctl, "web")
+    eci.groups[gid]["Status"] = "Running"
+    ctl.poll_status(full=True)
+    patches = [(p, b) for m, p, b in kube.writes if m == "PATCH"]
+    assert [p.endswith("/status") for p, _ in patches] == [True]
+    assert kube.pods["web"]["metadata"]["annotations"]["k8s.aliyun.com/eci-instance-id"] == gid
+    load(ctl, kube)
+    ctl.sync("ns/web")  # the worker finds nothing left to write
+    assert len([w for w in kube.writes if w[0] == "PATCH"]) == 1
+
+
+def test_the_cache_is_the_kubelet_apis_pod_lookup(world):
+    # The kubelet API reads the pod cache directly (vkeci.kubelet.backend.PodLookup): pod and group id.
+    kube, eci, ctl = world
+    gid = created(kube, eci, ctl, "a")
+    pod, group_id = ctl.cache.get("ns", "a")
+    assert pod["metadata"]["name"] == "a" and group_id == gid
+    assert ctl.cache.get("ns", "b") is None
+    assert [p["metadata"]["name"] for p in ctl.cache.list()] == ["a"]

@@ -1,0 +1,265 @@
+"""A thin Kubernetes REST client on `requests`.
+
+Credentials come from the `kubernetes` package's loader (kubeconfig with exec plugins and
+token refresh, or the in-cluster service account); every request goes through a
+`requests.Session` and a client-side token bucket. Nothing here knows about pods or nodes
+beyond paths: controllers build bodies, this module only moves JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import requests
+
+from vkeci.clients.ratelimit import RateLimitTimeout, TokenBucket
+
+JSON = dict[str, Any]
+STRATEGIC = "application/strategic-merge-patch+json"
+MERGE = "application/merge-patch+json"
+
+
+class KubeError(Exception):
+    """An API server error (or no answer). ``status`` is the HTTP status, 0 when unreachable."""
+
+    def __init__(self, status: int, reason: str, message: str, method: str = "", path: str = "") -> None:
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.method = method
+        self.path = path
+        where = f"{method} {path}: " if method else ""
+        super().__init__(f"{where}{status} {reason}: {message}" if status else f"{where}{message}")
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+    @property
+    def gone(self) -> bool:
+        return self.status == 410
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Where the API server is and how to authenticate to it."""
+
+    host: str
+    verify: bool | str = True
+    cert: tuple[str, str] | None = None
+    # Returns the Authorization header value (refreshing exec-plugin/SA tokens), or None.
+    token: Callable[[], str | None] | None = None
+
+
+def load_credentials(kubeconfig: str = "", context: str | None = None) -> Credentials:
+    """Credentials from ``kubeconfig`` (or $KUBECONFIG, ~/.kube/config), else in-cluster.
+
+    Uses the `kubernetes` package's loaders so exec plugins, embedded certificates and token
+    refresh work as in kubectl.
+    """
+    from kubernetes import config as kconfig
+    from kubernetes.client import Configuration
+
+    cfg = Configuration()
+    path = kubeconfig or os.environ.get("KUBECONFIG", "") or os.path.expanduser("~/.kube/config")
+    if kubeconfig or os.path.exists(path):
+        try:
+            kconfig.load_kube_config(config_file=path, context=context, client_configuration=cfg)
+        except Exception as exc:  # the loader raises several unrelated types
+            raise KubeError(0, "BadKubeconfig", f"kubeconfig {path} cannot be used: {exc}") from None
+    else:
+        try:
+            kconfig.load_incluster_config(client_configuration=cfg)
+        except Exception as exc:
+            raise KubeError(
+                0, "NoCredentials", f"no kubeconfig at {path} and not running in a pod ({exc}); set --kubeconfig"
+            ) from None
+
+    def token() -> str | None:
+        auth = cfg.auth_settings().get("BearerToken")
+        return str(auth["value"]) if auth and auth.get("value") else None
+
+    verify: bool | str = cfg.ssl_ca_cert or bool(cfg.verify_ssl)
+    cert = (cfg.cert_file, cfg.key_file) if cfg.cert_file and cfg.key_file else None
+    return Credentials(host=cfg.host.rstrip("/"), verify=verify, cert=cert, token=token)
+
+
+def pod_path(namespace: str, name: str = "", sub: str = "") -> str:
+    """``/api/v1/namespaces/<ns>/pods[/<name>[/<sub>]]`` with names escaped."""
+    path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods"
+    if name:
+        path += "/" + quote(name, safe="")
+    if sub:
+        path += "/" + sub
+    return path
+
+
+class KubeClient:
+    """JSON over HTTP to one API server. Thread-safe; make one per priority class of traffic."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        limiter: TokenBucket | None = None,
+        priority: bool = False,
+        timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        user_agent: str = "vkeci",
+    ) -> None:
+        self.credentials = credentials
+        self.limiter = limiter
+        self.priority = priority
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.session = requests.Session()
+        # Proxies, netrc and CA bundle from the environment are read once, here: with trust_env requests
+        # re-reads all of os.environ on every request (about 0.3 ms each, measured; see BENCHMARKS.md).
+        self.session.trust_env = False
+        self.session.proxies.update(requests.utils.get_environ_proxies(credentials.host))
+        # The default pool keeps 10 connections; more threads than that (workers + status writers) would
+        # open and TLS-handshake a new connection for every request beyond it.
+        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=64)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
+        self.session.verify = credentials.verify
+        if credentials.cert:
+            self.session.cert = credentials.cert
+        self.session.headers["User-Agent"] = user_agent
+        self.session.headers["Accept"] = "application/json"
+        self._lock = threading.Lock()
+        self.requests = 0  # counted for tests and benchmarks
+        self.counts: Counter[str] = Counter()  # "VERB resource[/subresource]" -> requests
+
+    def with_priority(self, priority: bool = True) -> KubeClient:
+        """A client with its own connection pool and the given priority in the shared limiter."""
+        return KubeClient(
+            self.credentials,
+            limiter=self.limiter,
+            priority=priority,
+            timeout=self.timeout,
+            connect_timeout=self.connect_timeout,
+            user_agent=str(self.session.headers["User-Agent"]),
+        )
+
+    def _headers(self, content_type: str | None) -> dict[str, str]:
+        headers = {}
+        if content_type:
+            headers["Content-Type"] = content_type
+        token = self.credentials.token() if self.credentials.token else None
+        if token:
+            headers["Authorization"] = token
+        return headers
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: Any = None,
+        content_type: str | None = None,
+        timeout: float | None = None,
+        stream: bool = False,
+    ) -> requests.Response:
+        """Send one request; raise KubeError on a non-2xx answer or no answer."""
+        if self.limiter is not None:
+            try:
+                self.limiter.acquire(priority=self.priority, timeout=max(self.timeout, 60.0))
+            except RateLimitTimeout:
+                message = "client-side rate limit exhausted (raise VKECI_KUBE_QPS / VKECI_KUBE_BURST)"
+                raise KubeError(429, "TooManyRequests", message, method, path) from None
+        data = None if body is None else json.dumps(body)
+        if data is not None and content_type is None:
+            content_type = "application/json"
+        with self._lock:
+            self.requests += 1
+            self.counts[f"{method} {resource_of(path)}"] += 1
+        try:
+            resp = self.session.request(
+                method,
+                self.credentials.host + path,
+                params=params,
+                data=data,
+                headers=self._headers(content_type),
+                timeout=(self.connect_timeout, timeout or self.timeout),
+                stream=stream,
+                # Explicit, because requests lets $REQUESTS_CA_BUNDLE override a session's CA.
+                verify=self.credentials.verify,
+            )
+        except requests.RequestException as exc:
+            message = f"API server did not answer: {type(exc).__name__}: {str(exc)[:200]}"
+            raise KubeError(0, "Unreachable", message, method, path) from None
+        if resp.status_code >= 400:
+            raise _error(resp, method, path)
+        return resp
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> JSON:
+        """GET a JSON object."""
+        return dict(self.request("GET", path, params=params).json())
+
+    def post(self, path: str, body: JSON) -> JSON:
+        """Create an object."""
+        return dict(self.request("POST", path, body=body).json())
+
+    def put(self, path: str, body: JSON) -> JSON:
+        """Replace an object (optimistic concurrency through metadata.resourceVersion)."""
+        return dict(self.request("PUT", path, body=body).json())
+
+    def patch(self, path: str, body: JSON, content_type: str = STRATEGIC) -> JSON:
+        """Patch an object, strategic merge by default."""
+        return dict(self.request("PATCH", path, body=body, content_type=content_type).json())
+
+    def delete(self, path: str, body: JSON | None = None) -> JSON:
+        """Delete an object; ``body`` carries DeleteOptions (gracePeriodSeconds, preconditions)."""
+        return dict(self.request("DELETE", path, body=body).json())
+
+    def watch(self, path: str, params: dict[str, Any], read_timeout: float) -> Iterator[JSON]:
+        """Yield watch events (``{"type", "object"}``) until the server closes the stream.
+
+        ``read_timeout`` bounds the silence between two lines, so a half-dead connection
+        raises KubeError instead of hanging forever.
+        """
+        params = {**params, "watch": "true"}
+        resp = self.request("GET", path, params=params, timeout=read_timeout, stream=True)
+        try:
+            for line in resp.iter_lines():
+                if line:
+                    yield json.loads(line)
+        except (requests.RequestException, ValueError) as exc:
+            raise KubeError(0, "WatchBroken", f"watch stream broke: {type(exc).__name__}", "GET", path) from None
+        finally:
+            resp.close()
+
+
+def resource_of(path: str) -> str:
+    """``pods/status`` for ``/api/v1/namespaces/ns/pods/name/status``: what a request is about."""
+    parts = [p for p in path.split("?")[0].split("/") if p]
+    if "namespaces" in parts:
+        rest = parts[parts.index("namespaces") + 2 :]
+    else:
+        rest = parts[2:] if parts[:1] == ["api"] else parts[3:]
+    if not rest:
+        return "namespaces" if "namespaces" in parts else "/".join(parts) or "/"
+    return rest[0] + ("/" + rest[2] if len(rest) > 2 else "")
+
+
+def _error(resp: requests.Response, method: str, path: str) -> KubeError:
+    try:
+        status = resp.json()
+        reason = str(status.get("reason") or resp.reason)
+        message = str(status.get("message") or resp.text[:200])
+    except ValueError:
+        reason, message = str(resp.reason), resp.text[:200]
+    return KubeError(resp.status_code, reason, message, method, path)

@@ -1,0 +1,200 @@
+"""`vkeci run`: its flags (defaults from ``vkeci.config``) and its entry point.
+
+Building the parser imports nothing heavy: the daemon (SDK, kubernetes package) is imported only
+when the command runs. The daemon itself is ``vkeci.daemon``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import signal
+import sys
+import threading
+from typing import Any
+
+from vkeci.config import Config, ConfigError, NodeSettings, PodSettings, default, public_view
+from vkeci.log import fields, get_logger
+
+log = get_logger("daemon")
+
+
+CONFIG_FLAGS = (
+    ("kubeconfig", "path of a kubeconfig (default: $KUBECONFIG, ~/.kube/config, else in-cluster)"),
+    ("node_name", "name of the virtual node"),
+    ("cluster_name", "cluster name written to the ECI tags"),
+    ("region", "ECI region id, e.g. cn-hangzhou"),
+    ("eci_endpoint", "ECI endpoint host[:port] (default: the region's public endpoint)"),
+    ("eci_protocol", "https or http"),
+    ("vswitches", "comma-separated vSwitch ids"),
+    ("security_group", "security group id"),
+    ("internal_ip", "the node's InternalIP, which the API server dials for logs/exec"),
+    ("kubelet_port", "port of the kubelet API"),
+    ("log_level", "debug, info, warning or error"),
+    ("log_format", "text or json"),
+    ("status_interval", "seconds between ECI status polls"),
+    ("resync_interval", "seconds between full resyncs of the pod cache"),
+    ("workers", "number of ECI worker threads"),
+    ("kube_qps", "Kubernetes API requests per second"),
+    ("kube_burst", "Kubernetes API burst"),
+    ("rate_limits", "true/false: client-side ECI rate limits"),
+)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags shared by `run` and `check`: every one overrides the environment and the config file."""
+    parser.add_argument("--config", dest="config_file", help="YAML config file (default: $VKECI_CONFIG)")
+    for name, help_text in CONFIG_FLAGS:
+        parser.add_argument("--" + name.replace("_", "-"), dest=name, help=help_text)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of `vkeci run`."""
+    add_config_arguments(parser)
+    node, pods = NodeSettings, PodSettings  # every default below is theirs
+
+    def seconds(flag: str, settings: type, name: str, text: str, kind: type = float) -> None:
+        value = default(settings, name)
+        parser.add_argument(flag, type=kind, default=value, help=f"{text} (default {value})")
+
+    seconds("--lease-duration", node, "lease_duration", "lease duration in seconds", int)
+    seconds("--lease-interval", node, "lease_interval", "seconds between lease renewals")
+    seconds("--node-status-interval", node, "node_status_interval", "seconds between node status writes")
+    seconds("--ping-interval", node, "ping_interval", "seconds between ECI health pings")
+    seconds(
+        "--transition-status-interval",
+        pods,
+        "transition_interval",
+        "seconds between ECI status polls while a container group is starting or stopping",
+    )
+    seconds("--full-status-interval", pods, "full_status_interval", "seconds between full ECI listings")
+    seconds("--sweep-interval", pods, "sweep_interval", "seconds between orphan sweeps")
+    seconds(
+        "--finished-retention",
+        pods,
+        "finished_retention",
+        "seconds to keep a finished pod's container group (for kubectl logs) before deleting it",
+    )
+    seconds("--watch-timeout", pods, "watch_timeout", "server-side timeout of a pod watch", int)
+    parser.add_argument(
+        "--decommission",
+        action="store_true",
+        help="drain the node (delete its pods and their groups), then delete the Node and exit",
+    )
+    seconds("--drain-timeout", node, "drain_timeout", "seconds to wait for pods to go")
+    parser.add_argument(
+        "--eci-limit",
+        action="append",
+        default=[],
+        metavar="ACTION=N",
+        type=eci_limit,
+        help="calls per minute allowed for one ECI action (repeatable), e.g. CreateContainerGroup=500; "
+        "defaults are the documented account limits",
+    )
+    parser.add_argument("--stats-file", help="on exit, write request counts (Kubernetes and ECI) here as JSON")
+    kubelet = parser.add_argument_group("kubelet API (kubectl logs/exec/top)")
+    kubelet.add_argument("--no-kubelet-api", action="store_true", help="do not serve the kubelet API")
+    kubelet.add_argument("--kubelet-listen", default="0.0.0.0", help="address to serve the kubelet API on")
+    kubelet.add_argument("--tls-cert-file", help="serving certificate (default: self-signed, or --tls-csr)")
+    kubelet.add_argument("--tls-key-file", help="key of --tls-cert-file")
+    kubelet.add_argument(
+        "--tls-csr", action="store_true", help="get the serving certificate from the cluster (kubelet-serving CSR)"
+    )
+    kubelet.add_argument("--tls-csr-approve", action="store_true", help="approve that CSR ourselves")
+    kubelet.add_argument(
+        "--client-ca-file", help="CA that signs the API server's client certificate (default: the kubeconfig's CA)"
+    )
+
+
+def eci_limit(text: str) -> tuple[str, int]:
+    """``Action=N`` from the command line."""
+    action, _, number = text.partition("=")
+    if not action or not number.isdigit() or int(number) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected ACTION=N with N a positive number of calls per minute")
+    return action.strip(), int(number)
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    """The Config from flags, environment and file."""
+    from vkeci import config as config_module
+
+    flags = {name: getattr(args, name, None) for name, _ in CONFIG_FLAGS}
+    return config_module.load(flags=flags, config_file=getattr(args, "config_file", None))
+
+
+# The garbage collector's thresholds for the daemon (CPython's are 700, 10, 10). The daemon holds every pod of
+# its node (about 80 tracked objects each) and churns through short-lived request dicts; with the defaults a
+# 5,000-pod burst ran 16 full collections of 0.15-0.46 s each (4.1 s with the GIL held; the status writes and
+# creates all stop). With these, 1 full collection and 1.2 s of GC in all (BENCHMARKS.md, #9). Cycles still go
+# in the young collections; only cycles that outlived two of them wait longer for a full one.
+GC_THRESHOLDS = (50_000, 20, 10)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of `vkeci run`."""
+    from vkeci import log as logmod
+    from vkeci.clients.kube import KubeError
+    from vkeci.daemon import Daemon
+
+    try:
+        config = load_config(args)
+        logmod.setup(config.log_level, config.log_format)
+        config.require("region")
+    except ConfigError as err:
+        print(f"vkeci run: {err}", file=sys.stderr)
+        return 2
+    log.info("starting", extra=fields(**{k: v for k, v in public_view(config).items() if v not in ("", None, ())}))
+    gc.set_threshold(*GC_THRESHOLDS)
+    timings = NodeSettings(
+        lease_duration=args.lease_duration,
+        lease_interval=args.lease_interval,
+        node_status_interval=args.node_status_interval,
+        ping_interval=args.ping_interval,
+        drain_timeout=args.drain_timeout,
+    )
+    options = PodSettings(
+        status_interval=config.status_interval,
+        transition_interval=args.transition_status_interval,
+        full_status_interval=args.full_status_interval,
+        resync_interval=config.resync_interval,
+        sweep_interval=args.sweep_interval,
+        watch_timeout=args.watch_timeout,
+        workers=config.workers,
+        finished_retention=args.finished_retention,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("stopping", extra=fields(signal=signal.Signals(signum).name))
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        daemon = Daemon(config, timings, options, eci_limits=dict(args.eci_limit))
+    except KubeError as err:
+        log.error("cannot reach Kubernetes", extra=fields(error=str(err)))
+        return 1
+    server = None
+    if not args.no_kubelet_api:
+        try:
+            server = daemon.start_kubelet_api(args)
+        except Exception as err:  # a TLS or port problem must be explained, not crash the node
+            log.error("kubelet API not started (kubectl logs/exec will fail)", extra=fields(error=str(err)))
+    daemon.start(stop)
+    if args.decommission:
+        code = daemon.decommission(stop, args.drain_timeout)
+        stop.set()
+        return code
+    while not stop.wait(1.0):
+        pass
+    if server is not None:
+        server.stop()
+    stats = daemon.stats()
+    log.info("request totals", extra=fields(**{k: v for k, v in stats.items()}))
+    if args.stats_file:
+        with open(args.stats_file, "w") as out:
+            json.dump(stats, out, indent=1, sort_keys=True)
+    log.info("stopped; the node stays registered and goes NotReady when its lease expires")
+    return 0

@@ -1,0 +1,140 @@
+"""The pod controller: keeps the pods bound to this node and their ECI container groups in agreement.
+
+A façade that wires the parts and starts their threads; each part owns its lock and its threads
+and documents them:
+
+* ``podcache.PodCache``: LIST + WATCH of the node's pods (thread **watch**);
+* ``podsync.PodSync``: Kubernetes → ECI, create / delete / clean up (threads **worker-N**);
+* ``statussync.StatusSync``: ECI → Kubernetes, status polls and writes (**status**, **status-write-N**);
+* ``recorder.EventRecorder``: the Events (threads **events-N**);
+* ``reconcile.Reconciler``: adopt at start-up, orphan sweep, resync (threads **sweep**, **resync**);
+* ``groups.GroupIndex``: the container groups tracked, by pod UID and key.
+
+The tests drive it through ``sync()`` and ``poll_status()``, without threads.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from vkeci.config import Config, PodSettings
+from vkeci.controllers.groups import GroupIndex
+from vkeci.controllers.podcache import PodCache
+from vkeci.controllers.podsync import PodSync
+from vkeci.controllers.ports import EciGroups, KubeApi, PodTranslator
+from vkeci.controllers.reconcile import Reconciler
+from vkeci.controllers.recorder import EventRecorder
+from vkeci.controllers.shared import Shared
+from vkeci.controllers.statussync import StatusSync, StatusWriter
+from vkeci.controllers.workqueue import WorkQueue
+from vkeci.core import identity
+
+JSON = dict[str, Any]
+
+
+class PodController:
+    """The pod cache, both sync directions, the events and the reconcile of one node; see the module docstring."""
+
+    def __init__(
+        self,
+        kube: KubeApi,
+        eci: EciGroups,
+        config: Config,
+        translator: PodTranslator,
+        options: PodSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.kube = kube
+        self.eci = eci
+        self.config = config
+        self.translator = translator
+        self.options = options or PodSettings()
+        self.clock = clock  # replaceable (tests): every part reads it through _now
+        self.queue = WorkQueue(max_delay=self.options.max_backoff)
+        self.groups = GroupIndex()
+        self.cache = PodCache(kube, config.node_name, self.groups, self.queue, self.options.watch_timeout)
+        self.recorder = EventRecorder(kube, config.node_name, translator, self.options.event_writers)
+        shared = Shared(
+            kube=kube,
+            eci=eci,
+            translator=translator,
+            cache=self.cache,
+            groups=self.groups,
+            queue=self.queue,
+            recorder=self.recorder,
+            settings=self.options,
+            selector=identity.selector_tags(config.cluster_name, config.node_name),
+            clock=self._now,
+        )
+        writer = StatusWriter(kube, self.cache)
+        self.status = StatusSync(shared, writer)
+        self.podsync = PodSync(shared, writer, self.status)
+        self.reconciler = Reconciler(shared, self.podsync)
+
+    def _now(self) -> float:
+        return self.clock()
+
+    # ---- what the daemon and the tests call ------------------------------------------------
+
+    @property
+    def pods(self) -> dict[str, JSON]:
+        """The cached pods by ``namespace/name``."""
+        return self.cache.pods
+
+    @property
+    def synced(self) -> threading.Event:
+        """Set once the start-up reconcile is done."""
+        return self.cache.synced
+
+    def sync(self, key: str) -> float | None:
+        """Make ECI match the pod ``key`` (``PodSync.sync``)."""
+        return self.podsync.sync(key)
+
+    def poll_status(self, full: bool, *, wait_writes: bool = True) -> int:
+        """One status tick (``StatusSync.poll``); how many groups it described."""
+        return self.status.poll(full, wait_writes=wait_writes)
+
+    def next_poll_in(self) -> float:
+        return self.status.next_poll_in()
+
+    def flush_status_writes(self) -> None:
+        self.status.flush_writes()
+
+    def sweep(self, *, adopt: bool = False) -> int:
+        """Delete orphan groups (``Reconciler.sweep``); how many."""
+        return self.reconciler.sweep(adopt=adopt)
+
+    def watch_loop(self, stop: threading.Event) -> None:
+        self.cache.watch_loop(stop)
+
+    def worker_loop(self, stop: threading.Event) -> None:
+        self.podsync.worker_loop(stop)
+
+    def event_loop(self, stop: threading.Event) -> None:
+        self.recorder.loop(stop)
+
+    def list_pods(self) -> list[JSON]:
+        """Every pod bound to this node."""
+        return self.cache.list()
+
+    def start(self, stop: threading.Event) -> list[threading.Thread]:
+        """List, reconcile with ECI (adopt + sweep), then start every part's threads."""
+        self.cache.relist()
+        if not self.reconciler.at_start(stop):
+            return []
+        self.cache.synced.set()
+        threads = [threading.Thread(target=self.cache.watch_loop, args=(stop,), name="watch", daemon=True)]
+        threads += [
+            threading.Thread(target=self.podsync.worker_loop, args=(stop,), name=f"worker-{i}", daemon=True)
+            for i in range(self.options.workers)
+        ]
+        threads.append(threading.Thread(target=self.status.loop, args=(stop,), name="status", daemon=True))
+        threads += self.recorder.threads(stop)
+        threads += self.reconciler.threads(stop)
+        for thread in threads:
+            thread.start()
+        return threads

@@ -1,0 +1,250 @@
+"""Kubernetes → ECI: how a pod gets its container group, and how the group goes away.
+
+``PodSync`` runs the **worker-N** threads. Each takes a pod key from the per-key work queue (one
+worker per pod at a time, so the per-pod state here needs no lock of its own) and makes ECI match
+the pod:
+
+* a new pod is translated and created idempotently (ClientToken = pod UID; a retried create looks
+  for the group first and adopts what a lost answer created, keeping the oldest of duplicates);
+* a pod with a deletionTimestamp has its group deleted, the deletion confirmed by a describe, and
+  only then the pod object removed (grace 0, UID precondition);
+* a finished pod's group is kept ``finished_retention`` seconds for ``kubectl logs``, then deleted;
+* a running pod gets the write-back annotations, and a Warning if its images drifted.
+
+Every failure is retried with backoff, none is dropped; a pod that cannot run on ECI gets a status
+and one Warning that say why.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from vkeci.clients.eci import EciError
+from vkeci.clients.kube import KubeError, pod_path
+from vkeci.controllers.clock import utcnow
+from vkeci.controllers.groups import GroupRecord
+from vkeci.controllers.shared import Part, Shared
+from vkeci.controllers.statussync import StatusSync, StatusWriter
+from vkeci.core import identity
+from vkeci.core.identity import queue_key, uid_of
+from vkeci.core.problems import Missing, Rejected, TranslationError
+from vkeci.core.status import TERMINAL
+from vkeci.core.translate import DAEMONSET_MESSAGE, DAEMONSET_REASON, is_daemonset_pod
+from vkeci.core.writeback import image_drift, missing_annotations
+from vkeci.log import fields, get_logger
+
+log = get_logger("pods")
+JSON = dict[str, Any]
+
+
+class PodSync(Part):
+    """Makes ECI match the pods; see the module docstring."""
+
+    def __init__(self, shared: Shared, writer: StatusWriter, status: StatusSync) -> None:
+        super().__init__(shared)
+        self.writer = writer
+        self.status = status
+        self.last_warning: dict[str, str] = {}  # uid -> last one-off problem reported (dedup of events)
+
+    def worker_loop(self, stop: threading.Event) -> None:
+        """Process keys until ``stop``; every failure is retried with backoff, none is dropped."""
+        while not stop.is_set():
+            key = self.queue.get(timeout=0.5)
+            if key is None:
+                continue
+            try:
+                again = self.sync(str(key))
+                self.queue.forget(key)
+                if again:
+                    self.queue.add_after(key, again)
+            except Exception as exc:  # one pod's failure must not stop the worker
+                # A pod waiting for a ConfigMap/Secret is looked at again within 10 s, as a kubelet would.
+                cap = self.settings.missing_retry if isinstance(exc, TranslationError) else None
+                refused = isinstance(exc, EciError) and not exc.transient
+                delay = self.queue.retry(key, cap, floor=self.settings.refused_retry if refused else 0.0)
+                # Expected failures (ECI or API errors, objects not there yet) need no traceback.
+                expected = isinstance(exc, (EciError, KubeError, TranslationError))
+                log.log(
+                    logging.INFO if expected else logging.ERROR,
+                    "pod sync failed, will retry",
+                    extra=fields(pod=key, error=str(exc), retry_in=round(delay, 2)),
+                    exc_info=not expected,
+                )
+            finally:
+                self.queue.done(key)
+
+    def sync(self, key: str) -> float | None:
+        """Make ECI match the pod ``key``; return seconds after which to look again, or None."""
+        pod = self.cache.pod(key)
+        stale = [u for u in self.groups.uids_for(key) if pod is None or u != uid_of(pod)]
+        for uid in stale:
+            self.delete_group(uid)  # the pod was force-deleted or re-created under the same name
+        if pod is None:
+            return None
+        uid = uid_of(pod)
+        meta, status = pod.get("metadata") or {}, pod.get("status") or {}
+        if meta.get("deletionTimestamp"):
+            return self._finish_deletion(pod)
+        if status.get("phase") in TERMINAL:
+            record = self.groups.get(uid)
+            if record is None:
+                return None
+            # A finished group costs nothing and keeps `kubectl logs` working for a while.
+            keep = record.finished_at + self.settings.finished_retention - self.clock() if record.finished_at else 0
+            if keep > 0:
+                return keep
+            self.delete_group(uid)
+            return None
+        record = self.groups.get(uid)
+        if record is not None:
+            if record.group is not None and not record.annotated:
+                self._annotate(pod, record)
+            if record.group is not None:
+                drift = image_drift(pod, record.group)
+                if drift:
+                    self._warn_once(pod, "SpecChangeNotApplied", drift)
+            return None
+        if uid in self.groups.lost_uids:
+            return None
+        if is_daemonset_pod(pod):
+            status = self.translator.problem_status(pod, DAEMONSET_REASON, DAEMONSET_MESSAGE, utcnow())
+            self._report(pod, status, "Warning", DAEMONSET_REASON, DAEMONSET_MESSAGE)
+            return None
+        self._create(pod)
+        return None
+
+    def _warn_once(self, pod: JSON, reason: str, message: str) -> None:
+        """A Warning event, once per distinct message for this pod."""
+        uid = uid_of(pod)
+        if self.last_warning.get(uid) != message:
+            self.recorder.emit(pod, "Warning", reason, message)
+            self.last_warning[uid] = message
+
+    def _report(self, pod: JSON, status: JSON, kind: str, reason: str, message: str) -> None:
+        """Write a problem status and its Warning event once per distinct message."""
+        uid = uid_of(pod)
+        self.writer.write(pod, status)
+        if self.last_warning.get(uid) != message:
+            self.recorder.emit(pod, kind, reason, message)
+            self.last_warning[uid] = message
+
+    def _create(self, pod: JSON) -> None:
+        uid, key = uid_of(pod), queue_key(pod)
+        now = utcnow()
+        try:
+            request, warnings = self.translator.request(pod)
+        except Rejected as err:
+            message = str(err)
+            log.warning("pod rejected", extra=fields(pod=key, problems=message))
+            status = self.translator.rejected_status(pod, err, now)
+            self._report(pod, status, "Warning", "ProviderCreateFailed", message)
+            return
+        except Missing as err:
+            log.info("pod waits for referenced objects", extra=fields(pod=key, missing=str(err)))
+            self._report(pod, self.translator.waiting_status(pod, err, now), "Warning", "FailedMount", str(err))
+            raise  # retried with backoff until the objects exist
+        if warnings and self.last_warning.get(uid) is None:
+            text = "; ".join(str(w) for w in warnings)
+            self.recorder.emit(pod, "Warning", "TranslationWarning", text)
+            self.last_warning[uid] = text
+        # A create whose answer was lost may have succeeded: look before creating again. Only a retry looks:
+        # the ClientToken (the pod UID) already makes ECI answer a repeated create with the same group, and
+        # a listing per pod would cost a burst of N pods N DescribeContainerGroups calls (2,000/min budget).
+        tried = self.groups.create_tried
+        if uid in tried:
+            existing = self.eci.list_groups([*self.selector, {"Key": identity.TAG_UID, "Value": uid}])
+            if existing:
+                tried.discard(uid)
+                self.adopt(uid, key, existing)
+                return
+        tried.add(uid)
+        try:
+            group_id, request_id = self.eci.create(request)
+        except EciError as err:
+            if err.transient:
+                raise
+            log.warning("ECI refused the pod", extra=fields(pod=key, code=err.code, request_id=err.request_id))
+            never = ((pod.get("spec") or {}).get("restartPolicy") or "Always") == "Never"
+            status = self.translator.problem_status(pod, "ProviderFailed", str(err), now, fail=never)
+            self._report(pod, status, "Warning", "ProviderCreateFailed", str(err))
+            raise
+        tried.discard(uid)
+        record = GroupRecord(uid=uid, key=key, group_id=group_id, seen_at=self.clock(), request_id=request_id)
+        self.groups.remember(record)
+        # No event of our own here: ECI's Pulling/Pulled/Created/Started follow, and events are
+        # most of the Kubernetes writes per pod.
+        log.info("group created", extra=fields(pod=key, group=group_id, request_id=request_id))
+        self.status.wake()
+
+    def adopt(self, uid: str, key: str, groups: list[JSON]) -> None:
+        """Take over existing groups of a pod; more than one means duplicates: keep the oldest."""
+        groups = sorted(groups, key=lambda g: (g.get("CreationTime") or "", g.get("ContainerGroupId") or ""))
+        keep = groups[0]
+        record = GroupRecord(uid=uid, key=key, group_id=str(keep["ContainerGroupId"]), seen_at=self.clock())
+        pod = self.cache.pod(key)
+        if pod is not None and uid_of(pod) == uid and keep.get("Events"):
+            self.recorder.seen(record, pod, keep, utcnow())
+        self.groups.remember(record)
+        log.info("group adopted", extra=fields(pod=key, group=record.group_id))
+        for extra in groups[1:]:
+            log.warning("duplicate group deleted", extra=fields(pod=key, group=extra.get("ContainerGroupId")))
+            self.eci.delete(str(extra["ContainerGroupId"]))
+        if keep.get("Status"):
+            # The listing is a full description: apply it now instead of describing every group again.
+            self.status.apply_group(keep)
+        else:
+            self.status.wake()
+
+    def delete_group(self, uid: str) -> bool:
+        """Delete the pod's group and confirm it is gone; True once it is."""
+        record = self.groups.get(uid)
+        if record is None:
+            return True
+        self.eci.delete(record.group_id)
+        left = [g for g in self.eci.describe([record.group_id], with_event=False) if _alive(g)]
+        if left:
+            return False
+        log.info("group deleted", extra=fields(pod=record.key, group=record.group_id))
+        self.groups.forget(uid)
+        return True
+
+    def _finish_deletion(self, pod: JSON) -> float | None:
+        """deletionTimestamp set: delete the group, confirm, then remove the pod (grace 0, UID precondition)."""
+        uid, key = uid_of(pod), queue_key(pod)
+        if uid not in self.groups and not self.cache.synced.is_set():
+            return self.settings.delete_poll
+        if not self.delete_group(uid):
+            return self.settings.delete_poll  # ECI still terminating it (honouring its grace period)
+        if uid in self.groups.removed_uids:
+            return None  # already removed; the watch has not caught up yet
+        meta = pod.get("metadata") or {}
+        body = {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0, "preconditions": {"uid": uid}}
+        try:
+            self.kube.delete(pod_path(meta.get("namespace") or "default", str(meta.get("name"))), body)
+        except KubeError as err:
+            if not (err.not_found or err.conflict):
+                raise
+        log.info("pod deleted", extra=fields(pod=key))
+        self.groups.mark_removed(uid)
+        self.groups.lost_uids.discard(uid)
+        self.last_warning.pop(uid, None)
+        return None
+
+    def _annotate(self, pod: JSON, record: GroupRecord) -> None:
+        meta = pod.get("metadata") or {}
+        wanted = missing_annotations(pod, record.annotations())
+        if wanted:
+            patch = {"metadata": {"uid": record.uid, "annotations": wanted}}
+            try:
+                self.kube.patch(pod_path(meta.get("namespace") or "default", str(meta.get("name"))), patch)
+            except KubeError as err:
+                if not (err.not_found or err.conflict):
+                    raise
+        record.annotated = True
+
+
+def _alive(group: JSON) -> bool:
+    """A described group still counts until ECI stops returning it."""
+    return bool(group.get("ContainerGroupId"))

@@ -1,0 +1,330 @@
+"""ECI → Kubernetes: why a pod's status is what it is, and why it is late when it is.
+
+``StatusSync`` owns one lock (the backlog, the writes in flight, and the listing marks of the
+records) and two kinds of threads:
+
+* **status**: one tick every ``status_interval`` (``transition_interval`` while any group is on
+  its way somewhere, and soon after a create), fully every ``full_status_interval``. A tick lists
+  the groups whose status changed (DescribeContainerGroupStatus) and those with new events
+  (DescribeContainerGroupEvents), by this node's tags with SinceSecond; each group whose listing
+  differs from what was last written joins the backlog. The backlog is described (≤20 ids per
+  DescribeContainerGroups) oldest pod first, as many as the writers have room for.
+* **status-write-N**: a pool that writes the described groups' statuses as strategic-merge
+  patches with a UID precondition, only when they change, then hands the new events to the
+  event recorder.
+
+An ECI error is never read as "the group is gone": only a successful full listing that lacks the
+group, confirmed by a describe, is; then the pod fails with NotFound.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from functools import partial
+from typing import Any
+
+from vkeci.clients.eci import EciError, chunks
+from vkeci.clients.kube import KubeError, pod_path
+from vkeci.controllers.clock import utcnow
+from vkeci.controllers.groups import GroupRecord
+from vkeci.controllers.loops import guarded
+from vkeci.controllers.podcache import PodCache
+from vkeci.controllers.ports import KubeApi
+from vkeci.controllers.recorder import Applied
+from vkeci.controllers.shared import Part, Shared
+from vkeci.core import identity
+from vkeci.core.identity import tag_map, uid_of
+from vkeci.core.status import TERMINAL
+from vkeci.core.writeback import group_summary, missing_annotations, status_changed
+from vkeci.log import fields, get_logger
+
+log = get_logger("pods")
+JSON = dict[str, Any]
+Marks = tuple[str | None, str | None]  # the (status, events) listings' marks; None: that listing did not change
+
+
+class StatusWriter:
+    """PATCHes ``pods/<name>/status`` and keeps the answer in the cache (used by both sync directions)."""
+
+    def __init__(self, kube: KubeApi, cache: PodCache) -> None:
+        self.kube = kube
+        self.cache = cache
+
+    def write(self, pod: JSON, status: JSON, *, annotations: dict[str, str] | None = None) -> bool:
+        """PATCH the pod's status if ``status`` changes anything; True if written.
+
+        ``annotations`` ride along in the same write (pods/status keeps metadata changes other than
+        owner references: one request per pod fewer than a separate annotation PATCH)."""
+        current = pod.get("status") or {}
+        if current.get("phase") in TERMINAL or not status_changed(current, status):
+            return False
+        meta = pod.get("metadata") or {}
+        patch: JSON = {"metadata": {"uid": uid_of(pod)}, "status": status}
+        if annotations:
+            patch["metadata"]["annotations"] = annotations
+        try:
+            path = pod_path(meta.get("namespace") or "default", str(meta.get("name")), "status")
+            updated = self.kube.patch(path, patch)
+        except KubeError as err:
+            if err.not_found or err.conflict:  # gone, or re-created under the same name
+                return False
+            raise
+        self.cache.replace(updated)
+        return True
+
+
+class StatusSync(Part):
+    """Polls ECI and writes pod statuses; see the module docstring."""
+
+    def __init__(self, shared: Shared, writer: StatusWriter) -> None:
+        super().__init__(shared)
+        self.writer = writer
+        self._lock = threading.Lock()
+        # Groups whose listing changed and that wait to be described, and those being written.
+        self.backlog: dict[str, Marks] = {}
+        self._writing: dict[str, Marks] = {}
+        self._write_futures: set[Future[None]] = set()
+        self._pool: ThreadPoolExecutor | None = None
+        self._last_poll = 0.0
+        self._last_full = 0.0
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        """A group was just created: the status loop ticks soon (batching the creates of a burst)."""
+        self._wake.set()
+
+    # ---- one tick ------------------------------------------------------------------------
+
+    def poll(self, full: bool, *, wait_writes: bool = True) -> int:
+        """One status tick; returns how many groups it described. Raises EciError if a listing or a
+        describe fails (nothing is lost: what was not described stays in the backlog).
+
+        A listing covers the time since the previous tick plus two seconds of slack. With
+        ``wait_writes`` the tick returns when every write has ended; the status loop does not wait,
+        so in a burst the next listing overlaps this tick's writes and no pod waits for a whole
+        tick of other pods' writes."""
+        now = self.clock()
+        started = time.monotonic()
+        window = math.ceil(now - self._last_poll) + 2 if self._last_poll else None
+        # With a backlog that fills the writers' next round, listing again would only fetch the same
+        # changes once more (windows overlap by the 2 s of slack); the next listing's window simply
+        # reaches back to the last one.
+        lists = full or window is None or len(self.backlog) < self.settings.status_in_flight
+        statuses = self.eci.changed_since(self.selector, None if full else window) if lists else []
+        # Events of groups adopted at start-up are not re-posted, so the first tick lists none.
+        events = self.eci.events_since(self.selector, window) if lists and window is not None else []
+        listed = time.monotonic()
+        status_marks = _marks(statuses, lambda rec: rec)
+        event_marks = _marks(events, lambda rec: rec.get("Events") or [])
+        known = self.groups.by_group_id()
+        with self._lock:
+            for gid, mark in status_marks.items():
+                self._queue_describe(known.get(gid), gid, mark, None)
+            for gid, mark in event_marks.items():
+                if gid in known:
+                    self._queue_describe(known[gid], gid, None, mark)
+            # New groups show up in the status listing once they change state; only a group the
+            # listing keeps missing is described directly (full polls, after the grace period).
+            if full:
+                stale = now - self.settings.lost_grace
+                for r in known.values():
+                    if r.group is None and r.seen_at < stale:
+                        self.backlog.setdefault(r.group_id, (None, None))
+            take = self._next_to_describe(known)
+        described: list[JSON] = []
+        for part in chunks(take):
+            groups = self.eci.describe(part)
+            described.extend(groups)
+            self._dispatch_writes(part, groups, known)
+        if full:
+            self._detect_lost(known, set(status_marks) | {str(g.get("ContainerGroupId")) for g in described})
+            self._last_full = now
+        if lists:
+            self._last_poll = now
+        if wait_writes:
+            self.flush_writes()
+        self.recorder.flush()
+        log.debug(
+            "status poll",
+            extra=fields(
+                full=full,
+                window=window if lists else "skipped",
+                listed=len(statuses) + len(events),
+                described=len(take),
+                backlog=len(self.backlog),
+                writing=len(self._writing),
+                list_s=round(listed - started, 3),
+                total_s=round(time.monotonic() - started, 3),
+            ),
+        )
+        return len(take)
+
+    def _queue_describe(
+        self, record: GroupRecord | None, gid: str, status_mark: str | None, events_mark: str | None
+    ) -> None:
+        """Put a group whose listing changed in the backlog (under the lock), keeping the newest marks."""
+        if record is not None:
+            status_mark = None if status_mark == record.status_mark else status_mark
+            events_mark = None if events_mark == record.events_mark else events_mark
+            if status_mark is None and events_mark is None:
+                return
+        writing = self._writing.get(gid)
+        if writing is not None and status_mark in (None, writing[0]) and events_mark in (None, writing[1]):
+            return  # those very listings are being written now
+        old_status, old_events = self.backlog.get(gid, (None, None))
+        self.backlog[gid] = (status_mark or old_status, events_mark or old_events)
+
+    def _next_to_describe(self, known: dict[str, GroupRecord]) -> list[str]:
+        """Backlog groups to describe now (under the lock): oldest pod first, none being written, no
+        more than the writers have room for. In a burst the pods that have waited longest go first
+        (group ids are random), and no status is written from a describe that waited in a queue."""
+        room = self.settings.status_in_flight - len(self._writing)
+        if room <= 0:
+            return []
+        ready = [gid for gid in self.backlog if gid not in self._writing]
+        ready.sort(key=lambda gid: (known[gid].seen_at if gid in known else 0.0, gid))
+        return ready[:room]
+
+    def _dispatch_writes(self, part: list[str], groups: list[JSON], known: dict[str, GroupRecord]) -> None:
+        """Described groups go to the status writers; a group the describe did not return (gone)
+        counts as seen, for ``_detect_lost`` to judge."""
+        returned = {str(g.get("ContainerGroupId")) for g in groups}
+        with self._lock:
+            for gid in part:
+                marks = self.backlog.pop(gid, (None, None))
+                if gid in returned:
+                    self._writing[gid] = marks
+                else:
+                    _set_marks(known.get(gid), marks)
+        if self._pool is None and self.settings.status_writers > 1:
+            self._pool = ThreadPoolExecutor(self.settings.status_writers, thread_name_prefix="status-write")
+        for group in groups:
+            gid = str(group.get("ContainerGroupId"))
+            if self._pool is None:
+                self._write_one(gid, known.get(gid), group)
+                continue
+            future = self._pool.submit(self._write_one, gid, known.get(gid), group)
+            with self._lock:
+                self._write_futures.add(future)
+            future.add_done_callback(self._forget_write)
+
+    def _forget_write(self, future: Future[None]) -> None:
+        with self._lock:
+            self._write_futures.discard(future)
+
+    def _write_one(self, gid: str, record: GroupRecord | None, group: JSON) -> None:
+        """One status write (a status writer's task): then remember which listings it reflected and
+        hand the group's new events to the recorder (they trail the statuses, about 4 per pod). A
+        failed write goes back to the backlog, for the next tick to describe again."""
+        try:
+            applied = self._apply_status(group)
+        except Exception as err:
+            log.warning("pod status not written, the next poll retries", extra=fields(group=gid, error=str(err)))
+            with self._lock:
+                self.backlog.setdefault(gid, self._writing.pop(gid, (None, None)))
+            return
+        with self._lock:
+            _set_marks(record, self._writing.pop(gid, (None, None)))
+        if applied is not None:
+            self.recorder.relay(applied)
+
+    def flush_writes(self) -> None:
+        """Wait until every status handed to the writers has been written (or has failed)."""
+        with self._lock:
+            futures = list(self._write_futures)
+        wait(futures)
+
+    # ---- one group -----------------------------------------------------------------------
+
+    def apply_group(self, group: JSON) -> None:
+        """Reflect one described group onto its pod now: status, write-back annotations, new events."""
+        applied = self._apply_status(group)
+        if applied is not None:
+            self.recorder.post_new(applied)
+
+    def _apply_status(self, group: JSON) -> Applied | None:
+        """The status half of ``apply_group``; returns what the recorder needs, None if nothing to do."""
+        uid = tag_map(group.get("Tags") or []).get(identity.TAG_UID, "")
+        record = self.groups.get(uid)
+        if record is None:
+            return None
+        record.group = group_summary(group)
+        pod = self.cache.pod_of(uid)
+        if pod is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
+            return None
+        now = utcnow()
+        annotations = {} if record.annotated else missing_annotations(pod, record.annotations())
+        written = self.writer.write(pod, self.translator.pod_status(pod, group, now), annotations=annotations)
+        if written or not annotations:
+            record.annotated = True
+        else:
+            self.queue.add(record.key)  # the status did not change: the pod's worker writes the annotations
+        if record.terminal:
+            if not record.finished_at:
+                record.finished_at = self.clock()
+            self.queue.add(record.key)  # group cleanup once the API shows the terminal phase
+        return record, pod, group, now
+
+    def _detect_lost(self, known: dict[str, GroupRecord], present: set[str]) -> None:
+        """Groups we track that a successful full listing did not return: confirm, then fail their pods."""
+        now = self.clock()
+        suspects = [
+            r.group_id
+            for gid, r in known.items()
+            if gid not in present and not r.terminal and now - r.seen_at > self.settings.lost_grace
+        ]
+        if not suspects:
+            return
+        still = {str(g.get("ContainerGroupId")) for g in self.eci.describe(suspects, with_event=False)}
+        for gid in suspects:
+            if gid in still:
+                continue
+            record = known[gid]
+            pod = self.cache.pod_of(record.uid)
+            self.groups.forget(record.uid)
+            if pod is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
+                continue
+            self.groups.lost_uids.add(record.uid)
+            log.warning("group vanished from ECI, failing its pod", extra=fields(pod=record.key, group=gid))
+            self.writer.write(pod, self.translator.missing_group_status(pod, utcnow()))
+            self.recorder.emit(pod, "Warning", "NotFound", f"ECI container group {gid} no longer exists")
+
+    # ---- the loop ------------------------------------------------------------------------
+
+    def next_poll_in(self) -> float:
+        """Seconds to the next status tick: short while any group is on its way somewhere."""
+        with self._lock:
+            busy = bool(self.backlog)
+        busy = busy or any(not r.settled for r in self.groups.records())
+        return self.settings.transition_interval if busy else self.settings.status_interval
+
+    def loop(self, stop: threading.Event) -> None:
+        """The status thread: tick, then wait ``next_poll_in`` (or less, after a create)."""
+        while not stop.is_set():
+            full = self.clock() - self._last_full >= self.settings.full_status_interval
+            guarded(log, "status poll", partial(self.poll, full, wait_writes=False), (EciError, KubeError))
+            self._wake.wait(self.next_poll_in())
+            if self._wake.is_set():
+                self._wake.clear()
+                stop.wait(min(0.5, self.settings.status_interval))  # batch the creates of a burst
+
+
+def _marks(records: list[JSON], part: Callable[[JSON], Any]) -> dict[str, str]:
+    """Group id -> a comparable rendering of ``part`` of its listing record."""
+    return {
+        str(rec["ContainerGroupId"]): json.dumps(part(rec), sort_keys=True, default=str)
+        for rec in records
+        if rec.get("ContainerGroupId")
+    }
+
+
+def _set_marks(record: GroupRecord | None, marks: Marks) -> None:
+    """Remember the listings a written status reflects: the same listing again costs no describe."""
+    if record is not None:
+        record.status_mark = marks[0] or record.status_mark
+        record.events_mark = marks[1] or record.events_mark
