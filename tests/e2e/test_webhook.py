@@ -486,3 +486,33 @@ def test_a_certificate_from_the_cluster_ca_through_a_csr(
     finally:
         proc.stop()
         cluster.kubectl("delete", "mutatingwebhookconfiguration", proc.configuration, "--ignore-not-found", check=False)
+
+
+def test_a_profile_edit_changes_the_vswitch_of_the_next_pod(
+    webhook, daemon_factory, kube, fake_eci, routed_namespace, taint_key, profile
+):
+    daemon = daemon_factory(env={"VKUBELET_TAINT_KEY": taint_key})  # its own setting: vsw-fake-a,vsw-fake-b
+    wait_for(lambda: kube.ready(daemon.node) == "True", 60, f"node {daemon.node} Ready")
+
+    def vswitch_of_new_pod(name: str) -> str:
+        kube.create(routed_namespace, bare_pod(name, {"alibabacloud.com/eci": "true"}))
+        wait_for(lambda: running(kube.pod(routed_namespace, name)), 60, f"{name} Running")
+        group = next(g for g in fake_groups(fake_eci, daemon.node) if tags_of_pod(g) == name)
+        return str(group["VSwitchId"])
+
+    assert vswitch_of_new_pod("before") == "vsw-fake-a"
+    for vswitch, name in (("vsw-fake-b", "after"), ("vsw-fake-a", "again")):
+        started = time.monotonic()
+        profile({"vSwitchIds": vswitch})
+        version = kube.client.get(f"{PROFILE_PATH}/eci-profile")["metadata"]["resourceVersion"]
+        wait_for(lambda v=version: f"resourceVersion {v}" in daemon.log_text(), 5, "the daemon to take the edit in 5 s")
+        print(f"profile in force in the daemon after {time.monotonic() - started:.2f}s")
+        assert vswitch_of_new_pod(name) == vswitch
+    # A broken edit keeps the last good one for the next pod as well.
+    profile({"vSwitchIds": "subnet-x"})
+    wait_for(lambda: "eci-profile rejected" in daemon.log_text(), 5, "the daemon to reject the edit")
+    assert vswitch_of_new_pod("kept") == "vsw-fake-a"
+
+
+def tags_of_pod(group: dict[str, Any]) -> str:
+    return next((str(t.get("Value")) for t in group.get("Tags") or [] if t.get("Key") == "PodName"), "")
