@@ -23,6 +23,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     # The kubelet API reads the daemon only through its own Protocols (vkeci.kubelet.backend); from the
     # clients it takes the ECI error class and the client it is handed, nothing else.
     "kubelet": ("vkeci.kubelet", "vkeci.core", "vkeci.clients.eci", "vkeci.log"),
+    # The admission webhook: the pure decision, the Kubernetes client, the kubelet API's certificate
+    # machinery (reused, not copied), nothing of the daemon.
+    "webhook": ("vkeci.webhook", "vkeci.core", "vkeci.clients.kube", "vkeci.kubelet.tls", "vkeci.log"),
 }
 # Imports that do I/O, keep time, start threads or draw random numbers: none of them in core.
 IMPURE = (

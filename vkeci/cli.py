@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "version": ("vkeci.cli", "print the vk-eci version"),
     "translate": ("vkeci.commands.translate", "print the ECI request vk-eci would send for a pod manifest"),
     "run": ("vkeci.commands.run", "run the virtual node: register it and run its pods on ECI"),
+    "webhook": ("vkeci.commands.webhook", "serve the admission webhook that routes pods to ECI by label"),
     "check": ("vkeci.commands.check", "validate configuration and credentials against ECI and Kubernetes"),
     "fake-eci": ("fakes.eci.cli", "serve a fake ECI OpenAPI for tests and demos"),
 }

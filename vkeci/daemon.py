@@ -1,8 +1,9 @@
 """The composition root of `vkeci run`: builds the clients and controllers, starts their threads.
 
 Threads, each documented by its owner: **heartbeat** and **ping** (``controllers.node.Heartbeat``),
-the pod controller's **watch**, **worker-N**, **status**, **status-write-N**, **events-N**, **sweep**
-and **resync** (``controllers.pods``), and the kubelet API's server threads (``kubelet.server``).
+**watch-eci-profile** (``controllers.profile``), the pod controller's **watch**, **worker-N**,
+**status**, **status-write-N**, **events-N**, **sweep** and **resync** (``controllers.pods``), and the
+kubelet API's server threads (``kubelet.server``).
 Heartbeats use their own Kubernetes session with priority in the rate limiter. SIGTERM or SIGINT
 stops everything (``commands.run``); the Node is kept (it goes NotReady after its lease expires)
 unless ``--decommission`` is given.
@@ -23,6 +24,7 @@ from vkeci.controllers.lease import LeaseController
 from vkeci.controllers.node import Heartbeat, NodeController, decommission
 from vkeci.controllers.pods import PodController
 from vkeci.controllers.ports import PodTranslator
+from vkeci.controllers.profile import ProfileWatcher
 from vkeci.controllers.translation import Translation
 from vkeci.log import fields, get_logger
 
@@ -53,7 +55,9 @@ class Daemon:
         self.node = NodeController(self.heartbeat_kube, config)
         self.lease = LeaseController(self.heartbeat_kube, config.node_name, timings.lease_duration)
         self.heartbeat = Heartbeat(self.node, self.lease, self.eci.ping, config.endpoint(), timings)
-        self.translator = translator or Translation(config, self.kube)
+        # The eci-profile's cluster parameters (kube-system/eci-profile, watched) for pods created after an edit.
+        self.profile = ProfileWatcher(self.kube.with_priority(False), component="vkeci")
+        self.translator = translator or Translation(config, self.kube, profile=self.profile)
         self.pods = PodController(self.kube, self.eci, config, self.translator, options)
 
     def start_kubelet_api(self, args: argparse.Namespace) -> Any:
@@ -98,6 +102,11 @@ class Daemon:
         threads = self.heartbeat.threads(stop)
         for thread in threads:
             thread.start()
+        threads.append(self.profile.start(stop))
+        # Pods adopted or created at start-up should see the profile; a missing or unreadable one must not
+        # hold the node back (the watch keeps retrying and the daemon's own settings apply meanwhile).
+        if not self.profile.synced.wait(5.0):
+            log.warning("eci-profile not read yet; the daemon's own settings apply until it is")
         threads += self.pods.start(stop)
         if not stop.is_set():
             log.info("daemon running", extra=fields(node=self.config.node_name))

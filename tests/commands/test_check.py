@@ -48,3 +48,29 @@ def test_run_never_prints_secrets(tmp_path, monkeypatch, capsys):
     assert "super-secret-value" not in text
     assert all(line.startswith(("ok  ", "FAIL")) for line in lines)
     assert Secret("x").reveal() == "x"
+
+
+def test_check_profile_reads_a_configmap_manifest_and_names_each_problem(tmp_path):
+    import argparse
+
+    from vkeci.commands.check import run
+
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: eci-profile, namespace: kube-system}\n"
+        'data:\n  vSwitchIds: "vsw-a,vsw-b"\n  enableClusterIp: "true"\n  selectors: ""\n'
+    )
+    lines: list[str] = []
+    assert run(argparse.Namespace(profile=str(good)), out=lines.append) == 0
+    assert lines[0].startswith("ok   eci-profile: ") and "vswitches=('vsw-a', 'vsw-b')" in lines[0]
+    assert lines[1].startswith("ok   eci-profile enableClusterIp: set to 'true' and not honoured")
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('securityGroupId: "sg-a,sg-b"\nselectors: "[{]"\nvswitchIds: x\n')
+    lines.clear()
+    assert run(argparse.Namespace(profile=str(bad)), out=lines.append) == 1
+    assert [line.split(":")[0] for line in lines] == [
+        "FAIL eci-profile vswitchIds",
+        "FAIL eci-profile securityGroupId",
+        "FAIL eci-profile selectors",
+    ]

@@ -53,6 +53,42 @@ class Result:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `vkeci check` (the same configuration flags as `vkeci run`)."""
     add_config_arguments(parser)
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="check an eci-profile instead (a ConfigMap manifest, or its data as a YAML mapping); offline",
+    )
+
+
+def check_profile(path: str) -> list[Result]:
+    """The eci-profile in ``path``: one line per problem, naming its key; the keys vk-eci does not honour."""
+    from pathlib import Path
+
+    import yaml
+
+    from vkeci.core.profile import PROFILE_NAME, ProfileError, parse_profile
+
+    try:
+        documents = [d for d in yaml.safe_load_all(Path(path).read_text()) if d is not None]
+    except OSError as exc:
+        return [Result("eci-profile", False, f"{path}: cannot be read ({exc.strerror})")]
+    except yaml.YAMLError as exc:
+        return [Result("eci-profile", False, f"{path}: not valid YAML ({str(exc).splitlines()[0]})")]
+    configmaps = [d for d in documents if isinstance(d, dict) and d.get("kind") == "ConfigMap"]
+    named = [d for d in configmaps if (d.get("metadata") or {}).get("name") == PROFILE_NAME]
+    if named or configmaps:
+        data = (named or configmaps)[0].get("data")
+    elif len(documents) == 1 and isinstance(documents[0], dict):
+        data = documents[0]
+    else:
+        return [Result("eci-profile", False, f"{path}: expected a ConfigMap manifest or a mapping of its data")]
+    try:
+        profile = parse_profile(data)
+    except ProfileError as err:
+        return [Result(f"eci-profile {problem.field}", False, str(problem)) for problem in err.problems]
+    results = [Result("eci-profile", True, f"{path}: valid ({profile.summary()})")]
+    results += [Result(f"eci-profile {note.field}", True, f"{note.message}: {note.fix}") for note in profile.ignored]
+    return results
 
 
 def check_config(config: Config) -> list[Result]:
@@ -136,6 +172,13 @@ def check_kube(config: Config) -> list[Result]:
 
 def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     """Entry point of `vkeci check`."""
+    if getattr(args, "profile", None):
+        results = check_profile(args.profile)
+        for result in results:
+            out(result.line())
+        failed = [r for r in results if not r.ok]
+        print(f"{len(failed)} problem(s) found" if failed else "the eci-profile is valid", file=sys.stderr)
+        return 1 if failed else 0
     try:
         config = load_config(args)
     except ConfigError as err:

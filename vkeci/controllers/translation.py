@@ -21,6 +21,7 @@ from vkeci.controllers.ports import KubeApi
 from vkeci.core import status, translate
 from vkeci.core.context import Objects
 from vkeci.core.problems import Missing, Rejected
+from vkeci.core.profile import ProfileSource, with_overrides
 
 JSON = dict[str, Any]
 
@@ -111,15 +112,26 @@ class ReferenceFetcher:
 
 
 class Translation:
-    """``ports.PodTranslator`` over the pure core, with the daemon's defaults and a ReferenceFetcher."""
+    """``ports.PodTranslator`` over the pure core, with the daemon's defaults and a ReferenceFetcher.
 
-    def __init__(self, config: Config, kube: KubeApi, ttl: float = 5.0) -> None:
+    ``profile``: the eci-profile in force; its cluster parameters (vSwitchIds, securityGroupId,
+    resourceGroupId) override the daemon's settings for every pod translated after an edit, and the
+    pod's own annotations still override both.
+    """
+
+    def __init__(
+        self, config: Config, kube: KubeApi, ttl: float = 5.0, *, profile: ProfileSource | None = None
+    ) -> None:
         self.defaults = translate.Defaults.from_config(config)
         self.references = ReferenceFetcher(kube, ttl)
+        self.profile = profile
 
     def request(self, pod: JSON) -> tuple[JSON, list[Any]]:
         """The CreateContainerGroup request map and the warnings (raises Rejected / Missing)."""
-        translation = translate.translate(pod, self.references.objects(pod), self.defaults)
+        defaults = self.defaults
+        if self.profile is not None:
+            defaults = with_overrides(defaults, self.profile.current().cluster)
+        translation = translate.translate(pod, self.references.objects(pod), defaults)
         return dict(translation.request), list(translation.warnings)
 
     def pod_status(self, pod: JSON, group: JSON, now: datetime) -> JSON:

@@ -281,7 +281,19 @@ class ServingTls:
     """The current server SSL context, replaced when the certificate is renewed or its
     files change. Call :meth:`context` for each new connection."""
 
-    def __init__(self, issuer: CertIssuer, client_ca_pem: str | None, check_every: float = 60.0) -> None:
+    def __init__(
+        self,
+        issuer: CertIssuer,
+        client_ca_pem: str | None,
+        check_every: float = 60.0,
+        *,
+        purpose: str = "kubelet API",
+        client_certs: bool = True,
+    ) -> None:
+        # ``purpose`` names the server in messages; ``client_certs`` False: its clients do not present
+        # certificates (the admission webhook's caller, the API server), so no client CA is wanted.
+        self._purpose = purpose
+        self._client_certs = client_certs
         self._issuer = issuer
         self._client_ca = client_ca_pem
         self._check_every = check_every
@@ -306,13 +318,13 @@ class ServingTls:
         try:
             context.load_cert_chain(cert_path, key_path)
         except ssl.SSLError as exc:
-            raise TlsError(f"kubelet serving certificate and key do not load together ({exc.reason})") from None
+            raise TlsError(f"{self._purpose} serving certificate and key do not load together ({exc.reason})") from None
         finally:
             os.unlink(key_path)
         if self._client_ca:
             context.load_verify_locations(cadata=self._client_ca)
             context.verify_mode = ssl.CERT_OPTIONAL
-        else:
+        elif self._client_certs:
             log.warning(
                 "no client CA for the kubelet API: client certificates are not accepted, so the API server "
                 "(which calls in with one) will be refused; pass the cluster CA (--client-ca-file)"
@@ -344,7 +356,9 @@ class ServingTls:
             return False
         with self._lock:
             self._pair, self._context = pair, context
-        log.info("kubelet serving certificate renewed, valid until %s", pair.certificate().not_valid_after_utc)
+        log.info(
+            "%s serving certificate renewed, valid until %s", self._purpose, pair.certificate().not_valid_after_utc
+        )
         return True
 
     def start(self) -> None:
