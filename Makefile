@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: dev test unit e2e controlplane cluster-up cluster-down lint zipapp demo demo-down bench bench-fake clean
+.PHONY: dev test unit e2e controlplane cluster-up cluster-down lint zipapp demo demo-down bench bench-peer peer-build bench-fake clean
 
 # Re-install only when the dependency list changes, so `make dev` is fast when nothing did.
 $(STAMP): pyproject.toml
@@ -45,6 +45,15 @@ demo-down: dev
 bench: dev
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[bench]'
 	$(PY) scripts/bench.py $(BENCH_ARGS)
+
+# vk-eci against the Go virtual-kubelet v1.13.0 (mock provider, limits lifted) and a bare client, interleaved on
+# one control plane (issue 18, BENCHMARKS.md). Default: 1,000 pods x 3 rounds; e.g. BENCH_ARGS="--sizes 200 --rounds 1".
+bench-peer: dev
+	$(PY) scripts/bench_peer.py $(BENCH_ARGS)
+
+# Only build (or report the cached) peer and floor binaries of bench-peer (~/.cache/vkeci/vk-peer-*, vk-floor-*).
+peer-build: dev
+	$(PY) -m e2e.peer_build
 
 # Requests/s of the fake ECI through the real SDK, and the cost of thousands of simulated groups.
 bench-fake: dev
