@@ -130,7 +130,10 @@ def run_one(cluster: Cluster, args: argparse.Namespace, daemon_name: str, n: int
     started = start(daemon_name, cluster, run_dir, node, args)
     proc = started.proc
     try:
-        bench.wait_node_ready(kube, node, proc, 60)
+        try:
+            bench.wait_node_ready(kube, node, proc, 60)
+        except SystemExit:
+            raise SystemExit(f"bench-peer: {daemon_name} did not make node {node} Ready; see {run_dir}") from None
         kube.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         bench.wait_default_sa(kube, namespace)
         tracker = bench.Tracker(KubeClient(creds, timeout=60), namespace, own).start()
@@ -237,6 +240,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--daemon-env", action="append", default=[], metavar="KEY=VALUE", help="extra environment for vkeci run"
     )
     parser.add_argument("--out", default=str(ROOT / ".bench" / "peer"), help="results, logs and the control plane")
+    parser.add_argument(
+        "--report-only", action="store_true", help="only rewrite the table from <out>/results.json (no runs)"
+    )
     parser.add_argument("--markdown", default=str(ROOT / "BENCHMARKS.md"), help="file whose peer table is rewritten")
     args = parser.parse_args(argv)
     try:
@@ -263,6 +269,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.report_only:
+        write_markdown(Path(args.markdown), json.loads((out / "results.json").read_text())["runs"])
+        say(f"table in {args.markdown} rewritten from {out / 'results.json'}")
+        return 0
     try:
         args.peer_binary = peer_build.ensure_peer(say) if "peer" in args.daemons else None
         args.floor_binary = peer_build.ensure_floor(say) if "floor" in args.daemons else None

@@ -3,8 +3,8 @@ ratios of vk-eci to the Go virtual-kubelet (the peer) and to the bare client (th
 unit-tested (tests/unit/test_bench_peer_report.py).
 
 Each input is one run's result: ``bench_report.summarize`` of the run plus ``subject``, ``round``,
-``load_start`` (the 1/5/15-minute load averages when the run began), ``apiserver_cpu_s_per_pod`` and
-``measured_at``.
+``load_start`` (the 1/5/15-minute load averages when the run began), ``apiserver_cpu_s_per_pod`` (whole run),
+``fake_cpu_s_per_pod`` (vk-eci only: the fake ECI's CPU from the first create to all Running) and ``measured_at``.
 """
 
 from __future__ import annotations
@@ -60,10 +60,12 @@ def _get(path: str) -> Callable[[Mapping[str, Any]], float | None]:
 
 FIGURES: dict[str, Callable[[Mapping[str, Any]], float | None]] = {
     "pods_per_s": _get("pods_per_s_running"),
+    "create_span_s": _get("create_span_s"),
     "after_last_create_s": _get("running_after_last_create_s"),
     "latency_p50_s": _get("latency_s.p50"),
     "latency_p99_s": _get("latency_s.p99"),
     "cpu_s_per_pod": _get("daemon_cpu_s_per_pod.create_phase"),
+    "fake_cpu_s_per_pod": _get("fake_cpu_s_per_pod"),
     "requests_per_pod": requests_per_pod,
     "apiserver_cpu_s_per_pod": _get("apiserver_cpu_s_per_pod"),
     "peak_rss_mb": _get("daemon_peak_rss_mb"),
@@ -131,19 +133,23 @@ def markdown(results: Sequence[Mapping[str, Any]]) -> str:
     lines = [
         load_summary(results),
         "",
-        "| N | daemon | rounds | pods/s (first create → all Running) | after last create | latency p50 / p99 "
+        "| N | daemon | rounds | pods/s (first create → all Running) | creates took | after last create "
+        "| latency p50 / p99 "
         "| daemon CPU per pod (create → Running) | Kubernetes requests per pod (whole run) | API server CPU per pod "
         "| peak RSS |",
-        "|---:|---|---:|---:|---:|---|---:|---|---:|---:|",
+        "|---:|---|---:|---:|---:|---:|---|---:|---|---:|---:|",
     ]
     for (n, subject), row in sorted(rows.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 99), kv[0][1])):
         detail = ", ".join(f"{k} {v:.2f}" for k, v in row["detail"].items())
         rounds = f"{row['rounds']}" + (f" (+{row['incomplete']} incomplete)" if row["incomplete"] else "")
         lines.append(
             f"| {n} | {LABELS.get(subject, subject)} | {rounds} | {_f(row['pods_per_s'], '.1f')} "
+            f"| {_f(row['create_span_s'], '.1f')} s "
             f"| {_f(row['after_last_create_s'], '.1f')} s "
             f"| {_f(row['latency_p50_s'], '.2f')} / {_f(row['latency_p99_s'], '.2f')} s "
-            f"| {_ms(row['cpu_s_per_pod'])} | {_f(row['requests_per_pod'], '.1f')}"
+            f"| {_ms(row['cpu_s_per_pod'])}"
+            + (f" (+ {_ms(row['fake_cpu_s_per_pod'])} in the fake)" if row["fake_cpu_s_per_pod"] is not None else "")
+            + f" | {_f(row['requests_per_pod'], '.1f')}"
             + (f" ({detail})" if detail else "")
             + f" | {_ms(row['apiserver_cpu_s_per_pod'])} | {_f(row['peak_rss_mb'], '.0f')} MB |"
         )

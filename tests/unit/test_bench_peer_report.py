@@ -38,6 +38,7 @@ def result(subject: str, pods: int = 1000, rnd: int = 1, **figures: Any) -> dict
         "round": rnd,
         "complete": figures.pop("complete", True),
         "pods_per_s_running": figures.pop("pods_per_s", 100.0),
+        "create_span_s": figures.pop("span", 10.0),
         "running_after_last_create_s": figures.pop("after", 0.5),
         "latency_s": {"p50": figures.pop("p50", 0.3), "p90": 0.5, "p99": figures.pop("p99", 0.7)},
         "daemon_cpu_s_per_pod": {"create_phase": figures.pop("cpu", 0.001), "delete_phase": 0.0005},
@@ -117,7 +118,7 @@ def test_no_ratio_row_without_vkeci() -> None:
 def test_markdown_rows_in_daemon_order_with_units_and_the_machine_load() -> None:
     runs = [
         result("floor", load=[3.5, 2.0, 1.0], at="2026-12-02T17:05:00Z"),
-        result("vk-eci", pods_per_s=84.0, cpu=0.0075, load=[0.75, 1.0, 1.0]),
+        result("vk-eci", pods_per_s=84.0, cpu=0.0075, fake_cpu_s_per_pod=0.002, load=[0.75, 1.0, 1.0]),
         result("peer", detail={"POST events": 2.0, "PUT pods/status": 2.0}),
         result("vk-eci", pods=200, rnd=1),
     ]
@@ -126,7 +127,8 @@ def test_markdown_rows_in_daemon_order_with_units_and_the_machine_load() -> None
     assert "load average at the start of the runs 0.75-3.50" in text
     body = [line for line in text.splitlines() if line.startswith("| 1000 | ")]
     assert [line.split(" | ")[1] for line in body[:3]] == [peer.LABELS[d] for d in ("vk-eci", "peer", "floor")]
-    assert "| 84.0 |" in body[0] and "| 7.5 ms |" in body[0]
+    assert "| 84.0 | 10.0 s |" in body[0] and "| 7.5 ms (+ 2.0 ms in the fake) |" in body[0]
+    assert "| 1.0 ms |" in body[1]  # no fake behind the peer
     assert "2.0 (POST events 2.00, PUT pods/status 2.00)" in body[1]
     assert "| 200 | " in text.split("| N | daemon")[1]
     assert "| 1000 | 0.84 | 0.84 |" in text  # vk-eci 84 pods/s against 100 for the peer and the floor

@@ -202,7 +202,7 @@ func isRunning(pod *corev1.Pod) bool {
 	return pod.Status.Phase == corev1.PodRunning && pod.Status.PodIP != ""
 }
 
-// registerNode creates the Node (or takes over an existing one) and writes a Ready status.
+// registerNode creates the Node (or takes over an existing one) and writes a Ready status; returns the Node.
 func registerNode(ctx context.Context, client kubernetes.Interface, name, ip string) (*corev1.Node, error) {
 	capacity := corev1.ResourceList{
 		corev1.ResourcePods:   resource.MustParse("20000"),
@@ -217,15 +217,12 @@ func registerNode(ctx context.Context, client kubernetes.Interface, name, ip str
 			{Key: taintKey, Value: "floor", Effect: corev1.TaintEffectNoSchedule},
 		}},
 	}
-	node, err := client.CoreV1().Nodes().Create(ctx, want, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		node, err = client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-	}
-	if err != nil {
+	if _, err := client.CoreV1().Nodes().Create(ctx, want, metav1.CreateOptions{}); err != nil &&
+		!apierrors.IsAlreadyExists(err) {
 		return nil, err
 	}
 	now := metav1.Now()
-	node.Status = corev1.NodeStatus{
+	status := corev1.NodeStatus{
 		Capacity:    capacity,
 		Allocatable: capacity,
 		Phase:       corev1.NodeRunning,
@@ -236,7 +233,12 @@ func registerNode(ctx context.Context, client kubernetes.Interface, name, ip str
 		}},
 		NodeInfo: corev1.NodeSystemInfo{KubeletVersion: "v1.35.4-floor", OperatingSystem: "linux", Architecture: "amd64"},
 	}
-	return client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
+	// A PATCH, not an update: the node lifecycle controller may have changed the Node since the create.
+	body, err := json.Marshal(map[string]any{"status": status})
+	if err != nil {
+		return nil, err
+	}
+	return client.CoreV1().Nodes().Patch(ctx, name, types.StrategicMergePatchType, body, metav1.PatchOptions{}, "status")
 }
 
 // keepLease renews the node's Lease, the heartbeat the node lifecycle controller watches, until ctx ends.
