@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 NETNS  := $(PY) -m e2e.netns --
 PYTEST_ARGS ?=
 
-.PHONY: dev test unit e2e controlplane helm cluster-up cluster-down lint zipapp demo demo-down bench bench-fake clean
+.PHONY: dev test unit e2e controlplane helm cluster-up cluster-down lint zipapp demo demo-down bench bench-peer peer-build bench-fake clean
 
 # Re-install only when the dependency list changes, so `make dev` is fast when nothing did.
 $(STAMP): pyproject.toml
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 dev: $(STAMP)
 
 # Never ask the ECS metadata service (100.100.100.200) for credentials, not even outside the namespace.
-test unit e2e bench bench-fake demo: export ALIBABA_CLOUD_ECS_METADATA_DISABLED = true
+test unit e2e bench bench-peer bench-fake demo: export ALIBABA_CLOUD_ECS_METADATA_DISABLED = true
 
 # The zipapp test (tests/fake/test_fake_zipapp.py) needs dist/vkeci.pyz, whose build downloads dependencies.
 test: dev controlplane dist/vkeci.pyz
@@ -61,6 +61,18 @@ bench: dev
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[bench]'
 	$(PY) -m e2e.build
 	$(NETNS) $(PY) scripts/bench.py $(BENCH_ARGS)
+
+# vk-eci against the Go virtual-kubelet v1.13.0 (mock provider, limits lifted) and a bare client, interleaved on
+# one control plane (issue 18, BENCHMARKS.md). Default: 1,000 pods x 3 rounds; e.g. BENCH_ARGS="--sizes 200 --rounds 1".
+bench-peer: dev
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[bench]'
+	$(PY) -m e2e.build
+	$(PY) -m e2e.peer_build
+	$(NETNS) $(PY) scripts/bench_peer.py $(BENCH_ARGS)
+
+# Only build (or report the cached) peer and floor binaries of bench-peer (~/.cache/vkeci/vk-peer-*, vk-floor-*).
+peer-build: dev
+	$(PY) -m e2e.peer_build
 
 # Requests/s of the fake ECI through the real SDK, and the cost of thousands of simulated groups.
 bench-fake: dev

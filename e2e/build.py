@@ -98,29 +98,58 @@ def ensure_binary(progress: Callable[[str], None] | None = None) -> Path:
     ``progress`` receives one-line messages while a cold build runs (default: stderr). Raises
     ``BuildError`` with the tail of the build output when the build fails.
     """
-    say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    say = progress or _stderr
     target = bin_dir()
     if cached_binary() is None:
-        with build_lock(target, lambda: say(f"control plane: another process is building {target}; waiting for it")):
+        with build_lock(target, "control plane", say):
             if cached_binary() is None:  # the other process may have finished it meanwhile
                 _build(target, say)
     _link_components(target)
     return target
 
 
-@contextlib.contextmanager
-def build_lock(target: Path, on_wait: Callable[[], None]) -> Iterator[None]:
-    """Hold the file lock ``<target>.lock`` beside the cache directory ``target`` (one build at a time).
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
-    ``on_wait`` is called once if another process holds the lock, before waiting for it; the caller
-    must check again under the lock whether the other process already built what it wanted.
+
+@contextlib.contextmanager
+def build_lock(target: Path, label: str, say: Callable[[str], None] | None = None) -> Iterator[None]:
+    """Hold ``<target>.lock`` (next to the cache directory ``target``) while building into ``target``.
+
+    A second caller waits for the first instead of building the same thing twice; it should check for the
+    finished result again once it holds the lock.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / f"{target.name}.lock", "w") as lock:
         if not _try_lock(lock):
-            on_wait()
+            (say or _stderr)(f"{label}: another process is building {target}; waiting for it")
             fcntl.flock(lock, fcntl.LOCK_EX)
         yield
+
+
+def go_env() -> dict[str, str]:
+    """The environment of every cached Go build: static binaries, the installed toolchain, no VCS stamping."""
+    env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local")
+    env["GOFLAGS"] = (env.get("GOFLAGS", "") + " -buildvcs=false").strip()
+    return env
+
+
+def go_build(cmd: list[str], cwd: Path, log_path: Path, label: str, say: Callable[[str], None]) -> float:
+    """Run ``cmd`` (a ``go build``) in ``cwd`` with :func:`go_env`, its output in ``log_path``, reporting
+    progress every 30 s; return the seconds it took. Raises ``BuildError`` with the log's tail on failure."""
+    start = time.monotonic()
+    with open(log_path, "w") as log:
+        log.write("$ " + " ".join(cmd) + "\n")
+        log.flush()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=go_env(), stdout=log, stderr=subprocess.STDOUT)
+        rc = _wait_with_progress(proc, log_path, start, say, label)
+    elapsed = time.monotonic() - start
+    if rc != 0:
+        raise BuildError(
+            f"{label}: `go build` failed (exit {rc}) after {elapsed:.0f}s in {cwd}; "
+            f"full log: {log_path}\n{_tail(log_path, 40)}"
+        )
+    return elapsed
 
 
 def _try_lock(lock_file: IO[str]) -> bool:
@@ -132,8 +161,7 @@ def _try_lock(lock_file: IO[str]) -> bool:
 
 
 def _build(target: Path, say: Callable[[str], None]) -> None:
-    go = shutil.which("go")
-    if go is None:
+    if shutil.which("go") is None:
         raise BuildError(
             "control plane: the Go toolchain is not installed (`go` not on PATH). The e2e tests build "
             f"kube-apiserver etc. from {MODULE_DIR} and need Go >= 1.25 with access to the Go module proxy."
@@ -141,31 +169,22 @@ def _build(target: Path, say: Callable[[str], None]) -> None:
     target.mkdir(parents=True, exist_ok=True)
     log_path = target / "build.log"
     partial = target / f"{BINARY}.partial"
-    env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local")
-    env["GOFLAGS"] = (env.get("GOFLAGS", "") + " -buildvcs=false").strip()
-    cmd = build_command(partial)
     say(
         f"control plane: building Kubernetes {K8S_VERSION} (apiserver, controller-manager, scheduler, etcd, "
         f"kubectl) into {target}; a cold build takes 5-15 min on 2 cores, log: {log_path}"
     )
-    start = time.monotonic()
-    with open(log_path, "w") as log:
-        log.write("$ " + " ".join(cmd) + "\n")
-        log.flush()
-        proc = subprocess.Popen(cmd, cwd=MODULE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
-        rc = _wait_with_progress(proc, log_path, start, say)
-    elapsed = time.monotonic() - start
-    if rc != 0:
+    try:
+        elapsed = go_build(build_command(partial), MODULE_DIR, log_path, "control plane", say)
+    except BuildError:
         partial.unlink(missing_ok=True)
-        raise BuildError(
-            f"control plane: `go build` failed (exit {rc}) after {elapsed:.0f}s in {MODULE_DIR}; "
-            f"full log: {log_path}\n{_tail(log_path, 40)}"
-        )
+        raise
     partial.rename(target / BINARY)  # atomic: a complete binary or none at all
     say(f"control plane: built in {_fmt(elapsed)}: {target / BINARY}")
 
 
-def _wait_with_progress(proc: subprocess.Popen[bytes], log_path: Path, start: float, say: Callable[[str], None]) -> int:
+def _wait_with_progress(
+    proc: subprocess.Popen[bytes], log_path: Path, start: float, say: Callable[[str], None], label: str
+) -> int:
     next_report = start + PROGRESS_EVERY_S
     while True:
         try:
@@ -176,12 +195,12 @@ def _wait_with_progress(proc: subprocess.Popen[bytes], log_path: Path, start: fl
         if now - start > BUILD_TIMEOUT_S:
             proc.kill()
             proc.wait()
-            raise BuildError(f"control plane: build did not finish within {_fmt(BUILD_TIMEOUT_S)}; log: {log_path}")
+            raise BuildError(f"{label}: build did not finish within {_fmt(BUILD_TIMEOUT_S)}; log: {log_path}")
         if now >= next_report:
             next_report = now + PROGRESS_EVERY_S
             downloads, packages = _progress_counts(log_path)
             fetched = f"{downloads} modules downloaded, " if downloads else ""
-            say(f"control plane: still building, {_fmt(now - start)} elapsed, {fetched}{packages} packages compiled")
+            say(f"{label}: still building, {_fmt(now - start)} elapsed, {fetched}{packages} packages compiled")
 
 
 def _progress_counts(log_path: Path) -> tuple[int, int]:

@@ -70,7 +70,7 @@ def ensure_helm(progress: Callable[[str], None] | None = None) -> Path:
     say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
     target = helm_dir()
     if cached_helm() is None:
-        with build_lock(target, lambda: say(f"helm: another process is building {target}; waiting for it")):
+        with build_lock(target, "helm", say):
             if cached_helm() is None:
                 _build(target, say)
     path = cached_helm()

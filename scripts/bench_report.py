@@ -327,12 +327,12 @@ def markdown_table(results: Iterable[Mapping[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def replace_table(document: str, table: str) -> str:
+def replace_table(document: str, table: str, begin: str = TABLE_BEGIN, end: str = TABLE_END) -> str:
     """``document`` with the generated section between the markers replaced (appended when absent)."""
-    block = f"{TABLE_BEGIN}\n{table}{TABLE_END}"
-    if TABLE_BEGIN in document and TABLE_END in document:
-        before, rest = document.split(TABLE_BEGIN, 1)
-        _, after = rest.split(TABLE_END, 1)
+    block = f"{begin}\n{table}{end}"
+    if begin in document and end in document:
+        before, rest = document.split(begin, 1)
+        _, after = rest.split(end, 1)
         return before + block + after
     return document.rstrip("\n") + "\n\n" + block + "\n"
 

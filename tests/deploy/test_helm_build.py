@@ -33,7 +33,7 @@ def test_a_second_builder_waits_for_the_first(tmp_path: Path) -> None:
     release = threading.Event()
 
     def first() -> None:
-        with build_lock(target, lambda: None):
+        with build_lock(target, "helm", lambda _: None):
             inside.set()
             release.wait(10)
 
@@ -43,7 +43,7 @@ def test_a_second_builder_waits_for_the_first(tmp_path: Path) -> None:
     second_done = threading.Event()
 
     def second() -> None:
-        with build_lock(target, waited.set):
+        with build_lock(target, "helm", lambda _: waited.set()):
             second_done.set()
 
     other = threading.Thread(target=second)
