@@ -13,8 +13,11 @@ adds the ReplicaSet controller and the scheduler) and ``--sizes``. Results accum
 BENCHMARKS.md is regenerated from all of them, and a PNG of pods Running over time is drawn per run when
 matplotlib is installed (`pip install -e '.[bench]'`).
 
-    .venv/bin/python scripts/bench.py --sizes 100 --mode unlimited,limited --workload bare
-    .venv/bin/python scripts/bench.py --sizes 5000 --mode unlimited --workload bare --steady 60
+    make bench BENCH_ARGS="--sizes 100 --mode unlimited,limited --workload bare"
+    make bench BENCH_ARGS="--sizes 5000 --mode unlimited --workload bare --steady 60"
+
+`make bench` runs it in the private network namespace of the tests (e2e/netns.py); the harness (e2e/harness.py)
+starts the fake and the daemon.
 """
 
 from __future__ import annotations
@@ -34,7 +37,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import requests
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +46,16 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import bench_report as report  # noqa: E402  (scripts/ is sys.path[0] when run as a script)
 
 from e2e.cluster import Cluster  # noqa: E402
-from e2e.netns import node_ip  # noqa: E402
+from e2e.harness import (  # noqa: E402
+    daemon_env,
+    fake_get,
+    free_port,
+    placement,
+    running,
+    start_fake_process,
+    start_logged,
+    stop_process,
+)
 from vkeci.clients.kube import KubeClient, KubeError, load_credentials, pod_path  # noqa: E402
 
 ACCESS_KEY_ID = "bench-ak"
@@ -88,24 +99,6 @@ class BenchCluster(Cluster):
 # ---- processes -------------------------------------------------------------------------------------------
 
 
-def start_logged(argv: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """Start a subprocess writing to ``log_path``."""
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-
-
-def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 20.0) -> None:
-    """SIGTERM, then SIGKILL if it does not exit within ``timeout``."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(10)
-
-
 def start_fake(run_dir: Path, mode: str, scheduling: float, pending: float) -> tuple[subprocess.Popen[bytes], str]:
     """A fresh fake ECI for one run; returns the process and its endpoint host:port."""
     config: JSON = {"scheduling_delay_s": scheduling, "pending_delay_s": pending, "sandbox": "plain"}
@@ -113,29 +106,8 @@ def start_fake(run_dir: Path, mode: str, scheduling: float, pending: float) -> t
         config["faults"] = {"rate_limits": {"enabled": True}}  # the documented per-minute defaults
     config_path = run_dir / "fake.yaml"
     config_path.write_text(yaml.safe_dump(config))
-    log_path = run_dir / "fake-eci.log"
-    argv = [sys.executable, "-m", "fakes.eci", "--port", "0", "--access-key-id", ACCESS_KEY_ID]
-    argv += ["--config", str(config_path)]
-    env = {**os.environ, "FAKE_ECI_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET, "PYTHONUNBUFFERED": "1"}
-    proc = start_logged(argv, env, log_path)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        for line in log_path.read_text(errors="replace").splitlines():
-            if line.startswith("ECI endpoint: "):
-                return proc, line.split("://", 1)[1].strip()
-        if proc.poll() is not None:
-            raise SystemExit(f"bench: the fake ECI exited at start; see {log_path}")
-        time.sleep(0.1)
-    stop_process(proc)
-    raise SystemExit(f"bench: the fake ECI did not start within 30 s; see {log_path}")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    args = ["--config", str(config_path)]
+    return start_fake_process(args, ACCESS_KEY_ID, ACCESS_KEY_SECRET, run_dir / "fake-eci.log")
 
 
 # The daemon's settings per fake mode. Unlimited measures the daemon's ceiling: ECI limits raised (as an account
@@ -158,36 +130,30 @@ def start_daemon(
     memory: bool = False,
 ) -> subprocess.Popen[bytes]:
     """`vkeci run` with the production defaults, except what a local fake needs and a node big enough."""
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(kubeconfig),
-        "ECI_REGION": "cn-hangzhou",
-        "ECI_ACCESS_KEY": ACCESS_KEY_ID,
-        "ECI_SECRET_KEY": ACCESS_KEY_SECRET,
-        "ECI_ENDPOINT": endpoint,
-        "ECI_PROTOCOL": "http",
-        "ECI_SECURITY_GROUP": "sg-fake",
-        "ECI_VSWITCH": "vsw-fake-a,vsw-fake-b",
-        "ECI_CLUSTER_NAME": "bench",
+    settings = {
         # Capacity the scheduler counts: 5,000 pods must fit on the one virtual node.
         "ECI_QUOTA_POD": "20000",
         "ECI_QUOTA_CPU": "100000",
         "ECI_QUOTA_MEMORY": "400Ti",
-        "VKUBELET_NODE_NAME": node,
-        "VKUBELET_NODE_IP": node_ip(),  # 10.250.0.1 in the namespace of `make bench`
-        "KUBELET_PORT": str(free_port()),
         "VKECI_LOG_LEVEL": "warning",  # info logs a few lines per pod: the bench measures the daemon, not its logs
-        "PYTHONUNBUFFERED": "1",
-        **extra_env,
     }
+    env = daemon_env(
+        kubeconfig,
+        endpoint,
+        node,
+        access_key_id=ACCESS_KEY_ID,
+        access_key_secret=ACCESS_KEY_SECRET,
+        cluster_name="bench",
+        kubelet_port=free_port(),
+        extra={**settings, **extra_env},
+    )
     if src != ROOT:  # another checkout of the daemon (before/after comparisons): its vkeci comes first
         env["PYTHONPATH"] = str(src)
     argv = [sys.executable, "-m", "vkeci", "run"]
     if memory:  # under tracemalloc: SIGUSR1 writes the top allocation sites
         argv = [sys.executable, str(ROOT / "scripts" / "bench_memory.py")]
         env["VKECI_TRACEMALLOC_OUT"] = str(run_dir / "memory.txt")
-    with open(run_dir / "vkeci.log", "ab") as log:
-        return subprocess.Popen(argv, cwd=src, env=env, stdout=log, stderr=subprocess.STDOUT)
+    return start_logged(argv, env, run_dir / "vkeci.log", cwd=src)
 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -220,20 +186,6 @@ def memory_mb(pid: int, field: str = "VmHWM") -> float:
 
 
 # ---- Kubernetes side -------------------------------------------------------------------------------------
-
-
-def running(pod: JSON) -> bool:
-    """Running as `kubectl get pods` shows it: phase Running, an IP, Ready=True."""
-    status = pod.get("status") or {}
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
-    return status.get("phase") == "Running" and bool(status.get("podIP")) and ready
-
-
-def placement(node: str) -> JSON:
-    return {
-        "nodeSelector": {"type": "virtual-kubelet", "kubernetes.io/hostname": node},
-        "tolerations": [{"key": "virtual-kubelet.io/provider", "operator": "Exists", "effect": "NoSchedule"}],
-    }
 
 
 CONTAINER = {"name": "nginx", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}
@@ -369,10 +321,6 @@ def wait_node_ready(kube: KubeClient, node: str, daemon: subprocess.Popen[bytes]
     raise SystemExit(f"bench: node {node} not Ready within {timeout:.0f} s")
 
 
-def fake_get(endpoint: str, what: str) -> JSON:
-    return dict(requests.get(f"http://{endpoint}/_fake/{what}", timeout=30).json())
-
-
 # ---- one run ---------------------------------------------------------------------------------------------
 
 
@@ -395,7 +343,7 @@ def run_one(cluster: Cluster, args: argparse.Namespace, mode: str, workload: str
     tracker: Tracker | None = None
     try:
         daemon = start_daemon(
-            run_dir, cluster.kubeconfig, endpoint, node, daemon_env(args, mode), Path(args.daemon_src), args.memory
+            run_dir, cluster.kubeconfig, endpoint, node, run_settings(args, mode), Path(args.daemon_src), args.memory
         )
         wait_node_ready(kube, node, daemon, 60)
         kube.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
@@ -495,7 +443,7 @@ def run_one(cluster: Cluster, args: argparse.Namespace, mode: str, workload: str
     result["settings"] = {
         "scheduling_delay_s": args.scheduling_delay,
         "pending_delay_s": args.pending_delay,
-        "daemon_env": daemon_env(args, mode),
+        "daemon_env": run_settings(args, mode),
         "create_threads": args.create_threads,
         "daemon_src": args.daemon_src,
     }
@@ -532,7 +480,7 @@ def group_times(endpoint: str, raw: report.Raw) -> None:
             raw.group_running[pod] = float(fake["RunningAt"]) + to_mono
 
 
-def daemon_env(args: argparse.Namespace, mode: str) -> dict[str, str]:
+def run_settings(args: argparse.Namespace, mode: str) -> dict[str, str]:
     """The run's daemon settings: the mode's (unless --daemon-defaults), then --daemon-env."""
     return {**({} if args.daemon_defaults else MODE_ENV[mode]), **dict(args.daemon_env)}
 

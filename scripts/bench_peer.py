@@ -40,11 +40,11 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import bench  # noqa: E402  (scripts/bench.py: the control plane, the creator, the watch, /proc readings)
 import bench_peer_report as peer_report  # noqa: E402
 import bench_report as report  # noqa: E402
-from vkeci.kube import KubeClient, KubeError, load_credentials  # noqa: E402
 
 from e2e import peer_build  # noqa: E402
 from e2e.cluster import Cluster  # noqa: E402
 from e2e.pki import issue_certificate  # noqa: E402
+from vkeci.clients.kube import KubeClient, KubeError, load_credentials  # noqa: E402
 
 JSON = bench.JSON
 NODE_IP = "127.0.0.1"

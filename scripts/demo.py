@@ -9,19 +9,28 @@ and leaves everything running. ``down`` stops exactly what ``up`` started.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the e2e harness package (not installed: it is not in the wheel)
 
-from e2e.netns import NODE_IP, inside, node_ip  # noqa: E402
+import yaml  # noqa: E402
+
+from e2e.harness import (  # noqa: E402
+    daemon_env,
+    fake_groups,
+    kubelet_listen,
+    nginx_deployment,
+    start_fake_process,
+    start_logged,
+    tags_of,
+)
+from e2e.netns import NODE_IP, inside  # noqa: E402
 
 DEMO = ROOT / ".demo"
 CLUSTER = DEMO / "cluster"
@@ -30,32 +39,6 @@ KUBECTL = CLUSTER / "bin" / "kubectl"
 NODE = "virtual-kubelet"
 ACCESS_KEY_ID = "demo-access-key"
 ACCESS_KEY_SECRET = "demo-access-secret"  # only the local fake accepts it
-
-NGINX = f"""apiVersion: apps/v1
-kind: Deployment
-metadata:
-  name: nginx
-spec:
-  replicas: 3
-  selector:
-    matchLabels: {{app: nginx}}
-  template:
-    metadata:
-      labels: {{app: nginx}}
-    spec:
-      nodeSelector:
-        type: virtual-kubelet
-        kubernetes.io/hostname: {NODE}
-      tolerations:
-      - key: virtual-kubelet.io/provider
-        operator: Exists
-        effect: NoSchedule
-      containers:
-      - name: nginx
-        image: nginx:1.27
-        ports:
-        - containerPort: 80
-"""
 
 
 def say(message: str) -> None:
@@ -74,9 +57,7 @@ def pid_alive(pid_file: Path) -> int | None:
 
 def spawn(name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     """Start a detached background process logging to .demo/<name>.log; its pid goes to .demo/<name>.pid."""
-    log = open(DEMO / f"{name}.log", "ab")
-    proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    log.close()
+    proc = start_logged(argv, env, DEMO / f"{name}.log", detach=True)
     (DEMO / f"{name}.pid").write_text(str(proc.pid))
     return proc
 
@@ -102,33 +83,11 @@ def start_fake() -> str:
         say(f"fake ECI already running at {endpoint_file.read_text().strip()}")
         return endpoint_file.read_text().strip()
     say("starting the fake ECI")
-    log_path = DEMO / "fake-eci.log"
-    start = log_path.stat().st_size if log_path.exists() else 0
-    argv = [
-        sys.executable,
-        "-m",
-        "fakes.eci",
-        "--port",
-        "0",
-        "--access-key-id",
-        ACCESS_KEY_ID,
-        "--state-file",
-        str(DEMO / "fake-eci-state.json"),
-    ]
-    env = {**os.environ, "FAKE_ECI_ACCESS_KEY_SECRET": ACCESS_KEY_SECRET, "PYTHONUNBUFFERED": "1"}
-    proc = spawn("fake-eci", argv, env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        text = log_path.read_text(errors="replace")[start:] if log_path.exists() else ""
-        for line in text.splitlines():
-            if line.startswith("ECI endpoint: "):
-                endpoint = line.split("://", 1)[1].strip()
-                endpoint_file.write_text(endpoint)
-                return endpoint
-        if proc.poll() is not None:
-            raise SystemExit(f"demo: the fake ECI exited; see {log_path}")
-        time.sleep(0.2)
-    raise SystemExit(f"demo: the fake ECI did not start within 30 s; see {log_path}")
+    args = ["--state-file", str(DEMO / "fake-eci-state.json")]
+    proc, endpoint = start_fake_process(args, ACCESS_KEY_ID, ACCESS_KEY_SECRET, DEMO / "fake-eci.log", detach=True)
+    (DEMO / "fake-eci.pid").write_text(str(proc.pid))
+    endpoint_file.write_text(endpoint)
+    return endpoint
 
 
 def start_daemon(endpoint: str) -> None:
@@ -136,23 +95,16 @@ def start_daemon(endpoint: str) -> None:
         say("vkeci already running")
         return
     say(f"starting vkeci run (node {NODE}, ECI at {endpoint})")
-    env = {
-        **os.environ,
-        "KUBECONFIG": str(KUBECONFIG),
-        "ECI_REGION": "cn-hangzhou",
-        "ECI_ACCESS_KEY": ACCESS_KEY_ID,
-        "ECI_SECRET_KEY": ACCESS_KEY_SECRET,
-        "ECI_ENDPOINT": endpoint,
-        "ECI_PROTOCOL": "http",
-        "ECI_SECURITY_GROUP": "sg-fake",
-        "ECI_VSWITCH": "vsw-fake-a,vsw-fake-b",
-        "ECI_CLUSTER_NAME": "demo",
-        "VKUBELET_NODE_NAME": NODE,
-        "VKUBELET_NODE_IP": node_ip(),
-        "VKECI_STATUS_INTERVAL": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    spawn("vkeci", [sys.executable, "-m", "vkeci", "run", f"--kubelet-listen={node_ip()}"], env)
+    env = daemon_env(
+        KUBECONFIG,
+        endpoint,
+        NODE,
+        access_key_id=ACCESS_KEY_ID,
+        access_key_secret=ACCESS_KEY_SECRET,
+        cluster_name="demo",
+        extra={"VKECI_STATUS_INTERVAL": "1"},
+    )
+    spawn("vkeci", [sys.executable, "-m", "vkeci", "run", kubelet_listen()], env)
 
 
 def wait_ready(timeout: float = 90) -> None:
@@ -169,16 +121,11 @@ def wait_ready(timeout: float = 90) -> None:
     raise SystemExit(f"demo: node {NODE} not Ready after {timeout:.0f} s; see {DEMO / 'vkeci.log'}")
 
 
-def fake_groups(endpoint: str) -> list[dict]:
-    with urllib.request.urlopen(f"http://{endpoint}/_fake/groups", timeout=10) as answer:
-        return list(json.load(answer)["groups"])
-
-
 def print_groups(endpoint: str) -> None:
     print(f"\n$ curl http://{endpoint}/_fake/groups   # the fake ECI's container groups")
     print(f"{'CONTAINER GROUP':28} {'STATUS':10} {'IP':12} {'ZONE':15} POD")
-    for group in fake_groups(endpoint):
-        tags = {t.get("Key"): t.get("Value") for t in group.get("Tags") or []}
+    for group in fake_groups(endpoint, live_only=False):
+        tags = tags_of(group)
         pod = f"{tags.get('NameSpace', '?')}/{tags.get('PodName', '?')}"
         print(
             f"{group.get('ContainerGroupId', ''):28} {group.get('Status', ''):10} "
@@ -219,7 +166,7 @@ def up() -> int:
     wait_ready()
     say("applying an nginx Deployment (3 replicas) for the virtual node")
     manifest = DEMO / "nginx.yaml"
-    manifest.write_text(NGINX)
+    manifest.write_text(yaml.safe_dump(nginx_deployment("nginx", NODE, 3), sort_keys=False))
     kubectl("apply", "-f", str(manifest))
     kubectl("rollout", "status", "deployment/nginx", "--timeout=120s")
     print("\n$ kubectl get nodes -o wide")

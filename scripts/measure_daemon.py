@@ -5,7 +5,8 @@ with the API server's ``apiserver_request_total``).
 Runs a private control plane, a fake ECI (lifecycle delays as given) and `vkeci run` with its
 production defaults unless flags say otherwise. Prints a Markdown table and writes JSON.
 
-    .venv/bin/python scripts/measure_daemon.py [--pods 100] [--status-interval 5] [--out .bench/daemon.json]
+    .venv/bin/python -m e2e.netns -- \
+        .venv/bin/python scripts/measure_daemon.py [--pods 100] [--status-interval 5] [--out .bench/daemon.json]
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "e2e")]
+sys.path.insert(0, str(ROOT))  # the e2e harness package (not installed: it is not in the wheel)
 
-from vkharness import (  # noqa: E402
+from e2e.cluster import Cluster  # noqa: E402
+from e2e.harness import (  # noqa: E402
     ACCESS_KEY_ID,
     ACCESS_KEY_SECRET,
     DaemonProcess,
@@ -35,8 +37,6 @@ from vkharness import (  # noqa: E402
     running,
     wait_for,
 )
-
-from e2e.cluster import Cluster  # noqa: E402
 from fakes.eci.server import FakeECI  # noqa: E402
 
 WRITE_VERBS = ("POST", "PUT", "PATCH", "DELETE")

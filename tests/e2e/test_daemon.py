@@ -13,7 +13,8 @@ import time
 
 import requests
 from vkfixtures import *  # noqa: F403 - pytest fixtures: daemon, daemon_factory, fake_eci, kube
-from vkharness import (
+
+from e2e.harness import (
     ROOT,
     fake_groups,
     job_manifest,
@@ -23,7 +24,6 @@ from vkharness import (
     tags_of,
     wait_for,
 )
-
 from e2e.netns import node_ip
 from vkeci.clients.kube import KubeError
 

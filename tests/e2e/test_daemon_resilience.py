@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections import Counter
 
 from vkfixtures import *  # noqa: F403 - pytest fixtures: daemon, daemon_factory, fake_eci, kube
-from vkharness import fake_groups, nginx_deployment, running, set_faults, tags_of, wait_for
+
+from e2e.harness import fake_groups, nginx_deployment, running, set_faults, tags_of, wait_for
 
 
 def _settled(kube, fake, namespace, node, app, replicas):

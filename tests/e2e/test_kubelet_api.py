@@ -23,9 +23,9 @@ import subprocess
 import termios
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import requests
@@ -34,6 +34,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from vkfixtures import *  # noqa: F403 - pytest fixtures for the daemon test: daemon_factory, fake_eci, kube
 
 from e2e.cluster import Cluster
+from e2e.harness import placement, wait_for
 from e2e.netns import NODE_IP
 from fakes.eci.server import FakeECI
 from vkeci.clients.eci import EciClient, new_client
@@ -44,28 +45,12 @@ from vkeci.kubelet.auth import Auth
 from vkeci.kubelet.server import KubeletServer, ServerSettings
 from vkeci.kubelet.tls import SelfSignedIssuer, ServingTls, load_client_ca
 
-T = TypeVar("T")
 AK, SK, REGION = "AKID-kubelet-e2e", "kubelet-e2e-secret", "cn-hangzhou"
 CONFIG_BYTES = b"configmap-bytes: \x01 binary-safe\n"
 # A little CPU first (so the metrics are non-zero), then three lines and a long sleep.
 WEB_SCRIPT = "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; printf 'one\\ntwo\\nthree\\n'; exec sleep 3600"
 TICKER_SCRIPT = "i=0; while [ $i -lt 600 ]; do echo tick-$i; i=$((i+1)); sleep 0.3; done"
 CRASHER_SCRIPT = "echo run-$(cat /proc/sys/kernel/random/uuid); sleep 0.5; exit 1"
-
-
-def wait_for(check: Callable[[], T], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = check()
-        except (KubeError, requests.RequestException) as exc:  # e.g. the node not registered yet
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last value: {last!r}")
 
 
 class LivePods:
@@ -603,8 +588,6 @@ def test_serving_certificate_from_a_kubelet_serving_csr(env: Env) -> None:
 def test_logs_exec_and_stats_through_the_daemon(cluster: Cluster, daemon_factory: Any, kube: Any) -> None:
     """The whole path: a pod created with kubectl, run by `vkeci run` on the fake ECI, then kubectl
     logs/exec/top-data through the daemon's own kubelet API."""
-    from vkharness import placement
-
     daemon = daemon_factory()  # its node address is NODE_IP: the harness gives it to every daemon
     wait_for(lambda: kube.ready(daemon.node) == "True", 60, f"node {daemon.node} Ready")
     namespace = f"kapi-d-{uuid.uuid4().hex[:6]}"

@@ -20,8 +20,7 @@ __all__ = ["daemon", "daemon_factory", "fake_eci", "kube"]
 @pytest.fixture
 def fake_eci(tmp_path: Path) -> Iterator[Any]:
     """A fake ECI on 127.0.0.1 with near-zero lifecycle delays, stopped after the test."""
-    from vkharness import ACCESS_KEY_ID, ACCESS_KEY_SECRET
-
+    from e2e.harness import ACCESS_KEY_ID, ACCESS_KEY_SECRET
     from fakes.eci.server import FakeECI
 
     fake = FakeECI.start(
@@ -38,7 +37,7 @@ def fake_eci(tmp_path: Path) -> Iterator[Any]:
 @pytest.fixture
 def kube(kubeconfig: Path) -> Any:
     """The cluster through vk-eci's own REST client (for assertions)."""
-    from vkharness import Kube
+    from e2e.harness import Kube
 
     return Kube(kubeconfig)
 
@@ -46,7 +45,7 @@ def kube(kubeconfig: Path) -> Any:
 @pytest.fixture
 def daemon_factory(cluster: Cluster, kubeconfig: Path, fake_eci: Any, tmp_path: Path) -> Iterator[Any]:
     """Start `vkeci run` processes (each with a unique node name by default); all stopped, their nodes deleted."""
-    from vkharness import ACCESS_KEY_SECRET, DaemonProcess
+    from e2e.harness import ACCESS_KEY_SECRET, DaemonProcess
 
     started: list[DaemonProcess] = []
     nodes: set[str] = set()
@@ -76,7 +75,7 @@ def daemon_factory(cluster: Cluster, kubeconfig: Path, fake_eci: Any, tmp_path: 
 @pytest.fixture
 def daemon(daemon_factory: Any, kube: Any) -> Any:
     """One running daemon whose node is Ready."""
-    from vkharness import wait_for
+    from e2e.harness import wait_for
 
     proc = daemon_factory()
     wait_for(lambda: kube.ready(proc.node) == "True", 60, f"node {proc.node} Ready")
