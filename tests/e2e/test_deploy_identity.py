@@ -24,9 +24,9 @@ from typing import Any
 import pytest
 import requests
 from vkfixtures import *  # noqa: F403 - pytest fixtures: fake_eci, kube
-from vkharness import DaemonProcess, Kube, fake_groups, nginx_deployment, pod_manifest, running, wait_for
 
 from e2e.cluster import Cluster
+from e2e.harness import DaemonProcess, Kube, fake_groups, nginx_deployment, pod_manifest, running, wait_for
 from e2e.helm import ensure_helm
 from e2e.manifests import CHART, KUSTOMIZE, METHOD_VERBS, NAMESPACE, calls_for, helm, with_components
 

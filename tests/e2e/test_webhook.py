@@ -25,9 +25,9 @@ from typing import Any
 import pytest
 import yaml
 from vkfixtures import *  # noqa: F403 - pytest fixtures: daemon_factory, fake_eci, kube
-from vkharness import ROOT, fake_groups, free_port, running, wait_for
 
 from e2e.cluster import Cluster
+from e2e.harness import ROOT, fake_groups, free_port, running, wait_for
 from vkeci.clients.kube import KubeError
 
 CONFIGURATION = ROOT / "deploy" / "webhook" / "mutatingwebhook.yaml"
