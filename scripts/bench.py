@@ -631,6 +631,17 @@ def control_plane(out: Path) -> Iterator[Cluster]:
         cluster.down()
 
 
+def daemon_env_pairs(parser: argparse.ArgumentParser, items: list[str]) -> list[tuple[str, str]]:
+    """``--daemon-env KEY=VALUE`` arguments as pairs; a malformed one is a usage error naming it."""
+    env = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            parser.error(f"--daemon-env {item!r}: expected KEY=VALUE")
+        env.append((key, value))
+    return env
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,5000", help="comma-separated pod counts")
@@ -678,13 +689,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--mode {args.mode!r}: expected unlimited, limited or both")
     if not set(args.workloads) <= {"bare", "deployment"}:
         parser.error(f"--workload {args.workload!r}: expected bare, deployment or both")
-    env = []
-    for item in args.daemon_env:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            parser.error(f"--daemon-env {item!r}: expected KEY=VALUE")
-        env.append((key, value))
-    args.daemon_env = env
+    args.daemon_env = daemon_env_pairs(parser, args.daemon_env)
     return args
 
 

@@ -255,13 +255,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--daemons {','.join(args.daemons)!r}: expected some of {', '.join(peer_report.SUBJECTS)}")
     if args.rounds < 1:
         parser.error("--rounds: at least 1")
-    env = []
-    for item in args.daemon_env:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            parser.error(f"--daemon-env {item!r}: expected KEY=VALUE")
-        env.append((key, value))
-    args.daemon_env = env
+    args.daemon_env = bench.daemon_env_pairs(parser, args.daemon_env)
     return args
 
 
