@@ -279,7 +279,7 @@ def test_scale_kill_9_and_restart_with_only_the_manifests_rbac(
         )
 
 
-@pytest.mark.parametrize("components", [[], ["tls-csr"], ["tls-csr-approve"], ["decommission"]])
+@pytest.mark.parametrize("components", [[], ["tls-csr"], ["tls-csr-approve"], ["decommission"], ["webhook"]])
 def test_kustomize_objects_pass_the_api_servers_validation(
     installed: None, cluster: Cluster, tmp_path: Path, components: list[str]
 ) -> None:
@@ -291,8 +291,17 @@ def test_kustomize_objects_pass_the_api_servers_validation(
 def test_helm_install_passes_the_api_servers_validation_and_prints_its_notes(cluster: Cluster, namespace: str) -> None:
     args = ["install", "vkeci-dry", str(CHART), "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig)]
     result = helm(
-        ensure_helm(), *args, "--dry-run=server", "--set", "tls.mode=csr", "--set", "settings.region=cn-hangzhou"
+        ensure_helm(),
+        *args,
+        "--dry-run=server",
+        "--set",
+        "tls.mode=csr",
+        "--set",
+        "settings.region=cn-hangzhou",
+        "--set",
+        "webhook.enabled=true",
     )
     assert "STATUS: pending-install" in result.stdout
+    assert "kind: MutatingWebhookConfiguration" in result.stdout
     notes = result.stdout.split("NOTES:", 1)[1]
     assert "kubectl certificate approve" in notes and "credential chain" in notes
