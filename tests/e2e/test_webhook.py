@@ -381,6 +381,17 @@ def test_a_burst_deployment_fills_the_real_node_then_spills_onto_the_virtual_nod
         cluster.kubectl("delete", "node", real, "--ignore-not-found", "--wait=false", check=False)
 
 
+def namespace_exists(kube: Any, name: str) -> bool:
+    """Whether the namespace is still there (terminating counts)."""
+    try:
+        kube.client.get(f"/api/v1/namespaces/{name}")
+    except KubeError as err:
+        if err.not_found:
+            return False
+        raise
+    return True
+
+
 def test_the_shipped_manifests_are_accepted_by_the_api_server(cluster, kube, tmp_path):
     """The kustomize base with the webhook component, as the example overlay installs it."""
     created = False
@@ -395,6 +406,8 @@ def test_the_shipped_manifests_are_accepted_by_the_api_server(cluster, kube, tmp
     finally:
         if created:
             kube.client.delete("/api/v1/namespaces/vkeci-system")
+            # Gone before the next test: tests/e2e/test_deploy_identity.py installs into it.
+            wait_for(lambda: not namespace_exists(kube, "vkeci-system"), 60, "namespace vkeci-system deleted")
     assert "mutatingwebhookconfiguration.admissionregistration.k8s.io/vkeci created (server dry run)" in out.stdout
     assert "deployment.apps/vkeci-webhook created (server dry run)" in out.stdout
     assert "role.rbac.authorization.k8s.io/vkeci-webhook created (server dry run)" in out.stdout
