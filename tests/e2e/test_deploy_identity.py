@@ -305,3 +305,4 @@ def test_helm_install_passes_the_api_servers_validation_and_prints_its_notes(clu
     assert "kind: MutatingWebhookConfiguration" in result.stdout
     notes = result.stdout.split("NOTES:", 1)[1]
     assert "kubectl certificate approve" in notes and "credential chain" in notes
+    assert "deployment/vkeci-dry-webhook" in notes
