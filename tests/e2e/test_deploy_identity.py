@@ -29,6 +29,7 @@ from vkharness import DaemonProcess, Kube, fake_groups, nginx_deployment, pod_ma
 from e2e.cluster import Cluster
 from e2e.helm import ensure_helm
 from e2e.manifests import CHART, KUSTOMIZE, METHOD_VERBS, NAMESPACE, calls_for, helm, with_components
+from e2e.netns import NODE_IP
 
 SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:vkeci"
 # Requests the scenarios must make (the daemon's own counts), so the coverage check is not vacuous.
@@ -131,10 +132,10 @@ def kubelet_reader_token(cluster: Cluster, namespace: str) -> str:
 
 
 def kubelet_get(daemon: DaemonProcess, path: str, token: str) -> requests.Response:
-    """GET on the daemon's kubelet API with a bearer token. Directly on 127.0.0.1: the API server refuses
-    to proxy to a loopback node address."""
+    """GET on the daemon's kubelet API with a bearer token, directly on the node address it listens on
+    (NODE_IP, inside the test's network namespace)."""
     return requests.get(
-        f"https://127.0.0.1:{daemon.env['KUBELET_PORT']}{path}",
+        f"https://{NODE_IP}:{daemon.env['KUBELET_PORT']}{path}",
         headers={"Authorization": f"Bearer {token}"},
         verify=False,  # the daemon's self-signed serving certificate, the manifests' default mode
         timeout=30,
