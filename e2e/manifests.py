@@ -148,6 +148,25 @@ def calls_for(mode: str) -> list[ApiCall]:
     return [c for c in API_CALLS if c.mode in wanted]
 
 
+def bound_to(objects: Iterable[dict[str, Any]], service_account: str) -> list[dict[str, Any]]:
+    """The bindings whose subject is the ServiceAccount, and the roles they bind (other objects dropped)."""
+    objects = list(objects)
+    bindings = [
+        o
+        for o in objects
+        if o["kind"] in ("ClusterRoleBinding", "RoleBinding")
+        and any(s.get("name") == service_account for s in o.get("subjects") or [])
+    ]
+    refs = {(b["roleRef"]["kind"], b["roleRef"]["name"], b["metadata"].get("namespace", CLUSTER)) for b in bindings}
+    roles = [
+        o
+        for o in objects
+        if o["kind"] in ("ClusterRole", "Role")
+        and (o["kind"], o["metadata"]["name"], o["metadata"].get("namespace", CLUSTER)) in refs
+    ]
+    return bindings + roles
+
+
 def rbac_grants(objects: Iterable[dict[str, Any]], service_account: str = "vkeci") -> set[Grant]:
     """The grants the rendered ClusterRoles and Roles give, checked to be bound to the ServiceAccount."""
     objects = list(objects)
@@ -173,8 +192,20 @@ def rbac_grants(objects: Iterable[dict[str, Any]], service_account: str = "vkeci
     return result
 
 
-# `vkeci webhook` runs as its own ServiceAccount with its own RBAC (deploy/webhook/webhook.yaml); its
-# requests are not the daemon's.
+# `vkeci webhook` runs as its own ServiceAccount with its own RBAC (deploy/kustomize/components/webhook,
+# the chart's webhook.enabled); its requests are not the daemon's.
+WEBHOOK_SERVICE_ACCOUNT = "vkeci-webhook"
+# What the webhook's ServiceAccount is granted, with the release named vkeci (the reason for each rule is in
+# deploy/kustomize/components/webhook/webhook.yaml). Held to the kustomize component and the chart by
+# tests/deploy/test_render.py.
+WEBHOOK_API_CALLS: tuple[ApiCall, ...] = (
+    ApiCall(("get", "list", "watch"), "", "namespaces", ()),
+    ApiCall(("get", "update"), "admissionregistration.k8s.io", "mutatingwebhookconfigurations", (), names=("vkeci",)),
+    ApiCall(("list", "watch"), "", "configmaps", (), scope="kube-system"),
+    ApiCall(("create",), "", "events", (), scope="kube-system"),
+    ApiCall(("create",), "", "secrets", (), scope=NAMESPACE),
+    ApiCall(("get", "update"), "", "secrets", (), scope=NAMESPACE, names=("vkeci-webhook-tls",)),
+)
 WEBHOOK_ONLY = ("vkeci/webhook/", "vkeci/commands/webhook.py", "vkeci/controllers/namespaces.py")
 
 

@@ -12,10 +12,11 @@ p50/p99/max of the time from sending a request to having its answer.
     python scripts/bench_webhook.py --cluster            # through a real kube-apiserver, see below
 
 With ``--cluster`` it starts the local control plane (``e2e.cluster``) and `vkeci webhook` as a process,
-installs deploy/webhook/mutatingwebhook.yaml pointed at it, and creates pods (``dryRun=All``: admission runs
-in full, nothing is stored or scheduled) at the same rate, once with the webhook and once without, so
-the difference of the two create latencies is what the webhook costs a pod creation; it also reads the
-API server's own histogram of the webhook's calls (``apiserver_admission_webhook_admission_duration_seconds``).
+installs deploy/kustomize/components/webhook/mutatingwebhook.yaml pointed at it, and creates pods
+(``dryRun=All``: admission runs in full, nothing is stored or scheduled) at the same rate, once with the
+webhook and once without, so the difference of the two create latencies is what the webhook costs a pod
+creation; it also reads the API server's own histogram of the webhook's calls
+(``apiserver_admission_webhook_admission_duration_seconds``).
 
 Loopback only (127.0.0.1); nothing else is contacted.
 """
@@ -284,7 +285,9 @@ def through_apiserver(rate: float, seconds: float, connections: int) -> dict[str
                      "--cert-check-interval=1", "--log-level=warning"],
                     cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                 )  # fmt: skip
-            config = yaml.safe_load((ROOT / "deploy" / "webhook" / "mutatingwebhook.yaml").read_text())
+            config = yaml.safe_load(
+                (ROOT / "deploy" / "kustomize" / "components" / "webhook" / "mutatingwebhook.yaml").read_text()
+            )
             config["webhooks"][0]["clientConfig"] = {"url": f"https://127.0.0.1:{port}/mutate-pods"}
             kube.post("/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations", config)
             namespace = f"bench-{uuid.uuid4().hex[:6]}"

@@ -21,6 +21,9 @@ from e2e.manifests import (
     MODES,
     NAMESPACE,
     ROOT,
+    WEBHOOK_API_CALLS,
+    WEBHOOK_SERVICE_ACCOUNT,
+    bound_to,
     by_kind,
     calls_for,
     grants,
@@ -119,13 +122,17 @@ def _key(obj: dict[str, Any]) -> tuple[str, str, str]:
     return (obj["kind"], obj["metadata"].get("namespace", ""), _unhash(obj["metadata"]["name"]))
 
 
-def test_helm_renders_the_same_objects_as_kustomize(base: list[dict[str, Any]], chart: list[dict[str, Any]]) -> None:
+def _same_objects(kustomized_objects: list[dict[str, Any]], helmed_objects: list[dict[str, Any]]) -> None:
     # Helm installs into a namespace it is given (--create-namespace) instead of owning a Namespace object.
-    kustomized = {_key(o): _normal(o) for o in base if o["kind"] != "Namespace"}
-    helmed = {_key(o): _normal(o) for o in chart}
+    kustomized = {_key(o): _normal(o) for o in kustomized_objects if o["kind"] != "Namespace"}
+    helmed = {_key(o): _normal(o) for o in helmed_objects}
     assert sorted(helmed) == sorted(kustomized)
     for key, obj in kustomized.items():
         assert helmed[key] == obj, f"{key} differs between Helm and kustomize"
+
+
+def test_helm_renders_the_same_objects_as_kustomize(base: list[dict[str, Any]], chart: list[dict[str, Any]]) -> None:
+    _same_objects(base, chart)
 
 
 def test_the_same_probes_env_and_security(base: list[dict[str, Any]], chart: list[dict[str, Any]]) -> None:
@@ -275,13 +282,186 @@ def test_versions_agree(base: list[dict[str, Any]]) -> None:
     assert chart["version"] == chart["appVersion"] == version
     image = one(base, "Deployment")["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == f"vkeci:{version}"
+    component = yaml.safe_load((KUSTOMIZE / "components" / "webhook" / "kustomization.yaml").read_text())
+    assert component["images"] == [{"name": "vkeci", "newTag": version}]
     assert f"ARG VERSION={version}" in (ROOT / "deploy" / "Dockerfile").read_text()
 
 
 def test_overlay_renders_image_and_credentials(kubectl_bin: Path) -> None:
     objects = kustomize(kubectl_bin, KUSTOMIZE / "overlays" / "example")
-    container = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    daemon = next(o for o in by_kind(objects, "Deployment") if o["metadata"]["name"] == "vkeci")
+    container = daemon["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "registry.example.com/vkeci:0.1.0"
     secret = one(objects, "Secret")
     assert container["envFrom"] == [{"secretRef": {"name": secret["metadata"]["name"]}}]
     assert set(secret["data"]) == {"ECI_ACCESS_KEY", "ECI_SECRET_KEY"}
+
+
+# ---- the admission webhook (kustomize component webhook, Helm webhook.enabled) ------------------------
+
+
+@pytest.fixture(scope="module")
+def webhook_kustomized(kubectl_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    return kustomize(kubectl_bin, with_components(tmp_path_factory.mktemp("webhook"), ["webhook"]))
+
+
+@pytest.fixture(scope="module")
+def webhook_chart(helm_bin: Path) -> list[dict[str, Any]]:
+    return helm_template(helm_bin, "credentials.existingSecret=vkeci-credentials", "webhook.enabled=true")
+
+
+def _webhook_objects(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The webhook's own objects: its RBAC and the objects named for it, and the webhook configuration."""
+    rbac = bound_to(objects, WEBHOOK_SERVICE_ACCOUNT)
+    named = [o for o in objects if o["metadata"]["name"] == "vkeci-webhook" and o not in rbac]
+    return rbac + named + list(by_kind(objects, "MutatingWebhookConfiguration"))
+
+
+def test_webhook_renders_the_same_from_kustomize_and_helm(
+    webhook_kustomized: list[dict[str, Any]], webhook_chart: list[dict[str, Any]]
+) -> None:
+    # Everything, the daemon's objects included: enabling the webhook changes none of them.
+    _same_objects(webhook_kustomized, webhook_chart)
+    kinds = sorted(o["kind"] for o in _webhook_objects(webhook_kustomized))
+    assert kinds == sorted(
+        [
+            "ServiceAccount",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "Role",
+            "Role",
+            "RoleBinding",
+            "RoleBinding",
+            "Service",
+            "Deployment",
+            "MutatingWebhookConfiguration",
+        ]
+    )
+
+
+def test_webhook_is_off_by_default_in_helm(chart: list[dict[str, Any]]) -> None:
+    assert not _webhook_objects(chart)
+
+
+@pytest.mark.parametrize("source", ["kustomize", "helm"])
+def test_webhook_grants_exactly_its_table(
+    webhook_kustomized: list[dict[str, Any]], webhook_chart: list[dict[str, Any]], source: str
+) -> None:
+    objects = webhook_kustomized if source == "kustomize" else webhook_chart
+    assert rbac_grants(bound_to(objects, WEBHOOK_SERVICE_ACCOUNT), WEBHOOK_SERVICE_ACCOUNT) == grants(WEBHOOK_API_CALLS)
+    # The daemon's grants do not change with the webhook on.
+    assert rbac_grants(bound_to(objects, "vkeci")) == grants(calls_for("base"))
+
+
+@pytest.mark.parametrize("source", ["kustomize", "helm"])
+def test_webhook_configuration_never_blocks_pod_creation(
+    webhook_kustomized: list[dict[str, Any]], webhook_chart: list[dict[str, Any]], source: str
+) -> None:
+    objects = webhook_kustomized if source == "kustomize" else webhook_chart
+    (webhook,) = one(objects, "MutatingWebhookConfiguration")["webhooks"]
+    assert webhook["failurePolicy"] == "Ignore"
+    assert webhook["sideEffects"] == "None"
+    assert webhook["reinvocationPolicy"] == "IfNeeded"
+    assert webhook["timeoutSeconds"] == 3
+    assert webhook["admissionReviewVersions"] == ["v1"]
+    assert webhook["namespaceSelector"] == {
+        "matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", NAMESPACE]}
+        ]
+    }
+    service = [o for o in by_kind(objects, "Service") if o["metadata"]["name"] == "vkeci-webhook"]
+    assert webhook["clientConfig"]["service"] == {
+        "name": service[0]["metadata"]["name"],
+        "namespace": NAMESPACE,
+        "path": "/mutate-pods",
+        "port": 443,
+    }
+
+
+def daemon_image(objects: list[dict[str, Any]]) -> str:
+    """The daemon's image in a rendering."""
+    daemon = next(o for o in by_kind(objects, "Deployment") if o["metadata"]["name"] == "vkeci")
+    image: str = daemon["spec"]["template"]["spec"]["containers"][0]["image"]
+    return image
+
+
+def test_webhook_deployment_serves_its_service(
+    webhook_kustomized: list[dict[str, Any]], webhook_chart: list[dict[str, Any]]
+) -> None:
+    for objects in (webhook_kustomized, webhook_chart):
+        deployment = next(o for o in by_kind(objects, "Deployment") if o["metadata"]["name"] == "vkeci-webhook")
+        service = next(o for o in by_kind(objects, "Service") if o["metadata"]["name"] == "vkeci-webhook")
+        pod = deployment["spec"]["template"]
+        assert deployment["spec"]["replicas"] == 2
+        assert service["spec"]["selector"] == deployment["spec"]["selector"]["matchLabels"]
+        assert pod["metadata"]["labels"] == deployment["spec"]["selector"]["matchLabels"]
+        assert pod["spec"]["serviceAccountName"] == WEBHOOK_SERVICE_ACCOUNT
+        (container,) = pod["spec"]["containers"]
+        assert container["readinessProbe"] == {"httpGet": {"path": "/healthz", "port": "https", "scheme": "HTTPS"}}
+        assert container["image"] == daemon_image(objects)
+        # The names it keeps up to date are the ones its RBAC grants.
+        assert "--webhook-configuration=vkeci" in container["args"]
+        assert "--tls-secret=$(POD_NAMESPACE)/vkeci-webhook-tls" in container["args"]
+        assert "--service=vkeci-webhook.$(POD_NAMESPACE)" in container["args"]
+        # The daemon's hardening.
+        daemon = next(o for o in by_kind(objects, "Deployment") if o["metadata"]["name"] == "vkeci")
+        assert pod["spec"]["securityContext"] == daemon["spec"]["template"]["spec"]["securityContext"]
+        assert container["securityContext"] == daemon["spec"]["template"]["spec"]["containers"][0]["securityContext"]
+
+
+def test_helm_webhook_follows_the_release_name_and_values(helm_bin: Path) -> None:
+    objects = helm_template(
+        helm_bin,
+        "webhook.enabled=true",
+        "webhook.replicas=3",
+        "webhook.timeoutSeconds=5",
+        "webhook.failurePolicy=Fail",
+        "webhook.excludedNamespaces={kube-system,monitoring}",
+        "image.repository=registry.example.com/vkeci",
+        "image.tag=0.2.0",
+        release="eci",
+    )
+    (webhook,) = one(objects, "MutatingWebhookConfiguration")["webhooks"]
+    assert webhook["failurePolicy"] == "Fail" and webhook["timeoutSeconds"] == 5
+    assert webhook["namespaceSelector"]["matchExpressions"][0]["values"] == ["kube-system", "monitoring", NAMESPACE]
+    assert webhook["clientConfig"]["service"]["name"] == "eci-vkeci-webhook"
+    deployment = next(o for o in by_kind(objects, "Deployment") if o["metadata"]["name"] == "eci-vkeci-webhook")
+    assert deployment["spec"]["replicas"] == 3
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "registry.example.com/vkeci:0.2.0"
+    assert "--webhook-configuration=eci-vkeci" in container["args"]
+    assert "--tls-secret=$(POD_NAMESPACE)/eci-vkeci-webhook-tls" in container["args"]
+    assert "--service=eci-vkeci-webhook.$(POD_NAMESPACE)" in container["args"]
+    granted = rbac_grants(bound_to(objects, "eci-vkeci-webhook"), "eci-vkeci-webhook")
+    names = {g[4] for g in granted if g[4]}
+    assert names == {("eci-vkeci",), ("eci-vkeci-webhook-tls",)}
+
+
+def test_helm_refuses_a_blocking_or_unknown_failure_policy(helm_bin: Path) -> None:
+    result = helm(
+        helm_bin,
+        "template",
+        "vkeci",
+        str(CHART),
+        "--set",
+        "webhook.enabled=true",
+        "--set",
+        "webhook.failurePolicy=No",
+        check=False,
+    )
+    assert result.returncode != 0 and "failurePolicy" in result.stderr
+
+
+def test_helm_lint_with_the_webhook(helm_bin: Path) -> None:
+    result = helm(helm_bin, "lint", "--strict", str(CHART), "--namespace", NAMESPACE, "--set", "webhook.enabled=true")
+    assert "0 chart(s) failed" in result.stdout, result.stdout
+
+
+def test_overlay_enables_the_webhook_with_its_image(kubectl_bin: Path) -> None:
+    objects = kustomize(kubectl_bin, KUSTOMIZE / "overlays" / "example")
+    images = {
+        o["metadata"]["name"]: o["spec"]["template"]["spec"]["containers"][0]["image"]
+        for o in by_kind(objects, "Deployment")
+    }
+    assert images == {"vkeci": "registry.example.com/vkeci:0.1.0", "vkeci-webhook": "registry.example.com/vkeci:0.1.0"}
+    assert one(objects, "MutatingWebhookConfiguration")["metadata"]["name"] == "vkeci"

@@ -131,6 +131,14 @@ def kubelet_reader_token(cluster: Cluster, namespace: str) -> str:
     return cluster.kubectl("-n", namespace, "create", "token", "kubelet-reader").stdout.strip()
 
 
+def lease_version(cluster: Cluster, node: str) -> str:
+    """The resourceVersion of the node's Lease ("" while there is none)."""
+    result = cluster.kubectl(
+        "-n", "kube-node-lease", "get", "lease", node, "-o", "jsonpath={.metadata.resourceVersion}", check=False
+    )
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
 def kubelet_get(daemon: DaemonProcess, path: str, token: str) -> requests.Response:
     """GET on the daemon's kubelet API with a bearer token, directly on the node address where the harness
     makes it listen (10.250.0.1 inside the test namespace), as the API server would dial it."""
@@ -215,6 +223,10 @@ def test_pod_lifecycle_logs_and_decommission_with_only_the_manifests_rbac(
         assert logs.status_code == 200, logs.text
         cluster.kubectl("-n", namespace, "delete", "pod", "web", "--wait=false")
         wait_for(unless_forbidden(lambda: not kube.pods(namespace), daemon), 60, "pod web gone")
+        # The Lease is renewed (PUT) every --lease-interval; on a fast run the scenario can end before the
+        # first renewal, so wait for one to be seen before counting.
+        first = lease_version(cluster, node)
+        wait_for(unless_forbidden(lambda: lease_version(cluster, node) != first, daemon), 30, "a lease renewal")
         assert daemon.stop() == 0
         assert not forbidden_lines(daemon)
         counts = request_counts(stats)
@@ -280,7 +292,7 @@ def test_scale_kill_9_and_restart_with_only_the_manifests_rbac(
         )
 
 
-@pytest.mark.parametrize("components", [[], ["tls-csr"], ["tls-csr-approve"], ["decommission"]])
+@pytest.mark.parametrize("components", [[], ["tls-csr"], ["tls-csr-approve"], ["decommission"], ["webhook"]])
 def test_kustomize_objects_pass_the_api_servers_validation(
     installed: None, cluster: Cluster, tmp_path: Path, components: list[str]
 ) -> None:
@@ -292,8 +304,18 @@ def test_kustomize_objects_pass_the_api_servers_validation(
 def test_helm_install_passes_the_api_servers_validation_and_prints_its_notes(cluster: Cluster, namespace: str) -> None:
     args = ["install", "vkeci-dry", str(CHART), "--namespace", namespace, "--kubeconfig", str(cluster.kubeconfig)]
     result = helm(
-        ensure_helm(), *args, "--dry-run=server", "--set", "tls.mode=csr", "--set", "settings.region=cn-hangzhou"
+        ensure_helm(),
+        *args,
+        "--dry-run=server",
+        "--set",
+        "tls.mode=csr",
+        "--set",
+        "settings.region=cn-hangzhou",
+        "--set",
+        "webhook.enabled=true",
     )
     assert "STATUS: pending-install" in result.stdout
+    assert "kind: MutatingWebhookConfiguration" in result.stdout
     notes = result.stdout.split("NOTES:", 1)[1]
     assert "kubectl certificate approve" in notes and "credential chain" in notes
+    assert "deployment/vkeci-dry-webhook" in notes

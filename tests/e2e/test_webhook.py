@@ -1,11 +1,11 @@
 """`vkeci webhook` end to end: the real kube-apiserver calls it for every pod creation.
 
 Each test runs its own webhook process and its own copy of the shipped MutatingWebhookConfiguration
-(deploy/webhook/mutatingwebhook.yaml), pointed at ``https://127.0.0.1:PORT/mutate-pods`` with the
-caBundle the process itself writes there (the self-signed path, for real). Two things keep tests apart
-in the shared cluster: the configuration only applies to namespaces labelled with the test's id, and
-the daemon and the webhook use a taint key of their own, so a routed pod can only land on this test's
-virtual node.
+(deploy/kustomize/components/webhook/mutatingwebhook.yaml), pointed at ``https://127.0.0.1:PORT/mutate-pods``
+with the caBundle the process itself writes there (the self-signed path, for real). Two things keep tests
+apart in the shared cluster: the configuration only applies to namespaces labelled with the test's id, and the
+daemon and the webhook use a taint key of their own, so a routed pod can only land on this test's virtual
+node.
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from vkfixtures import *  # noqa: F403 - pytest fixtures: daemon_factory, fake_e
 
 from e2e.cluster import Cluster
 from e2e.harness import ROOT, fake_groups, free_port, running, wait_for
+from e2e.manifests import with_components
 from vkeci.clients.kube import KubeError
 
-CONFIGURATION = ROOT / "deploy" / "webhook" / "mutatingwebhook.yaml"
+CONFIGURATION = ROOT / "deploy" / "kustomize" / "components" / "webhook" / "mutatingwebhook.yaml"
 PROFILE_PATH = "/api/v1/namespaces/kube-system/configmaps"
 ISOLATION_LABEL = "e2e.vkeci.io/webhook"
 
@@ -380,7 +381,19 @@ def test_a_burst_deployment_fills_the_real_node_then_spills_onto_the_virtual_nod
         cluster.kubectl("delete", "node", real, "--ignore-not-found", "--wait=false", check=False)
 
 
-def test_the_shipped_manifests_are_accepted_by_the_api_server(cluster, kube):
+def namespace_exists(kube: Any, name: str) -> bool:
+    """Whether the namespace is still there (terminating counts)."""
+    try:
+        kube.client.get(f"/api/v1/namespaces/{name}")
+    except KubeError as err:
+        if err.not_found:
+            return False
+        raise
+    return True
+
+
+def test_the_shipped_manifests_are_accepted_by_the_api_server(cluster, kube, tmp_path):
+    """The kustomize base with the webhook component, as the example overlay installs it."""
     created = False
     try:
         kube.client.post("/api/v1/namespaces", {"metadata": {"name": "vkeci-system"}})
@@ -389,12 +402,15 @@ def test_the_shipped_manifests_are_accepted_by_the_api_server(cluster, kube):
         if not err.conflict:
             raise
     try:
-        out = cluster.kubectl("apply", "--dry-run=server", "-f", str(ROOT / "deploy" / "webhook"))
+        out = cluster.kubectl("apply", "--dry-run=server", "-k", str(with_components(tmp_path, ["webhook"])))
     finally:
         if created:
             kube.client.delete("/api/v1/namespaces/vkeci-system")
+            # Gone before the next test: tests/e2e/test_deploy_identity.py installs into it.
+            wait_for(lambda: not namespace_exists(kube, "vkeci-system"), 60, "namespace vkeci-system deleted")
     assert "mutatingwebhookconfiguration.admissionregistration.k8s.io/vkeci created (server dry run)" in out.stdout
     assert "deployment.apps/vkeci-webhook created (server dry run)" in out.stdout
+    assert "role.rbac.authorization.k8s.io/vkeci-webhook created (server dry run)" in out.stdout
 
 
 def test_two_replicas_share_one_self_signed_certificate(

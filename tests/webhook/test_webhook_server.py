@@ -172,7 +172,9 @@ def test_the_shipped_configuration_never_blocks_pod_creation() -> None:
     import yaml
 
     root = Path(__file__).resolve().parents[2]
-    config = yaml.safe_load((root / "deploy" / "webhook" / "mutatingwebhook.yaml").read_text())
+    config = yaml.safe_load(
+        (root / "deploy" / "kustomize" / "components" / "webhook" / "mutatingwebhook.yaml").read_text()
+    )
     (webhook,) = config["webhooks"]
     assert webhook["failurePolicy"] == "Ignore"
     assert webhook["timeoutSeconds"] <= 5

@@ -54,3 +54,14 @@ app.kubernetes.io/component: daemon
 {{- end -}}
 {{- .Values.tls.mode -}}
 {{- end -}}
+
+{{/* The admission webhook's objects (webhook.enabled): its Deployment, ServiceAccount, Service, RBAC. */}}
+{{- define "vkeci.webhookName" -}}
+{{- printf "%s-webhook" (include "vkeci.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "vkeci.webhookSelectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: webhook
+{{- end -}}
