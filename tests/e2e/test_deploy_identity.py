@@ -221,6 +221,10 @@ def test_pod_lifecycle_logs_and_decommission_with_only_the_manifests_rbac(
         reader = kubelet_reader_token(cluster, namespace)
         logs = kubelet_get(daemon, f"/containerLogs/{namespace}/web/web", reader)
         assert logs.status_code == 200, logs.text
+        # kubectl exec through the API server's node proxy: the API server's client certificate is checked
+        # against the in-cluster CA and authorized with a SubjectAccessReview of the daemon's identity.
+        result = cluster.kubectl("-n", namespace, "exec", "web", "--", "sh", "-c", "echo $MODE", check=False)
+        assert (result.returncode, result.stdout) == (0, "e2e\n"), result.stderr
         cluster.kubectl("-n", namespace, "delete", "pod", "web", "--wait=false")
         wait_for(unless_forbidden(lambda: not kube.pods(namespace), daemon), 60, "pod web gone")
         # The Lease is renewed (PUT) every --lease-interval; on a fast run the scenario can end before the
