@@ -130,8 +130,8 @@ def run(args: argparse.Namespace) -> int:
     except KubeError as err:
         log.error("cannot reach Kubernetes", extra=fields(error=str(err)))
         return 1
-    # Admission runs inside the API server's timeout (3 s in deploy/kustomize/components/webhook): the namespace GET of a cache
-    # miss must fail fast rather than turn the pod's creation into a timeout.
+    # Admission runs inside the API server's timeout (3 s in deploy/kustomize/components/webhook): the
+    # namespace GET of a cache miss must fail fast rather than turn the pod's creation into a timeout.
     kube = KubeClient(credentials, timeout=2.0, connect_timeout=1.0, user_agent="vkeci-webhook")
     stop = threading.Event()
     profile = ProfileWatcher(
