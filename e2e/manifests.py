@@ -104,6 +104,8 @@ NOT_API_CALLS = {
     # `vkeci check` only: every authenticated user may create a SelfSubjectAccessReview (system:basic-user).
     "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
     "/version",  # `vkeci check`; readable by everyone (system:public-info-viewer)
+    # The health endpoint's routes (controllers.health; the probes call the daemon on them).
+    "/readyz",
     # The kubelet API's own routes (the API server calls the daemon on them).
     "/healthz",
     "/healthz/",

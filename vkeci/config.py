@@ -234,6 +234,20 @@ class NodeSettings:
     drain_timeout: float = 600.0
 
 
+@dataclass
+class HealthSettings:
+    """The health endpoint (``/healthz``, ``/readyz``; ``controllers.health``)."""
+
+    # Loopback outside a pod, like the kubelet's healthz; the manifests give the pod IP (probes cannot
+    # reach a pod's loopback).
+    address: str = "127.0.0.1"
+    port: int = 10248  # the kubelet's healthz port; 0 turns the endpoint off
+    # The longest one pass of a loop may take beyond its own period before /healthz fails: a pass makes
+    # a few Kubernetes calls (30 s timeout each, up to 60 s waiting for the rate limiter) and ECI calls
+    # (10 s read timeout, retried), so 3 minutes is a hang, not a slow pass.
+    stale_after: float = 180.0
+
+
 def default(settings: type, name: str) -> Any:
     """The default of field ``name`` of a settings dataclass (what a flag's default must be)."""
     for item in dataclasses.fields(settings):

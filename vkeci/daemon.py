@@ -19,7 +19,8 @@ from typing import Any
 from vkeci.clients.eci import EciClient
 from vkeci.clients.kube import KubeClient, load_credentials
 from vkeci.clients.ratelimit import kube_bucket
-from vkeci.config import Config, NodeSettings, PodSettings
+from vkeci.config import Config, HealthSettings, NodeSettings, PodSettings
+from vkeci.controllers.health import HealthServer, Liveness
 from vkeci.controllers.lease import LeaseController
 from vkeci.controllers.node import Heartbeat, NodeController, decommission
 from vkeci.controllers.pods import PodController
@@ -59,6 +60,20 @@ class Daemon:
         self.profile = ProfileWatcher(self.kube.with_priority(False), component="vkeci")
         self.translator = translator or Translation(config, self.kube, profile=self.profile)
         self.pods = PodController(self.kube, self.eci, config, self.translator, options)
+        self.liveness = Liveness(HealthSettings.stale_after)
+        self.registered = threading.Event()
+
+    def start_health(self, settings: HealthSettings) -> HealthServer:
+        """Serve ``/healthz`` and ``/readyz`` (``controllers.health``); raises OSError when it cannot bind."""
+        self.liveness.stale_after = settings.stale_after
+        server = HealthServer(settings.address, settings.port, self.liveness, self.waiting_for)
+        server.start()
+        return server
+
+    def waiting_for(self) -> list[str]:
+        """What keeps the daemon from being ready (empty once it is): ``/readyz``."""
+        waiting = [] if self.registered.is_set() else ["node registration"]
+        return waiting + ([] if self.pods.synced.is_set() else ["pod cache sync"])
 
     def start_kubelet_api(self, args: argparse.Namespace) -> Any:
         """Serve the kubelet HTTPS API (logs, exec, stats) on the configured kubelet port."""
@@ -99,7 +114,8 @@ class Daemon:
         self.heartbeat.ping()
         if not self.heartbeat.register(stop):
             return []
-        threads = self.heartbeat.threads(stop)
+        self.registered.set()
+        threads = self.heartbeat.threads(stop, self.liveness)
         for thread in threads:
             thread.start()
         threads.append(self.profile.start(stop))
@@ -107,7 +123,7 @@ class Daemon:
         # hold the node back (the watch keeps retrying and the daemon's own settings apply meanwhile).
         if not self.profile.synced.wait(5.0):
             log.warning("eci-profile not read yet; the daemon's own settings apply until it is")
-        threads += self.pods.start(stop)
+        threads += self.pods.start(stop, self.liveness)
         if not stop.is_set():
             log.info("daemon running", extra=fields(node=self.config.node_name))
         return threads

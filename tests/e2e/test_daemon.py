@@ -43,6 +43,10 @@ def test_node_and_lease_are_registered(daemon, kube):
     assert lease["metadata"]["ownerReferences"][0]["uid"] == node["metadata"]["uid"]
     first = lease["spec"]["renewTime"]
     wait_for(lambda: kube.get(lease_path)["spec"]["renewTime"] != first, 10, "the lease to be renewed")
+    # The health endpoint, plain HTTP on loopback (the default address), no credentials.
+    for path in ("/healthz", "/readyz"):
+        answer = requests.get(f"http://127.0.0.1:{daemon.health_port}{path}", timeout=5)
+        assert (answer.status_code, answer.text) == (200, "ok\n"), path
 
 
 def _deployment_pods(kube, namespace, name):

@@ -78,7 +78,10 @@ class DaemonProcess:
         self.log_path = log_path
         # The kubelet API listens on the node address only (in the test namespace: 10.250.0.1).
         listen = f"--kubelet-listen={node_ip()}"
-        self.args = [sys.executable, "-m", "vkeci", "run", *FAST_ARGS, listen, *extra_args]
+        # Each daemon its own health port (several run at once; the default 10248 would collide).
+        self.health_port = free_port()
+        health = f"--health-port={self.health_port}"
+        self.args = [sys.executable, "-m", "vkeci", "run", *FAST_ARGS, listen, health, *extra_args]
         self.env = {
             **os.environ,
             "KUBECONFIG": str(kubeconfig),
