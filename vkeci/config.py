@@ -13,6 +13,7 @@ for a secret) and says what is expected.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -113,6 +114,10 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def _ip(value: str) -> str:
+    return str(ipaddress.ip_address(value.strip()))
+
+
 _NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
@@ -160,7 +165,8 @@ SETTINGS: tuple[Setting, ...] = (
         _choice("VSwitchOrdered", "VSwitchRandom"),
         "VSwitchOrdered or VSwitchRandom",
     ),
-    Setting("internal_ip", ("VKUBELET_POD_IP", "VKUBELET_NODE_IP"), _text, "the IP the API server dials"),
+    # VKUBELET_NODE_IP (set by the admin) wins over VKUBELET_POD_IP (the downward API in the manifests).
+    Setting("internal_ip", ("VKUBELET_NODE_IP", "VKUBELET_POD_IP"), _ip, "an IP address the API server can dial"),
     Setting(
         "log_level",
         ("VKECI_LOG_LEVEL", "LOG_LEVEL"),
@@ -311,6 +317,16 @@ class Config:
                     f"{setting.env[0]} is not set: expected {setting.expected} "
                     f"(flag --{name.replace('_', '-')}, or `{name}:` in the config file)"
                 )
+
+
+def require_internal_ip(config: Config) -> None:
+    """The node's InternalIP must be given: a silent 127.0.0.1 would make every `kubectl logs` fail far from
+    its cause. Loopback is fine when given explicitly (development beside a local cluster)."""
+    if not config.internal_ip:
+        raise ConfigError(
+            "the node's InternalIP is not set: set VKUBELET_NODE_IP (flag --internal-ip) to an address the API "
+            "server can dial, or run in a pod with VKUBELET_POD_IP from the downward API (status.podIP)"
+        )
 
 
 def _parse(setting: Setting, raw: Any, source: str) -> Any:

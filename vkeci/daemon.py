@@ -81,7 +81,7 @@ class Daemon:
         from vkeci.kubelet.server import KubeletServer, ServerSettings
         from vkeci.kubelet.tls import CsrIssuer, FileIssuer, SelfSignedIssuer, ServingTls, load_client_ca
 
-        addresses = [self.config.internal_ip or "127.0.0.1"]
+        addresses = [self.config.internal_ip]
         issuer: Any
         if args.tls_cert_file and args.tls_key_file:
             issuer = FileIssuer(args.tls_cert_file, args.tls_key_file)

@@ -137,6 +137,7 @@ GC_THRESHOLDS = (50_000, 20, 10)
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of `vkeci run`."""
+    from vkeci import config as config_module
     from vkeci import log as logmod
     from vkeci.clients.kube import KubeError
     from vkeci.daemon import Daemon
@@ -145,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args)
         logmod.setup(config.log_level, config.log_format)
         config.require("region")
+        config_module.require_internal_ip(config)
     except ConfigError as err:
         print(f"vkeci run: {err}", file=sys.stderr)
         return 2
