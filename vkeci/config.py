@@ -118,6 +118,17 @@ def _ip(value: str) -> str:
     return str(ipaddress.ip_address(value.strip()))
 
 
+def _ips(value: str) -> tuple[str, ...]:
+    return tuple(_ip(item) for item in _csv(value))
+
+
+def _host_port(value: str) -> str:
+    host, sep, port = _endpoint(value).rpartition(":")
+    if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(value)
+    return value.strip()
+
+
 _NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
@@ -182,9 +193,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("kube_burst", ("VKECI_KUBE_BURST",), _positive_int, "a positive number of requests"),
     Setting("zone_id", ("ECI_ZONE_ID",), _text, "a zone id such as cn-hangzhou-h"),
     Setting("resource_group_id", ("ECI_RESOURCE_GROUP_ID",), _text, "a resource group id such as rg-xxxx"),
-    Setting("cluster_dns", ("CLUSTER_DNS",), _csv, "a comma-separated list of DNS server IPs (the kube-dns Service)"),
+    Setting(
+        "cluster_dns",
+        ("CLUSTER_DNS",),
+        _ips,
+        "a comma-separated list of DNS server IP addresses (the kube-dns Service's ClusterIP), e.g. 10.96.0.10",
+    ),
     Setting("cluster_domain", ("CLUSTER_DOMAIN",), _text, "the cluster's DNS domain, e.g. cluster.local"),
-    Setting("api_server", ("API_SERVER",), _endpoint, "host:port of the API server as ECI pods reach it, no scheme"),
+    Setting(
+        "api_server",
+        ("API_SERVER",),
+        _host_port,
+        "host:port of the API server as ECI pods reach it, with the port and no scheme, e.g. 192.168.0.10:6443",
+    ),
 )
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
 SECRET_FIELDS = frozenset(setting.name for setting in SETTINGS if setting.secret)

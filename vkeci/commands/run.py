@@ -39,6 +39,11 @@ CONFIG_FLAGS = (
     ("kube_qps", "Kubernetes API requests per second"),
     ("kube_burst", "Kubernetes API burst"),
     ("rate_limits", "true/false: client-side ECI rate limits"),
+    ("cluster_dns", "comma-separated DNS server IPs for ClusterFirst pods (default: the kube-system/kube-dns Service)"),
+    ("cluster_domain", "the cluster's DNS domain (default cluster.local)"),
+    ("api_server", "host:port ECI pods reach the API server on (default: the default/kubernetes endpoints)"),
+    ("zone_id", "default ECI zone id (annotations override)"),
+    ("resource_group_id", "default resource group id (annotations override)"),
 )
 
 
