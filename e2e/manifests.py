@@ -57,7 +57,16 @@ API_CALLS: tuple[ApiCall, ...] = (
     ApiCall(("patch",), "", "nodes/status", ("/status",)),
     ApiCall(("get",), "", "configmaps", ("/configmaps/",)),
     ApiCall(("get",), "", "secrets", ("/secrets/",)),
-    ApiCall(("get", "list"), "", "services", ("/api/v1/namespaces/default/services/kubernetes", "/services")),
+    ApiCall(
+        ("get", "list"),
+        "",
+        "services",
+        (
+            "/api/v1/namespaces/default/services/kubernetes",
+            "/services",
+            "/api/v1/namespaces/kube-system/services/kube-dns",
+        ),
+    ),
     ApiCall(("create",), "", "serviceaccounts/token", ("/serviceaccounts/", "/token")),
     ApiCall(("create",), "authentication.k8s.io", "tokenreviews", ("/apis/authentication.k8s.io/v1/tokenreviews",)),
     ApiCall(
@@ -73,7 +82,14 @@ API_CALLS: tuple[ApiCall, ...] = (
         ("/apis/coordination.k8s.io/v1/namespaces/", "/leases"),
         scope="kube-node-lease",
     ),
-    ApiCall(("get",), "discovery.k8s.io", "endpointslices", (), scope="default", names=("kubernetes",), planned=True),
+    ApiCall(
+        ("get",),
+        "discovery.k8s.io",
+        "endpointslices",
+        ("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes",),
+        scope="default",
+        names=("kubernetes",),
+    ),
     ApiCall(
         ("create", "get"),
         "certificates.k8s.io",

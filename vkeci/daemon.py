@@ -20,6 +20,7 @@ from vkeci.clients.eci import EciClient
 from vkeci.clients.kube import KubeClient, load_credentials
 from vkeci.clients.ratelimit import kube_bucket
 from vkeci.config import Config, HealthSettings, NodeSettings, PodSettings
+from vkeci.controllers.clusterinfo import with_cluster_defaults
 from vkeci.controllers.health import HealthServer, Liveness
 from vkeci.controllers.lease import LeaseController
 from vkeci.controllers.node import Heartbeat, NodeController, decommission
@@ -49,6 +50,8 @@ class Daemon:
         credentials = load_credentials(config.kubeconfig)
         bucket = kube_bucket(config.kube_qps, config.kube_burst)
         self.kube = KubeClient(credentials, limiter=bucket)
+        # The cluster DNS and the API server address ECI pods need, from the cluster when not set.
+        config = self.config = with_cluster_defaults(config, self.kube)
         # Heartbeats get their own connection pool and the reserved part of the budget.
         self.heartbeat_kube = self.kube.with_priority(True)
         # One ECI client for the controllers and the kubelet API: one budget, one count (--stats-file).
