@@ -167,7 +167,10 @@ class DaemonProcess:
     ) -> None:
         self.node = node
         self.log_path = log_path
-        self.args = [sys.executable, "-m", "vkeci", "run", *FAST_ARGS, kubelet_listen(), *extra_args]
+        # Each daemon its own health port (several run at once; the default 10248 would collide).
+        self.health_port = free_port()
+        health = f"--health-port={self.health_port}"
+        self.args = [sys.executable, "-m", "vkeci", "run", *FAST_ARGS, kubelet_listen(), health, *extra_args]
         fast = {
             "VKECI_STATUS_INTERVAL": "0.5",
             "VKECI_RESYNC_INTERVAL": "30",

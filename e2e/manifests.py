@@ -57,7 +57,16 @@ API_CALLS: tuple[ApiCall, ...] = (
     ApiCall(("patch",), "", "nodes/status", ("/status",)),
     ApiCall(("get",), "", "configmaps", ("/configmaps/",)),
     ApiCall(("get",), "", "secrets", ("/secrets/",)),
-    ApiCall(("get", "list"), "", "services", ("/api/v1/namespaces/default/services/kubernetes", "/services")),
+    ApiCall(
+        ("get", "list"),
+        "",
+        "services",
+        (
+            "/api/v1/namespaces/default/services/kubernetes",
+            "/services",
+            "/api/v1/namespaces/kube-system/services/kube-dns",
+        ),
+    ),
     ApiCall(("create",), "", "serviceaccounts/token", ("/serviceaccounts/", "/token")),
     ApiCall(("create",), "authentication.k8s.io", "tokenreviews", ("/apis/authentication.k8s.io/v1/tokenreviews",)),
     ApiCall(
@@ -74,7 +83,14 @@ API_CALLS: tuple[ApiCall, ...] = (
         scope="kube-node-lease",
     ),
     ApiCall(("list", "watch"), "", "configmaps", ("/configmaps",), scope="kube-system", names=("eci-profile",)),
-    ApiCall(("get",), "discovery.k8s.io", "endpointslices", (), scope="default", names=("kubernetes",), planned=True),
+    ApiCall(
+        ("get",),
+        "discovery.k8s.io",
+        "endpointslices",
+        ("/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/kubernetes",),
+        scope="default",
+        names=("kubernetes",),
+    ),
     ApiCall(
         ("create", "get"),
         "certificates.k8s.io",
@@ -105,6 +121,8 @@ NOT_API_CALLS = {
     # `vkeci check` only: every authenticated user may create a SelfSubjectAccessReview (system:basic-user).
     "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
     "/version",  # `vkeci check`; readable by everyone (system:public-info-viewer)
+    # The health endpoint's routes (controllers.health; the probes call the daemon on them).
+    "/readyz",
     # The kubelet API's own routes (the API server calls the daemon on them).
     "/healthz",
     "/healthz/",

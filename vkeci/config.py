@@ -13,6 +13,7 @@ for a secret) and says what is expected.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -113,6 +114,21 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def _ip(value: str) -> str:
+    return str(ipaddress.ip_address(value.strip()))
+
+
+def _ips(value: str) -> tuple[str, ...]:
+    return tuple(_ip(item) for item in _csv(value))
+
+
+def _host_port(value: str) -> str:
+    host, sep, port = _endpoint(value).rpartition(":")
+    if not sep or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(value)
+    return value.strip()
+
+
 _NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
@@ -160,7 +176,8 @@ SETTINGS: tuple[Setting, ...] = (
         _choice("VSwitchOrdered", "VSwitchRandom"),
         "VSwitchOrdered or VSwitchRandom",
     ),
-    Setting("internal_ip", ("VKUBELET_POD_IP", "VKUBELET_NODE_IP"), _text, "the IP the API server dials"),
+    # VKUBELET_NODE_IP (set by the admin) wins over VKUBELET_POD_IP (the downward API in the manifests).
+    Setting("internal_ip", ("VKUBELET_NODE_IP", "VKUBELET_POD_IP"), _ip, "an IP address the API server can dial"),
     Setting(
         "log_level",
         ("VKECI_LOG_LEVEL", "LOG_LEVEL"),
@@ -176,9 +193,19 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("kube_burst", ("VKECI_KUBE_BURST",), _positive_int, "a positive number of requests"),
     Setting("zone_id", ("ECI_ZONE_ID",), _text, "a zone id such as cn-hangzhou-h"),
     Setting("resource_group_id", ("ECI_RESOURCE_GROUP_ID",), _text, "a resource group id such as rg-xxxx"),
-    Setting("cluster_dns", ("CLUSTER_DNS",), _csv, "a comma-separated list of DNS server IPs (the kube-dns Service)"),
+    Setting(
+        "cluster_dns",
+        ("CLUSTER_DNS",),
+        _ips,
+        "a comma-separated list of DNS server IP addresses (the kube-dns Service's ClusterIP), e.g. 10.96.0.10",
+    ),
     Setting("cluster_domain", ("CLUSTER_DOMAIN",), _text, "the cluster's DNS domain, e.g. cluster.local"),
-    Setting("api_server", ("API_SERVER",), _endpoint, "host:port of the API server as ECI pods reach it, no scheme"),
+    Setting(
+        "api_server",
+        ("API_SERVER",),
+        _host_port,
+        "host:port of the API server as ECI pods reach it, with the port and no scheme, e.g. 192.168.0.10:6443",
+    ),
 )
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
 SECRET_FIELDS = frozenset(setting.name for setting in SETTINGS if setting.secret)
@@ -232,6 +259,20 @@ class NodeSettings:
     ping_interval: float = 10.0
     # `vkeci run --decommission`: how long to wait for the node's pods to go.
     drain_timeout: float = 600.0
+
+
+@dataclass
+class HealthSettings:
+    """The health endpoint (``/healthz``, ``/readyz``; ``controllers.health``)."""
+
+    # Loopback outside a pod, like the kubelet's healthz; the manifests give the pod IP (probes cannot
+    # reach a pod's loopback).
+    address: str = "127.0.0.1"
+    port: int = 10248  # the kubelet's healthz port; 0 turns the endpoint off
+    # The longest one pass of a loop may take beyond its own period before /healthz fails: a pass makes
+    # a few Kubernetes calls (30 s timeout each, up to 60 s waiting for the rate limiter) and ECI calls
+    # (10 s read timeout, retried), so 3 minutes is a hang, not a slow pass.
+    stale_after: float = 180.0
 
 
 def default(settings: type, name: str) -> Any:
@@ -297,6 +338,16 @@ class Config:
                     f"{setting.env[0]} is not set: expected {setting.expected} "
                     f"(flag --{name.replace('_', '-')}, or `{name}:` in the config file)"
                 )
+
+
+def require_internal_ip(config: Config) -> None:
+    """The node's InternalIP must be given: a silent 127.0.0.1 would make every `kubectl logs` fail far from
+    its cause. Loopback is fine when given explicitly (development beside a local cluster)."""
+    if not config.internal_ip:
+        raise ConfigError(
+            "the node's InternalIP is not set: set VKUBELET_NODE_IP (flag --internal-ip) to an address the API "
+            "server can dial, or run in a pod with VKUBELET_POD_IP from the downward API (status.podIP)"
+        )
 
 
 def _parse(setting: Setting, raw: Any, source: str) -> Any:

@@ -19,7 +19,9 @@ from typing import Any
 from vkeci.clients.eci import EciClient
 from vkeci.clients.kube import KubeClient, load_credentials
 from vkeci.clients.ratelimit import kube_bucket
-from vkeci.config import Config, NodeSettings, PodSettings
+from vkeci.config import Config, HealthSettings, NodeSettings, PodSettings
+from vkeci.controllers.clusterinfo import with_cluster_defaults
+from vkeci.controllers.health import HealthServer, Liveness
 from vkeci.controllers.lease import LeaseController
 from vkeci.controllers.node import Heartbeat, NodeController, decommission
 from vkeci.controllers.pods import PodController
@@ -48,6 +50,8 @@ class Daemon:
         credentials = load_credentials(config.kubeconfig)
         bucket = kube_bucket(config.kube_qps, config.kube_burst)
         self.kube = KubeClient(credentials, limiter=bucket)
+        # The cluster DNS and the API server address ECI pods need, from the cluster when not set.
+        config = self.config = with_cluster_defaults(config, self.kube)
         # Heartbeats get their own connection pool and the reserved part of the budget.
         self.heartbeat_kube = self.kube.with_priority(True)
         # One ECI client for the controllers and the kubelet API: one budget, one count (--stats-file).
@@ -59,6 +63,20 @@ class Daemon:
         self.profile = ProfileWatcher(self.kube.with_priority(False), component="vkeci")
         self.translator = translator or Translation(config, self.kube, profile=self.profile)
         self.pods = PodController(self.kube, self.eci, config, self.translator, options)
+        self.liveness = Liveness(HealthSettings.stale_after)
+        self.registered = threading.Event()
+
+    def start_health(self, settings: HealthSettings) -> HealthServer:
+        """Serve ``/healthz`` and ``/readyz`` (``controllers.health``); raises OSError when it cannot bind."""
+        self.liveness.stale_after = settings.stale_after
+        server = HealthServer(settings.address, settings.port, self.liveness, self.waiting_for)
+        server.start()
+        return server
+
+    def waiting_for(self) -> list[str]:
+        """What keeps the daemon from being ready (empty once it is): ``/readyz``."""
+        waiting = [] if self.registered.is_set() else ["node registration"]
+        return waiting + ([] if self.pods.synced.is_set() else ["pod cache sync"])
 
     def start_kubelet_api(self, args: argparse.Namespace) -> Any:
         """Serve the kubelet HTTPS API (logs, exec, stats) on the configured kubelet port."""
@@ -66,7 +84,7 @@ class Daemon:
         from vkeci.kubelet.server import KubeletServer, ServerSettings
         from vkeci.kubelet.tls import CsrIssuer, FileIssuer, SelfSignedIssuer, ServingTls, load_client_ca
 
-        addresses = [self.config.internal_ip or "127.0.0.1"]
+        addresses = [self.config.internal_ip]
         issuer: Any
         if args.tls_cert_file and args.tls_key_file:
             issuer = FileIssuer(args.tls_cert_file, args.tls_key_file)
@@ -99,7 +117,8 @@ class Daemon:
         self.heartbeat.ping()
         if not self.heartbeat.register(stop):
             return []
-        threads = self.heartbeat.threads(stop)
+        self.registered.set()
+        threads = self.heartbeat.threads(stop, self.liveness)
         for thread in threads:
             thread.start()
         threads.append(self.profile.start(stop))
@@ -107,7 +126,7 @@ class Daemon:
         # hold the node back (the watch keeps retrying and the daemon's own settings apply meanwhile).
         if not self.profile.synced.wait(5.0):
             log.warning("eci-profile not read yet; the daemon's own settings apply until it is")
-        threads += self.pods.start(stop)
+        threads += self.pods.start(stop, self.liveness)
         if not stop.is_set():
             log.info("daemon running", extra=fields(node=self.config.node_name))
         return threads

@@ -33,7 +33,10 @@ def test_kube_permissions_are_checked_one_by_one(tmp_path):
     results = check_kube(Config(kubeconfig=str(kubeconfig)))
     assert results[0].ok and "v1.35.4" in results[0].detail
     denied = [r for r in results if not r.ok]
-    assert len(denied) == 1 and denied[0].name == "permission patch nodes/status"
+    assert len(denied) == 1 and denied[0].name == "permission delete nodes"
+    named = [r.name for r in results if "in default" in r.name or "in kube-node-lease" in r.name]
+    assert "permission get endpointslices kubernetes in default" in named
+    assert "permission update leases in kube-node-lease" in named
 
 
 def test_run_never_prints_secrets(tmp_path, monkeypatch, capsys):

@@ -96,3 +96,30 @@ def test_bad_file_is_reported_with_its_path(tmp_path):
 def test_require_names_the_environment_variable():
     with pytest.raises(ConfigError, match="ECI_SECURITY_GROUP is not set"):
         load(env={}).require("security_group")
+
+
+def test_translation_settings_are_flags_env_and_yaml_keys(tmp_path):
+    from vkeci.commands.run import CONFIG_FLAGS
+
+    names = {"cluster_dns", "cluster_domain", "api_server", "zone_id", "resource_group_id"}
+    assert names <= {name for name, _ in CONFIG_FLAGS}
+    path = tmp_path / "config.yaml"
+    path.write_text("cluster_dns: [10.96.0.10, 10.96.0.11]\napi_server: 10.0.0.1:6443\nzone_id: cn-hangzhou-h\n")
+    config = load(config_file=str(path), env={"CLUSTER_DOMAIN": "corp.local", "ECI_RESOURCE_GROUP_ID": "rg-1"})
+    assert config.cluster_dns == ("10.96.0.10", "10.96.0.11") and config.api_server == "10.0.0.1:6443"
+    assert (config.zone_id, config.cluster_domain, config.resource_group_id) == ("cn-hangzhou-h", "corp.local", "rg-1")
+    assert load(env={}).cluster_domain == "cluster.local"
+
+
+@pytest.mark.parametrize(
+    ("env", "shown"),
+    [
+        ({"CLUSTER_DNS": "10.96.0.10,kube-dns"}, "CLUSTER_DNS = '10.96.0.10,kube-dns' is invalid: expected a comma"),
+        ({"API_SERVER": "10.0.0.1"}, "API_SERVER = '10.0.0.1' is invalid: expected host:port"),
+        ({"API_SERVER": "https://10.0.0.1:6443"}, "API_SERVER = 'https://10.0.0.1:6443' is invalid"),
+    ],
+)
+def test_bad_translation_settings_are_one_line_naming_the_setting_and_the_fix(env, shown):
+    with pytest.raises(ConfigError) as err:
+        load(env=env)
+    assert str(err.value).startswith(shown) and "\n" not in str(err.value)

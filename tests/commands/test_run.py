@@ -1,6 +1,7 @@
 """`vkeci run` wiring: flags, configuration errors, the kubelet API's view of the pod cache."""
 
 import argparse
+import re
 
 import pytest
 
@@ -69,6 +70,45 @@ def test_missing_region_is_reported(monkeypatch, capsys):
     assert "ECI_REGION is not set" in capsys.readouterr().err
 
 
+def test_missing_node_ip_outside_a_pod_is_one_line_naming_both_settings(monkeypatch, capsys):
+    monkeypatch.setenv("ECI_REGION", "cn-hangzhou")
+    monkeypatch.setenv("VKECI_CONFIG", "")
+    monkeypatch.delenv("VKUBELET_NODE_IP", raising=False)
+    monkeypatch.delenv("VKUBELET_POD_IP", raising=False)
+    assert run(parse()) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "VKUBELET_NODE_IP" in err and "VKUBELET_POD_IP" in err and "--internal-ip" in err
+
+
+def test_node_ip_wins_over_the_pod_ip_and_loopback_is_taken_when_given(monkeypatch):
+    monkeypatch.setenv("VKECI_CONFIG", "")
+    monkeypatch.setenv("VKUBELET_POD_IP", "10.0.0.7")
+    assert load_config(parse()).internal_ip == "10.0.0.7"
+    monkeypatch.setenv("VKUBELET_NODE_IP", "127.0.0.1")
+    assert load_config(parse()).internal_ip == "127.0.0.1"
+
+
+def test_a_node_ip_that_is_no_ip_is_refused(monkeypatch):
+    from vkeci.config import ConfigError
+
+    monkeypatch.setenv("VKECI_CONFIG", "")
+    monkeypatch.setenv("VKUBELET_NODE_IP", "node-1.local")
+    with pytest.raises(
+        ConfigError, match=re.escape("VKUBELET_NODE_IP = 'node-1.local' is invalid: expected an IP address")
+    ):
+        load_config(parse())
+
+
+def test_health_flags_default_to_the_settings():
+    from vkeci.config import HealthSettings
+
+    args = parse()
+    assert (args.health_address, args.health_port) == (HealthSettings.address, HealthSettings.port)
+    assert (HealthSettings.address, HealthSettings.port) == ("127.0.0.1", 10248)
+    assert parse("--health-port", "0").health_port == 0
+
+
 def test_eci_limits_flag():
     args = parse("--eci-limit", "CreateContainerGroup=500", "--eci-limit", "DeleteContainerGroup=60")
     assert dict(args.eci_limit) == {"CreateContainerGroup": 500, "DeleteContainerGroup": 60}
@@ -85,9 +125,10 @@ def test_run_sets_the_daemons_gc_thresholds_even_when_kubernetes_is_unreachable(
     before = gc.get_threshold()
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
     monkeypatch.setenv("ECI_REGION", "cn-hangzhou")
+    monkeypatch.setenv("VKUBELET_NODE_IP", "127.0.0.1")
     monkeypatch.setenv("VKECI_CONFIG", "")
     try:
-        code = run(parse("--kubeconfig", str(tmp_path / "missing"), "--no-kubelet-api"))
+        code = run(parse("--kubeconfig", str(tmp_path / "missing"), "--no-kubelet-api", "--health-port", "0"))
         assert gc.get_threshold() == GC_THRESHOLDS
     finally:
         gc.set_threshold(*before)

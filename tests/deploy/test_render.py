@@ -41,15 +41,12 @@ pytestmark = pytest.mark.e2e
 # Settings the daemon reads that have no place in a cluster's config file: the in-cluster credentials
 # replace the kubeconfig, and the node IP comes from the downward API (VKUBELET_POD_IP) or Helm's nodeIP.
 NOT_IN_CONFIG_FILE = {"kubeconfig", "internal_ip"}
-# Issue 14's settings, planned in the manifests before the daemon knows them.
-PLANNED_SETTINGS = {"cluster_dns", "cluster_domain", "api_server", "zone_id", "resource_group_id"}
 KNOWN_ENV = {"VKUBELET_POD_IP", "VKUBELET_NODE_IP", "VKECI_CONFIG"}
 
 
 def file_settings() -> set[str]:
-    """The settings a config file in a cluster should offer: every non-secret one, and the planned ones."""
-    names = {s.name for s in vkeci_config.SETTINGS if not s.secret} - NOT_IN_CONFIG_FILE
-    return names | PLANNED_SETTINGS
+    """The settings a config file in a cluster should offer: every non-secret one."""
+    return {s.name for s in vkeci_config.SETTINGS if not s.secret} - NOT_IN_CONFIG_FILE
 
 
 @pytest.fixture(scope="module")
@@ -196,7 +193,6 @@ def test_kustomize_config_names_every_setting() -> None:
     active = set(yaml.safe_load(text))
     commented = set(re.findall(r"^# ([a-z_]+):", text, re.M))
     assert active | commented == file_settings()
-    assert not active & PLANNED_SETTINGS, "planned settings stay commented until the daemon knows them"
 
 
 def test_rendered_config_files_load_in_the_daemon(
@@ -213,6 +209,11 @@ def test_rendered_config_files_load_in_the_daemon(
         "settings.kube_qps=20",
         "settings.status_interval=2.5",
         "settings.taint_effect=NoExecute",
+        "settings.cluster_dns={10.96.0.10}",
+        "settings.cluster_domain=corp.local",
+        "settings.api_server=192.168.0.10:6443",
+        "settings.zone_id=cn-hangzhou-h",
+        "settings.resource_group_id=rg-1",
     ]
     overlay = kustomize(kubectl_bin, KUSTOMIZE / "overlays" / "example")
     sources = [("base", base), ("helm", helm_template(helm_bin, *everything)), ("overlay", overlay)]
@@ -224,6 +225,12 @@ def test_rendered_config_files_load_in_the_daemon(
         if name == "helm":
             assert loaded.vswitches == ("vsw-a", "vsw-b")
             assert loaded.rate_limits is False and loaded.quota_pods == 50 and loaded.status_interval == 2.5
+            assert (loaded.cluster_dns, loaded.cluster_domain, loaded.api_server) == (
+                ("10.96.0.10",),
+                "corp.local",
+                "192.168.0.10:6443",
+            )
+            assert (loaded.zone_id, loaded.resource_group_id) == ("cn-hangzhou-h", "rg-1")
 
 
 def test_helm_refuses_a_misspelt_setting(helm_bin: Path) -> None:

@@ -43,6 +43,10 @@ def test_node_and_lease_are_registered(daemon, kube):
     assert lease["metadata"]["ownerReferences"][0]["uid"] == node["metadata"]["uid"]
     first = lease["spec"]["renewTime"]
     wait_for(lambda: kube.get(lease_path)["spec"]["renewTime"] != first, 10, "the lease to be renewed")
+    # The health endpoint, plain HTTP on loopback (the default address), no credentials.
+    for path in ("/healthz", "/readyz"):
+        answer = requests.get(f"http://127.0.0.1:{daemon.health_port}{path}", timeout=5)
+        assert (answer.status_code, answer.text) == (200, "ok\n"), path
 
 
 def _deployment_pods(kube, namespace, name):
@@ -276,3 +280,50 @@ def test_force_deleted_pod_still_loses_its_group(daemon, kube, fake_eci, namespa
     assert [g for g in fake_groups(fake_eci, daemon.node) if tags_of(g)["UID"] == uid]
     cluster.kubectl("delete", "pod", "forced", "-n", namespace, "--grace-period=0", "--force")
     wait_for(lambda: not [g for g in fake_groups(fake_eci, daemon.node) if tags_of(g)["UID"] == uid], 30, "no group")
+
+
+def test_clusterfirst_pods_get_the_cluster_dns_and_the_api_server_endpoints(
+    daemon_factory, kube, fake_eci, namespace, cluster
+):
+    # The local control plane has no cluster DNS: the test makes the kube-dns Service (ClusterIP allocated).
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "kube-dns"},
+        "spec": {"selector": {"k8s-app": "kube-dns"}, "ports": [{"name": "dns", "port": 53, "protocol": "UDP"}]},
+    }
+    dns_ip = kube.create("kube-system", service)["spec"]["clusterIP"]
+    # Nor does its API server publish its endpoints (--endpoint-reconciler-type=none, as kwok runs it): the
+    # test writes the EndpointSlice a real cluster's API server keeps, with the address the netns gives it.
+    api_host, api_port = node_ip(), "6443"
+    endpoints = {
+        "apiVersion": "discovery.k8s.io/v1",
+        "kind": "EndpointSlice",
+        "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+        "addressType": "IPv4",
+        "endpoints": [{"addresses": [api_host], "conditions": {"ready": True}}],
+        "ports": [{"name": "https", "port": int(api_port), "protocol": "TCP"}],
+    }
+    try:
+        kube.create("default", endpoints)
+
+        def request_of(proc, pod_name):
+            kube.create(namespace, pod_manifest(pod_name, proc.node, containers=[{"name": "c", "image": "nginx"}]))
+            group = wait_for(lambda: fake_groups(fake_eci, proc.node) or None, 60, f"the group of {pod_name}")[0]
+            env = {e["Key"]: e.get("Value") for e in group["Containers"][0].get("EnvironmentVars") or []}
+            return group["DnsConfig"], env
+
+        found = daemon_factory()
+        dns, env = request_of(found, "from-cluster")
+        assert dns["NameServers"] == [dns_ip]
+        assert dns["Searches"][:3] == [f"{namespace}.svc.cluster.local", "svc.cluster.local", "cluster.local"]
+        assert (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"]) == (api_host, api_port)
+        assert "cluster DNS from the kube-system/kube-dns Service" in found.log_text()
+        # Both settings override what the cluster says (documentation addresses: never dialled).
+        given = daemon_factory(env={"CLUSTER_DNS": "192.0.2.53", "API_SERVER": "192.0.2.10:8443"})
+        dns, env = request_of(given, "from-settings")
+        assert dns["NameServers"] == ["192.0.2.53"]
+        assert (env["KUBERNETES_SERVICE_HOST"], env["KUBERNETES_SERVICE_PORT"]) == ("192.0.2.10", "8443")
+    finally:
+        cluster.kubectl("delete", "service", "kube-dns", "-n", "kube-system", "--ignore-not-found", check=False)
+        cluster.kubectl("delete", "endpointslice", "kubernetes", "-n", "default", "--ignore-not-found", check=False)

@@ -15,26 +15,35 @@ from vkeci.commands.run import add_config_arguments, load_config
 from vkeci.config import Config, ConfigError
 
 # (verb, group, resource, subresource) the daemon needs, checked with SelfSubjectAccessReview.
-PERMISSIONS = (
-    ("get", "", "nodes", ""),
-    ("create", "", "nodes", ""),
-    ("patch", "", "nodes", "status"),
-    ("list", "", "pods", ""),
-    ("watch", "", "pods", ""),
-    ("patch", "", "pods", ""),
-    ("delete", "", "pods", ""),
-    ("patch", "", "pods", "status"),
-    ("create", "", "events", ""),
-    ("get", "", "configmaps", ""),
-    ("get", "", "secrets", ""),
-    ("get", "coordination.k8s.io", "leases", ""),
-    ("create", "coordination.k8s.io", "leases", ""),
-    ("update", "coordination.k8s.io", "leases", ""),
-    ("list", "", "services", ""),
-    ("create", "", "serviceaccounts", "token"),
+PERMISSIONS: tuple[tuple[str, str, str, str, str, str], ...] = (
+    # (verb, group, resource, subresource, namespace, name): what the daemon calls (e2e/manifests.py's
+    # API_CALLS and deploy/kustomize/base/rbac.yaml say why); empty namespace/name = any.
+    ("create", "", "nodes", "", "", ""),
+    ("patch", "", "nodes", "", "", ""),
+    ("delete", "", "nodes", "", "", ""),
+    ("patch", "", "nodes", "status", "", ""),
+    ("list", "", "pods", "", "", ""),
+    ("watch", "", "pods", "", "", ""),
+    ("patch", "", "pods", "", "", ""),
+    ("delete", "", "pods", "", "", ""),
+    ("patch", "", "pods", "status", "", ""),
+    ("create", "", "events", "", "", ""),
+    ("patch", "", "events", "", "", ""),
+    ("get", "", "configmaps", "", "", ""),
+    ("get", "", "secrets", "", "", ""),
+    ("get", "", "services", "", "", ""),
+    ("list", "", "services", "", "", ""),
+    ("create", "", "serviceaccounts", "token", "", ""),
+    ("get", "coordination.k8s.io", "leases", "", "kube-node-lease", ""),
+    ("create", "coordination.k8s.io", "leases", "", "kube-node-lease", ""),
+    ("update", "coordination.k8s.io", "leases", "", "kube-node-lease", ""),
+    ("get", "discovery.k8s.io", "endpointslices", "", "default", "kubernetes"),
+    # The eci-profile's cluster parameters (README, "Routing pods to ECI"), watched by name.
+    ("list", "", "configmaps", "", "kube-system", "eci-profile"),
+    ("watch", "", "configmaps", "", "kube-system", "eci-profile"),
     # The kubelet API authenticates and authorizes the API server's requests with these.
-    ("create", "authentication.k8s.io", "tokenreviews", ""),
-    ("create", "authorization.k8s.io", "subjectaccessreviews", ""),
+    ("create", "authentication.k8s.io", "tokenreviews", "", "", ""),
+    ("create", "authorization.k8s.io", "subjectaccessreviews", "", "", ""),
 )
 
 
@@ -152,13 +161,17 @@ def check_kube(config: Config) -> list[Result]:
     except KubeError as err:
         return [Result("Kubernetes", False, str(err))]
     results = [Result("Kubernetes", True, f"{kube.credentials.host} answers (version {version.get('gitVersion')})")]
-    for verb, group, resource, sub in PERMISSIONS:
+    for verb, group, resource, sub, namespace, name in PERMISSIONS:
+        attributes = {"verb": verb, "group": group, "resource": resource, "subresource": sub}
+        attributes.update({"namespace": namespace} if namespace else {})
+        attributes.update({"name": name} if name else {})
         review = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SelfSubjectAccessReview",
-            "spec": {"resourceAttributes": {"verb": verb, "group": group, "resource": resource, "subresource": sub}},
+            "spec": {"resourceAttributes": attributes},
         }
-        what = f"{verb} {resource}{'/' + sub if sub else ''}"
+        where = (f" {name}" if name else "") + (f" in {namespace}" if namespace else "")
+        what = f"{verb} {resource}{'/' + sub if sub else ''}{where}"
         try:
             allowed = kube.post("/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", review)
         except KubeError as err:

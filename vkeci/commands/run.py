@@ -14,7 +14,7 @@ import sys
 import threading
 from typing import Any
 
-from vkeci.config import Config, ConfigError, NodeSettings, PodSettings, default, public_view
+from vkeci.config import Config, ConfigError, HealthSettings, NodeSettings, PodSettings, default, public_view
 from vkeci.log import fields, get_logger
 
 log = get_logger("daemon")
@@ -39,6 +39,11 @@ CONFIG_FLAGS = (
     ("kube_qps", "Kubernetes API requests per second"),
     ("kube_burst", "Kubernetes API burst"),
     ("rate_limits", "true/false: client-side ECI rate limits"),
+    ("cluster_dns", "comma-separated DNS server IPs for ClusterFirst pods (default: the kube-system/kube-dns Service)"),
+    ("cluster_domain", "the cluster's DNS domain (default cluster.local)"),
+    ("api_server", "host:port ECI pods reach the API server on (default: the default/kubernetes endpoints)"),
+    ("zone_id", "default ECI zone id (annotations override)"),
+    ("resource_group_id", "default resource group id (annotations override)"),
 )
 
 
@@ -93,6 +98,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "defaults are the documented account limits",
     )
     parser.add_argument("--stats-file", help="on exit, write request counts (Kubernetes and ECI) here as JSON")
+    health = parser.add_argument_group("health endpoint (/healthz, /readyz; plain HTTP, unauthenticated)")
+    address, port = default(HealthSettings, "address"), default(HealthSettings, "port")
+    health.add_argument("--health-address", default=address, help=f"address to serve it on (default {address})")
+    health.add_argument("--health-port", type=int, default=port, help=f"its port; 0 turns it off (default {port})")
     kubelet = parser.add_argument_group("kubelet API (kubectl logs/exec/top)")
     kubelet.add_argument("--no-kubelet-api", action="store_true", help="do not serve the kubelet API")
     kubelet.add_argument("--kubelet-listen", default="0.0.0.0", help="address to serve the kubelet API on")
@@ -133,6 +142,7 @@ GC_THRESHOLDS = (50_000, 20, 10)
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of `vkeci run`."""
+    from vkeci import config as config_module
     from vkeci import log as logmod
     from vkeci.clients.kube import KubeError
     from vkeci.daemon import Daemon
@@ -141,6 +151,7 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(args)
         logmod.setup(config.log_level, config.log_format)
         config.require("region")
+        config_module.require_internal_ip(config)
     except ConfigError as err:
         print(f"vkeci run: {err}", file=sys.stderr)
         return 2
@@ -182,6 +193,15 @@ def run(args: argparse.Namespace) -> int:
             server = daemon.start_kubelet_api(args)
         except Exception as err:  # a TLS or port problem must be explained, not crash the node
             log.error("kubelet API not started (kubectl logs/exec will fail)", extra=fields(error=str(err)))
+    health = None
+    if args.health_port:
+        try:
+            health = daemon.start_health(HealthSettings(address=args.health_address, port=args.health_port))
+        except OSError as err:  # a busy port must be explained, not stop the node
+            log.error(
+                "health endpoint not started (liveness and readiness probes will fail)",
+                extra=fields(address=args.health_address, port=args.health_port, error=str(err)),
+            )
     daemon.start(stop)
     if args.decommission:
         code = daemon.decommission(stop, args.drain_timeout)
@@ -191,6 +211,8 @@ def run(args: argparse.Namespace) -> int:
         pass
     if server is not None:
         server.stop()
+    if health is not None:
+        health.stop()
     stats = daemon.stats()
     log.info("request totals", extra=fields(**{k: v for k, v in stats.items()}))
     if args.stats_file:

@@ -21,6 +21,7 @@ from vkeci.clients.eci import EciError
 from vkeci.clients.kube import MERGE, KubeClient, KubeError, pod_path
 from vkeci.config import Config, NodeSettings
 from vkeci.controllers.clock import utcnow
+from vkeci.controllers.health import Liveness
 from vkeci.controllers.lease import LeaseController
 from vkeci.controllers.loops import Backoff, guarded, retry_until, run_periodic
 from vkeci.controllers.pods import PodController
@@ -167,16 +168,24 @@ class Heartbeat:
             guarded(log, "heartbeat", lambda: self.beat(stop))
             self._health_changed.wait(self.settings.lease_interval)
 
-    def threads(self, stop: threading.Event) -> list[threading.Thread]:
-        """The heartbeat and ping threads (not started)."""
+    def threads(self, stop: threading.Event, liveness: Liveness | None = None) -> list[threading.Thread]:
+        """The heartbeat and ping threads (not started); ``liveness`` watches both."""
+        beat_stop, ping_stop = stop, stop
+        if liveness is not None:
+            beat_stop = liveness.stop_for("heartbeat", stop, self.settings.lease_interval)
+            ping_stop = liveness.stop_for("ping", stop, self.settings.ping_interval)
 
         def ping_loop() -> None:
-            run_periodic(stop, self.settings.ping_interval, self.ping, "ECI ping", log)
+            run_periodic(ping_stop, self.settings.ping_interval, self.ping, "ECI ping", log)
 
-        return [
-            threading.Thread(target=self.heartbeat_loop, args=(stop,), name="heartbeat", daemon=True),
+        threads = [
+            threading.Thread(target=self.heartbeat_loop, args=(beat_stop,), name="heartbeat", daemon=True),
             threading.Thread(target=ping_loop, name="ping", daemon=True),
         ]
+        if liveness is not None:
+            for thread in threads:
+                liveness.track(thread)
+        return threads
 
 
 def decommission(

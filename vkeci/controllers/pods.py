@@ -22,6 +22,7 @@ from typing import Any
 
 from vkeci.config import Config, PodSettings
 from vkeci.controllers.groups import GroupIndex
+from vkeci.controllers.health import Liveness
 from vkeci.controllers.podcache import PodCache
 from vkeci.controllers.podsync import PodSync
 from vkeci.controllers.ports import EciGroups, KubeApi, PodTranslator
@@ -121,18 +122,26 @@ class PodController:
         """Every pod bound to this node."""
         return self.cache.list()
 
-    def start(self, stop: threading.Event) -> list[threading.Thread]:
-        """List, reconcile with ECI (adopt + sweep), then start every part's threads."""
+    def start(self, stop: threading.Event, liveness: Liveness | None = None) -> list[threading.Thread]:
+        """List, reconcile with ECI (adopt + sweep), then start every part's threads; ``liveness`` watches
+        the watch, the workers and the status poller."""
         self.cache.relist()
         if not self.reconciler.at_start(stop):
             return []
         self.cache.synced.set()
-        threads = [threading.Thread(target=self.cache.watch_loop, args=(stop,), name="watch", daemon=True)]
-        threads += [
-            threading.Thread(target=self.podsync.worker_loop, args=(stop,), name=f"worker-{i}", daemon=True)
-            for i in range(self.options.workers)
-        ]
-        threads.append(threading.Thread(target=self.status.loop, args=(stop,), name="status", daemon=True))
+        options = self.options
+        # How often each loop checks ``stop`` when well: the watch only between two watch requests (each
+        # at most 1.2 x the server timeout, plus the client's 15 s read slack and the 30 s backoff cap).
+        periods = {"watch": 1.2 * options.watch_timeout + 45.0, "worker": 0.5, "status": options.status_interval}
+
+        def loop(target: Callable[[threading.Event], None], name: str, kind: str) -> threading.Thread:
+            own = stop if liveness is None else liveness.stop_for(name, stop, periods[kind])
+            thread = threading.Thread(target=target, args=(own,), name=name, daemon=True)
+            return thread if liveness is None else liveness.track(thread)
+
+        threads = [loop(self.cache.watch_loop, "watch", "watch")]
+        threads += [loop(self.podsync.worker_loop, f"worker-{i}", "worker") for i in range(options.workers)]
+        threads.append(loop(self.status.loop, "status", "status"))
         threads += self.recorder.threads(stop)
         threads += self.reconciler.threads(stop)
         for thread in threads:

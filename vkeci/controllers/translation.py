@@ -20,7 +20,7 @@ from vkeci.config import Config
 from vkeci.controllers.ports import KubeApi
 from vkeci.core import status, translate
 from vkeci.core.context import Objects
-from vkeci.core.problems import Missing, Rejected
+from vkeci.core.problems import Missing, Problem, Rejected
 from vkeci.core.profile import ProfileSource, with_overrides
 
 JSON = dict[str, Any]
@@ -111,6 +111,15 @@ class ReferenceFetcher:
         return Objects(configmaps=configmaps, secrets=secrets, tokens=tokens, services=services)
 
 
+# The daemon found no cluster DNS at start (no setting, no kube-system/kube-dns Service).
+NO_CLUSTER_DNS = Problem(
+    "spec.dnsPolicy",
+    "ClusterFirst, but cluster DNS is not configured (no cluster_dns setting and no kube-system/kube-dns "
+    "Service): the pod gets the VPC's DNS and cannot resolve Services",
+    "set cluster_dns (CLUSTER_DNS, --cluster-dns) to the cluster DNS Service's IP and restart vk-eci",
+)
+
+
 class Translation:
     """``ports.PodTranslator`` over the pure core, with the daemon's defaults and a ReferenceFetcher.
 
@@ -132,7 +141,11 @@ class Translation:
         if self.profile is not None:
             defaults = with_overrides(defaults, self.profile.current().cluster)
         translation = translate.translate(pod, self.references.objects(pod), defaults)
-        return dict(translation.request), list(translation.warnings)
+        warnings: list[Any] = list(translation.warnings)
+        policy = str((pod.get("spec") or {}).get("dnsPolicy") or "ClusterFirst")
+        if not defaults.cluster_dns and policy in ("ClusterFirst", "ClusterFirstWithHostNet"):
+            warnings.append(NO_CLUSTER_DNS)  # posted once per pod, as a TranslationWarning event
+        return dict(translation.request), warnings
 
     def pod_status(self, pod: JSON, group: JSON, now: datetime) -> JSON:
         return dict(status.pod_status(pod, group, now))

@@ -93,7 +93,7 @@ def node_status(config: Config, health: Health, now: str, previous: list[Mapping
         "capacity": dict(capacity),
         "allocatable": dict(capacity),
         "conditions": conditions(health, now, previous),
-        "addresses": [{"type": "InternalIP", "address": config.internal_ip or "127.0.0.1"}],
+        "addresses": [{"type": "InternalIP", "address": config.internal_ip}],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": config.kubelet_port}},
         "nodeInfo": {
             "machineID": "",
