@@ -253,17 +253,17 @@ def _condition(
     status = "True" if ok else "False"
     before = previous.get(kind) or {}
     transition = before.get("lastTransitionTime") if before.get("status") == status else None
-    condition: dict[str, Any] = {
+    # The whole condition, with explicit nulls: the status PATCH is a strategic merge that merges
+    # conditions by type field by field, so an omitted reason would keep the one written while the
+    # pod was Pending (a Ready=True condition saying ContainersNotReady, issue 12); a null deletes it.
+    return {
         "type": kind,
         "status": status,
         "lastProbeTime": None,
         "lastTransitionTime": transition or now,
+        "reason": reason or None,
+        "message": message or None,
     }
-    if reason:
-        condition["reason"] = reason
-    if message:
-        condition["message"] = message
-    return condition
 
 
 def _conditions(
