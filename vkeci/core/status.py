@@ -535,9 +535,13 @@ def rejected_status(pod: Mapping[str, Any], problems: Iterable[Problem] | Reject
     ``problems`` is the ``Rejected`` exception or its ``problems``."""
     if isinstance(problems, Rejected):
         problems = problems.problems
+    problems = list(problems)
     never = str(_spec(pod).get("restartPolicy") or "Always") == "Never"
     message = "cannot run on ECI: " + "; ".join(str(p) for p in problems)
-    result = _all_waiting(pod, "CreateContainerConfigError", None, now, "Failed" if never else "Pending")
+    # A problem a kubelet shows with its own waiting reason (InvalidImageName) is shown so, with its message.
+    shown = next((p for p in problems if p.waiting_reason), None)
+    reason = shown.waiting_reason if shown else "CreateContainerConfigError"
+    result = _all_waiting(pod, reason, shown.message if shown else None, now, "Failed" if never else "Pending")
     result["reason"], result["message"] = "ProviderFailed", message
     return result
 
