@@ -296,7 +296,11 @@ def test_waiting_status_for_missing_env_and_volume_refs() -> None:
     result = status.waiting_status(make_pod(), env_ref, NOW)
     waiting = result["containerStatuses"][0]["state"]["waiting"]
     assert waiting["reason"] == "CreateContainerConfigError" and "password" in waiting["message"]
+    assert waiting["message"] == "couldn't find key password in Secret ns/db"
+    whole = Missing([MissingRef("ConfigMap", "cfg", "spec.containers[0].envFrom[0].configMapRef")])
+    assert status.env_error(make_pod(), whole) == 'configmap "cfg" not found'
     vol_ref = Missing([MissingRef("ConfigMap", "cfg", "spec.volumes[0].configMap")])
+    assert status.env_error(make_pod(), vol_ref) == ""
     result = status.waiting_status(make_pod(), vol_ref, NOW)
     assert result["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
     failed = status.waiting_status(make_pod(), RuntimeError("InvalidVSwitchId.NotFound RequestId=abc"), NOW)

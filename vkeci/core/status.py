@@ -506,17 +506,26 @@ def pending_status(
 def missing_status(pod: Mapping[str, Any], missing: Missing, now: Now) -> dict[str, Any]:
     """Pending while referenced objects are missing, as a kubelet shows it: a missing env source is
     ``CreateContainerConfigError``; a missing volume source keeps ``ContainerCreating``."""
-    env_refs = [ref for ref in missing.refs if ".env" in ref.field]
-    if env_refs:
-        ref = env_refs[0]
-        what = (
-            f"{ref.kind.lower()} {ref.name!r} not found"
-            if ref.key is None
-            else f"key {ref.key!r} not found in {ref.kind.lower()} {ref.name!r}"
-        )
+    what = env_error(pod, missing)
+    if what:
         return pending_status(pod, now, waiting_reason="CreateContainerConfigError", waiting_message=what)
     text = "; ".join(str(ref) for ref in missing.refs)
     return pending_status(pod, now, waiting_message=f"waiting for {text}")
+
+
+def env_error(pod: Mapping[str, Any], missing: Missing) -> str:
+    """The kubelet's error for the first missing ``env``/``envFrom`` source ("" when only volume
+    sources are missing), word for word as pkg/kubelet/kubelet_pods.go makeEnvironmentVariables
+    words it: the API's NotFound (``configmap "name" not found``, Go quoting) for a missing object,
+    ``couldn't find key K in ConfigMap ns/name`` for a missing key."""
+    env_refs = [ref for ref in missing.refs if ".env" in ref.field]
+    if not env_refs:
+        return ""
+    ref = env_refs[0]
+    if ref.key is None:
+        return f'{ref.kind.lower()} "{ref.name}" not found'
+    namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
+    return f"couldn't find key {ref.key} in {ref.kind} {namespace}/{ref.name}"
 
 
 def waiting_status(pod: Mapping[str, Any], error: BaseException, now: Now) -> dict[str, Any]:
