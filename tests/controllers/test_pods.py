@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import queue
 import threading
 import time
@@ -26,6 +27,8 @@ class StubTranslator:
             raise Rejected([Problem("spec.volumes[0].hostPath", "not supported on ECI")])
         if pod["spec"].get("needs"):
             raise Missing([MissingRef("ConfigMap", "cfg", "spec.containers[0].env[0]")])
+        if pod["spec"].get("needs_volume"):
+            raise Missing([MissingRef("Secret", "tls", "spec.volumes[0].secret")])
         return {"ContainerGroupName": pod["metadata"]["name"]}, []
 
     def pod_status(self, pod, group, now):
@@ -35,7 +38,9 @@ class StubTranslator:
         return {"phase": "Failed", "reason": "NotFound"}
 
     def rejected_status(self, pod, err, now):
-        return {"phase": "Failed", "reason": "Rejected", "message": str(err)}
+        # As the real one: Pending unless restartPolicy is Never (a Pending pod is synced again).
+        phase = "Failed" if pod["spec"].get("restartPolicy", "Always") == "Never" else "Pending"
+        return {"phase": phase, "reason": "Rejected", "message": str(err)}
 
     def problem_status(self, pod, reason, message, now, *, fail=False):
         return {"phase": "Failed" if fail else "Pending", "reason": reason, "message": message}
@@ -293,6 +298,35 @@ def test_rejected_pod_gets_status_and_one_warning_and_no_group(world):
     assert kube.pods["bad"]["status"]["reason"] == "Rejected"
     events = kube.events()
     assert len(events) == 1 and "spec.volumes[0]" in events[0]["message"]
+
+
+def test_rejected_pod_is_logged_once(world, caplog):
+    """Issue 12: "pod rejected" was logged on every sync of the pod (twice per rejected pod)."""
+    kube, _eci, ctl = world
+    kube.add("bad", volumes=[{"hostPath": {}}])
+    load(ctl, kube)
+    with caplog.at_level(logging.INFO):
+        ctl.sync("ns/bad")
+        ctl.sync("ns/bad")
+    assert [r.getMessage() for r in caplog.records].count("pod rejected") == 1
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason", "message"),
+    [
+        ({"needs": True}, "Failed", 'Error: configmap "cfg" not found'),
+        ({"needs_volume": True}, "FailedMount", "spec.volumes[0].secret: Secret 'tls' not found"),
+    ],
+)
+def test_missing_env_source_is_failed_like_a_kubelet_and_a_volume_source_failed_mount(world, spec, reason, message):
+    """Issue 12: a kubelet posts Failed / 'Error: configmap "name" not found' for env, FailedMount for volumes."""
+    kube, _eci, ctl = world
+    kube.add("wait", **spec)
+    load(ctl, kube)
+    with pytest.raises(Missing):
+        ctl.sync("ns/wait")
+    (event,) = kube.events()
+    assert event["reason"] == reason and message in event["message"]
 
 
 def test_missing_reference_waits_and_retries(world):

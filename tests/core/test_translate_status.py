@@ -296,7 +296,11 @@ def test_waiting_status_for_missing_env_and_volume_refs() -> None:
     result = status.waiting_status(make_pod(), env_ref, NOW)
     waiting = result["containerStatuses"][0]["state"]["waiting"]
     assert waiting["reason"] == "CreateContainerConfigError" and "password" in waiting["message"]
+    assert waiting["message"] == "couldn't find key password in Secret ns/db"
+    whole = Missing([MissingRef("ConfigMap", "cfg", "spec.containers[0].envFrom[0].configMapRef")])
+    assert status.env_error(make_pod(), whole) == 'configmap "cfg" not found'
     vol_ref = Missing([MissingRef("ConfigMap", "cfg", "spec.volumes[0].configMap")])
+    assert status.env_error(make_pod(), vol_ref) == ""
     result = status.waiting_status(make_pod(), vol_ref, NOW)
     assert result["containerStatuses"][0]["state"]["waiting"]["reason"] == "ContainerCreating"
     failed = status.waiting_status(make_pod(), RuntimeError("InvalidVSwitchId.NotFound RequestId=abc"), NOW)
@@ -444,3 +448,44 @@ def test_realistic_pods_and_groups_map_consistently(case: tuple[dict[str, Any], 
     check_invariants(pod, result)
     assert [s["name"] for s in result["containerStatuses"]] == [c["name"] for c in pod["spec"]["containers"]]
     assert result["qosClass"] in ("Guaranteed", "Burstable", "BestEffort")
+
+
+def strategic_merge_conditions(stored: list[dict[str, Any]], sent: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What the API server keeps of ``status.conditions`` after a strategic-merge PATCH: lists merge
+    by ``type``, the fields of a condition merge one by one, and an explicit null deletes a field."""
+    merged = {c["type"]: dict(c) for c in stored}
+    for cond in sent:
+        target = merged.setdefault(cond["type"], {})
+        for key, value in cond.items():
+            if value is None:
+                target.pop(key, None)
+            else:
+                target[key] = value
+    return list(merged.values())
+
+
+def test_a_true_condition_keeps_no_reason_from_when_it_was_false() -> None:
+    """Issue 12 (stale condition reasons): written once while Pending, then Running and ready, the
+    stored Ready/ContainersReady must lose ``ContainersNotReady`` and its message, and the write must
+    not be skipped as "unchanged"."""
+    from vkeci.core.writeback import status_changed
+
+    pod = make_pod()
+    pending = status.pod_status(pod, group("Pending", [eci_container("app", "Waiting", 0, False)]), NOW)
+    assert conditions(pending)["Ready"]["reason"] == "ContainersNotReady"
+    pod["status"] = pending
+    running = [eci_container("app", "Running", 0, True), eci_container("side", "Running", 0, True)]
+    ready = status.pod_status(pod, group("Running", running), NOW)
+    assert status_changed(pending, ready)
+    stored = {**ready, "conditions": strategic_merge_conditions(pending["conditions"], ready["conditions"])}
+    for kind in ("Ready", "ContainersReady", "Initialized", "PodReadyToStartContainers"):
+        cond = conditions(stored)[kind]
+        assert cond["status"] == "True"
+        assert "reason" not in cond and "message" not in cond, cond
+    # Once stored, the same status again is no change (no write per tick).
+    pod["status"] = stored
+    assert not status_changed(stored, status.pod_status(pod, group("Running", running), NOW))
+    # A pod a daemon without this fix left with a stale reason is written again.
+    stale = {**stored, "conditions": [{**c, "reason": "ContainersNotReady"} for c in stored["conditions"]]}
+    pod["status"] = stale
+    assert status_changed(stale, status.pod_status(pod, group("Running", running), NOW))

@@ -73,6 +73,7 @@ def _check_scale(kube, fake, namespace, node, name, replicas):
         conditions = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
         assert conditions.get("Ready") == "True" and conditions.get("ContainersReady") == "True"
         assert conditions.get("PodScheduled") == "True"  # the scheduler's condition survives our patches
+        assert_no_stale_reasons(pod)
         assert pod["metadata"]["annotations"]["k8s.aliyun.com/eci-instance-id"] == group["ContainerGroupId"]
 
 
@@ -267,10 +268,27 @@ def test_pod_waits_for_a_missing_configmap_then_runs(daemon, kube, fake_eci, nam
 
     status = wait_for(waiting, 60, "CreateContainerConfigError while the ConfigMap is missing")
     assert status["phase"] == "Pending"
+    # As a kubelet words it (issue 12): reason Failed, the API's NotFound with Go quoting.
+    warnings = lambda: [e for e in kube.events(namespace, "patient") if e["type"] == "Warning"]  # noqa: E731
+    events = wait_for(warnings, 30, "the Warning event")
+    assert {(e["reason"], e["message"]) for e in events} == {("Failed", 'Error: configmap "later" not found')}
     assert not [g for g in fake_groups(fake_eci, daemon.node) if tags_of(g).get("PodName") == "patient"]
     configmap = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "later"}, "data": {"greeting": "hi"}}
     kube.create(namespace, configmap)
     wait_for(lambda: running(kube.pod(namespace, "patient")), 90, "the pod to run once the ConfigMap exists")
+    assert_no_stale_reasons(wait_for(lambda: _ready(kube.pod(namespace, "patient")), 30, "the pod to be Ready"))
+
+
+def _ready(pod):
+    conditions = {c["type"]: c["status"] for c in pod["status"].get("conditions") or []}
+    return pod if conditions.get("Ready") == "True" else None
+
+
+def assert_no_stale_reasons(pod):
+    """Issue 12: a pod written while Pending (ContainersNotReady) keeps no reason on its True conditions."""
+    for condition in pod["status"]["conditions"]:
+        if condition["status"] == "True" and condition["type"] != "PodScheduled":
+            assert "reason" not in condition and "message" not in condition, condition
 
 
 def test_force_deleted_pod_still_loses_its_group(daemon, kube, fake_eci, namespace, cluster):

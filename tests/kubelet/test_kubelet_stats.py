@@ -147,3 +147,27 @@ def test_cache_batches_by_twenty_and_skips_non_running() -> None:
     now[0] = 11
     cache.get()
     assert len(eci.calls) == 4
+
+
+def test_a_pod_started_after_a_scrape_is_listed_at_once_with_no_usage_until_eci_samples_it() -> None:
+    """Issue 12: the pod list was cached with the ECI numbers, so a new pod was missing for up to ttl."""
+    lookup = FakeLookup([pod("old")])
+    eci = FakeMetrics()
+    now = [0.0]
+    cache = stats.MetricsCache(lookup, eci, ttl=15, clock=lambda: now[0])  # type: ignore[arg-type]
+    first, node_cpu = cache.get()
+    assert [p.name for p in first] == ["old"] and node_cpu == 1_000_000_000
+    lookup.pods["new"] = pod("new")
+    now[0] = 1
+    pods, node_cpu = cache.get()
+    assert len(eci.calls) == 1  # the ECI numbers are still cached
+    by_name = {p.name: p for p in pods}
+    assert set(by_name) == {"old", "new"}
+    assert by_name["new"].usage == stats.Usage() and by_name["new"].containers == ()
+    assert node_cpu == 1_000_000_000
+    del lookup.pods["old"]
+    assert [p.name for p in cache.get()[0]] == ["new"]  # a pod that ended leaves at once too
+    now[0] = 16
+    pods, node_cpu = cache.get()
+    assert {p.name: p.usage.cpu_core_ns for p in pods} == {"new": 1_000_000_000}
+    assert node_cpu == 2_000_000_000

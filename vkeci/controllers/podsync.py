@@ -30,7 +30,7 @@ from vkeci.controllers.statussync import StatusSync, StatusWriter
 from vkeci.core import identity
 from vkeci.core.identity import queue_key, uid_of
 from vkeci.core.problems import Missing, Rejected, TranslationError
-from vkeci.core.status import TERMINAL
+from vkeci.core.status import TERMINAL, env_error
 from vkeci.core.translate import DAEMONSET_MESSAGE, DAEMONSET_REASON, is_daemonset_pod
 from vkeci.core.writeback import image_drift, missing_annotations
 from vkeci.log import fields, get_logger
@@ -137,13 +137,18 @@ class PodSync(Part):
             request, warnings = self.translator.request(pod)
         except Rejected as err:
             message = str(err)
-            log.warning("pod rejected", extra=fields(pod=key, problems=message))
+            # Once per distinct message: the status write wakes the pod's key again (issue 12 found two lines per pod).
+            if self.last_warning.get(uid) != message:
+                log.warning("pod rejected", extra=fields(pod=key, problems=message))
             status = self.translator.rejected_status(pod, err, now)
             self._report(pod, status, "Warning", "ProviderCreateFailed", message)
             return
         except Missing as err:
             log.info("pod waits for referenced objects", extra=fields(pod=key, missing=str(err)))
-            self._report(pod, self.translator.waiting_status(pod, err, now), "Warning", "FailedMount", str(err))
+            # As a kubelet: a missing env/envFrom source is "Failed", "Error: <its error>"; a volume one FailedMount.
+            env = env_error(pod, err)
+            reason, text = ("Failed", f"Error: {env}") if env else ("FailedMount", str(err))
+            self._report(pod, self.translator.waiting_status(pod, err, now), "Warning", reason, text)
             raise  # retried with backoff until the objects exist
         if warnings and self.last_warning.get(uid) is None:
             text = "; ".join(str(w) for w in warnings)

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from vkeci.core import sizes
+from vkeci.core import imageref, sizes
 from vkeci.core.context import Context
 from vkeci.core.envvars import EnvVar, expand
 from vkeci.core.quantity import QuantityError
@@ -222,6 +222,16 @@ def container(
         ctx.problem(f"{path}.name", "missing", "give the container a name")
     if not image:
         ctx.problem(f"{path}.image", "missing", "give the container an image")
+    else:
+        try:
+            imageref.check(image)
+        except imageref.InvalidImage as err:
+            ctx.problem(
+                f"{path}.image",
+                f'Failed to apply default image tag "{image}": couldn\'t parse image name "{image}": {err}',
+                "give a valid image reference, e.g. registry/repository:tag (lowercase repository)",
+                waiting_reason="InvalidImageName",
+            )
     result: dict[str, Any] = {"Name": name, "Image": image}
     values = {var.name: var.value for var in env if not var.pod_ip}
     command = [expand(str(c), values.get) for c in spec.get("command") or []]

@@ -51,9 +51,9 @@ class Context:
     missing: list[MissingRef] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
 
-    def problem(self, path: str, message: str, fix: str = "") -> None:
-        """Record why the pod cannot run on ECI."""
-        self.problems.append(Problem(path, message, fix))
+    def problem(self, path: str, message: str, fix: str = "", waiting_reason: str = "") -> None:
+        """Record why the pod cannot run on ECI (``waiting_reason``: what its containers show)."""
+        self.problems.append(Problem(path, message, fix, waiting_reason))
 
     def warn(self, path: str, message: str, fix: str = "") -> None:
         """Record something the user should know (it becomes a Warning event)."""

@@ -22,6 +22,8 @@ class Problem:
     field: str
     message: str
     fix: str = ""
+    # The container waiting reason a kubelet shows for it ("" for CreateContainerConfigError).
+    waiting_reason: str = ""
 
     def __str__(self) -> str:
         text = f"{self.field}: {self.message}"

@@ -253,17 +253,17 @@ def _condition(
     status = "True" if ok else "False"
     before = previous.get(kind) or {}
     transition = before.get("lastTransitionTime") if before.get("status") == status else None
-    condition: dict[str, Any] = {
+    # The whole condition, with explicit nulls: the status PATCH is a strategic merge that merges
+    # conditions by type field by field, so an omitted reason would keep the one written while the
+    # pod was Pending (a Ready=True condition saying ContainersNotReady, issue 12); a null deletes it.
+    return {
         "type": kind,
         "status": status,
         "lastProbeTime": None,
         "lastTransitionTime": transition or now,
+        "reason": reason or None,
+        "message": message or None,
     }
-    if reason:
-        condition["reason"] = reason
-    if message:
-        condition["message"] = message
-    return condition
 
 
 def _conditions(
@@ -506,17 +506,26 @@ def pending_status(
 def missing_status(pod: Mapping[str, Any], missing: Missing, now: Now) -> dict[str, Any]:
     """Pending while referenced objects are missing, as a kubelet shows it: a missing env source is
     ``CreateContainerConfigError``; a missing volume source keeps ``ContainerCreating``."""
-    env_refs = [ref for ref in missing.refs if ".env" in ref.field]
-    if env_refs:
-        ref = env_refs[0]
-        what = (
-            f"{ref.kind.lower()} {ref.name!r} not found"
-            if ref.key is None
-            else f"key {ref.key!r} not found in {ref.kind.lower()} {ref.name!r}"
-        )
+    what = env_error(pod, missing)
+    if what:
         return pending_status(pod, now, waiting_reason="CreateContainerConfigError", waiting_message=what)
     text = "; ".join(str(ref) for ref in missing.refs)
     return pending_status(pod, now, waiting_message=f"waiting for {text}")
+
+
+def env_error(pod: Mapping[str, Any], missing: Missing) -> str:
+    """The kubelet's error for the first missing ``env``/``envFrom`` source ("" when only volume
+    sources are missing), word for word as pkg/kubelet/kubelet_pods.go makeEnvironmentVariables
+    words it: the API's NotFound (``configmap "name" not found``, Go quoting) for a missing object,
+    ``couldn't find key K in ConfigMap ns/name`` for a missing key."""
+    env_refs = [ref for ref in missing.refs if ".env" in ref.field]
+    if not env_refs:
+        return ""
+    ref = env_refs[0]
+    if ref.key is None:
+        return f'{ref.kind.lower()} "{ref.name}" not found'
+    namespace = str((pod.get("metadata") or {}).get("namespace") or "default")
+    return f"couldn't find key {ref.key} in {ref.kind} {namespace}/{ref.name}"
 
 
 def waiting_status(pod: Mapping[str, Any], error: BaseException, now: Now) -> dict[str, Any]:
@@ -535,9 +544,13 @@ def rejected_status(pod: Mapping[str, Any], problems: Iterable[Problem] | Reject
     ``problems`` is the ``Rejected`` exception or its ``problems``."""
     if isinstance(problems, Rejected):
         problems = problems.problems
+    problems = list(problems)
     never = str(_spec(pod).get("restartPolicy") or "Always") == "Never"
     message = "cannot run on ECI: " + "; ".join(str(p) for p in problems)
-    result = _all_waiting(pod, "CreateContainerConfigError", None, now, "Failed" if never else "Pending")
+    # A problem a kubelet shows with its own waiting reason (InvalidImageName) is shown so, with its message.
+    shown = next((p for p in problems if p.waiting_reason), None)
+    reason = shown.waiting_reason if shown else "CreateContainerConfigError"
+    result = _all_waiting(pod, reason, shown.message if shown else None, now, "Failed" if never else "Pending")
     result["reason"], result["message"] = "ProviderFailed", message
     return result
 

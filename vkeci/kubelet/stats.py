@@ -272,13 +272,15 @@ def resource_metrics(pods: list[PodMetrics], node_cpu_ns: int, now: float) -> by
 @dataclass
 class _Cached:
     at: float
-    pods: list[PodMetrics]
-    node_cpu_ns: int
+    records: dict[str, dict[str, Any]]  # group id -> its newest ECI metric record
 
 
 class MetricsCache:
-    """Fetches metrics for every pod with a container group, in batches of 20, at most once
-    per ``ttl`` seconds however often the node is scraped."""
+    """Lists every running pod with a container group at each scrape, and joins it with the ECI
+    metrics, which are fetched in batches of 20 at most once per ``ttl`` seconds however often the
+    node is scraped. Only the ECI numbers are cached: a pod that started since the last fetch is
+    listed at once with zero usage and no containers until ECI has a sample of it (issue 12: it
+    was missing for up to ``ttl`` seconds)."""
 
     def __init__(
         self,
@@ -296,27 +298,36 @@ class MetricsCache:
         self._cached: _Cached | None = None
         self._counter = NodeCpuCounter()
 
+    def _running(self) -> dict[str, PodDict]:
+        by_group: dict[str, PodDict] = {}
+        for pod in self._pods.list():
+            meta = pod.get("metadata") or {}
+            found = self._pods.get(str(meta.get("namespace")), str(meta.get("name")))
+            if found and found[1] and (pod.get("status") or {}).get("phase") == "Running":
+                by_group[found[1]] = found[0]
+        return by_group
+
+    def _fetch(self, ids: list[str]) -> dict[str, dict[str, Any]]:
+        records: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), ECI_BATCH):
+            try:
+                records.update(
+                    latest_records(self._eci.describe_multi_container_group_metric(ids[start : start + ECI_BATCH]))
+                )
+            except EciError:
+                continue  # a failed batch leaves those pods without usage in this scrape, not the others
+        return records
+
     def get(self) -> tuple[list[PodMetrics], int]:
-        """The pods' metrics and the node's cumulative CPU nanoseconds (cached)."""
+        """Every running pod's metrics and the node's cumulative CPU nanoseconds (ECI numbers cached)."""
         with self._lock:
-            if self._cached is not None and self._clock() - self._cached.at < self._ttl:
-                return self._cached.pods, self._cached.node_cpu_ns
-            by_group: dict[str, PodDict] = {}
-            for pod in self._pods.list():
-                meta = pod.get("metadata") or {}
-                found = self._pods.get(str(meta.get("namespace")), str(meta.get("name")))
-                if found and found[1] and (pod.get("status") or {}).get("phase") == "Running":
-                    by_group[found[1]] = found[0]
-            records: dict[str, dict[str, Any]] = {}
-            ids = sorted(by_group)
-            for start in range(0, len(ids), ECI_BATCH):
-                try:
-                    records.update(
-                        latest_records(self._eci.describe_multi_container_group_metric(ids[start : start + ECI_BATCH]))
-                    )
-                except EciError:
-                    continue  # a failed batch leaves those pods out of this scrape, not the others
-            metrics = [pod_metrics(by_group[gid], rec) for gid, rec in records.items() if gid in by_group]
-            node_cpu = self._counter.update(metrics)
-            self._cached = _Cached(self._clock(), metrics, node_cpu)
-            return metrics, node_cpu
+            by_group = self._running()
+            if self._cached is None or self._clock() - self._cached.at >= self._ttl:
+                self._cached = _Cached(self._clock(), self._fetch(sorted(by_group)))
+            records = self._cached.records
+            sampled = [pod_metrics(pod, records[gid]) for gid, pod in by_group.items() if gid in records]
+            # Only sampled pods feed the node counter: a pod's first sample then adds its whole CPU
+            # once, and a repeated (cached) sample adds nothing.
+            node_cpu = self._counter.update(sampled)
+            fresh = [pod_metrics(pod, {}) for gid, pod in by_group.items() if gid not in records]
+            return sampled + fresh, node_cpu
