@@ -274,3 +274,9 @@ def test_no_patch_means_no_patch_fields() -> None:
 def test_a_malformed_review_is_an_admission_error(body: Any, expected: str) -> None:
     with pytest.raises(AdmissionError, match=expected.replace("[", r"\[").replace("]", r"\]")):
         review(copy.deepcopy(body), None)
+
+
+def test_namespace_of_a_review_whose_object_is_not_an_object_is_empty():
+    # Found by the property test (an AttributeError on a list as `request.object`).
+    for garbled in ([1], "x", 3, True):
+        assert admission.namespace_of({"request": {"object": garbled}}) == ""
