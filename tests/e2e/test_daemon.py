@@ -148,6 +148,26 @@ def test_hostpath_pod_is_rejected_clearly_and_others_run(daemon, kube, fake_eci,
     assert pod["metadata"]["uid"] not in uids
 
 
+def test_invalid_image_references_get_invalid_image_name_and_no_group(daemon, kube, fake_eci, namespace):
+    """Issue 12: each of these got a billed container group; a kubelet refuses them at once."""
+    images = ["nginx@sha256:deadbeef", "Docker.IO/Library/NGINX:Latest", "nginx:1.27:extra", "a" * 455]
+    for index, image in enumerate(images):
+        kube.create(
+            namespace, pod_manifest(f"bad-image-{index}", daemon.node, containers=[{"name": "c", "image": image}])
+        )
+
+    def refused(name):
+        statuses = kube.pod(namespace, name)["status"].get("containerStatuses") or []
+        waiting = [s.get("state", {}).get("waiting", {}) for s in statuses]
+        return waiting[0] if waiting and waiting[0].get("reason") == "InvalidImageName" else None
+
+    for index, image in enumerate(images):
+        waiting = wait_for(lambda: refused(f"bad-image-{index}"), 30, f"InvalidImageName for {image[:40]}")  # noqa: B023
+        assert waiting["message"].startswith(f'Failed to apply default image tag "{image}"')
+    names = {tags_of(g).get("PodName") for g in fake_groups(fake_eci, daemon.node)}
+    assert not {f"bad-image-{index}" for index in range(len(images))} & names
+
+
 def test_group_deleted_behind_the_back_fails_the_pod(daemon, kube, fake_eci, namespace):
     kube.create(namespace, pod_manifest("victim", daemon.node, containers=[{"name": "c", "image": "nginx"}]))
     pod = wait_for(lambda: running(kube.pod(namespace, "victim")) and kube.pod(namespace, "victim"), 60, "running")
