@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from e2e.harness import free_port  # noqa: E402
 
 
 def profile_data(selectors: int) -> dict[str, str]:
@@ -341,13 +342,6 @@ def through_apiserver(rate: float, seconds: float, connections: int) -> dict[str
         "webhook_own_histogram": own,
         "webhook_connections_opened": connections_opened,
     }
-
-
-def free_port() -> int:
-    """A loopback port free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _paced(call: Any, rate: float, seconds: float, connections: int, *, expect: bool) -> dict[str, Any]:

@@ -289,7 +289,13 @@ def test_pod_waits_for_a_missing_configmap_then_runs(daemon, kube, fake_eci, nam
     status = wait_for(waiting, 60, "CreateContainerConfigError while the ConfigMap is missing")
     assert status["phase"] == "Pending"
     # As a kubelet words it (issue 12): reason Failed, the API's NotFound with Go quoting.
-    warnings = lambda: [e for e in kube.events(namespace, "patient") if e["type"] == "Warning"]  # noqa: E731
+    # The kubelet's (the daemon's) Warnings only: the scheduler may add a FailedScheduling of its own
+    # while the virtual node of this test is not yet Ready.
+    warnings = lambda: [  # noqa: E731
+        e
+        for e in kube.events(namespace, "patient")
+        if e["type"] == "Warning" and (e.get("source") or {}).get("component") == "kubelet"
+    ]
     events = wait_for(warnings, 30, "the Warning event")
     assert {(e["reason"], e["message"]) for e in events} == {("Failed", 'Error: configmap "later" not found')}
     assert not [g for g in fake_groups(fake_eci, daemon.node) if tags_of(g).get("PodName") == "patient"]

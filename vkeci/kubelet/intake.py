@@ -5,7 +5,7 @@ Anyone who can reach the port can open a connection, so nothing here may cost a 
 a worker is taken only once a whole request head has arrived (and is then held only as long as
 the request runs). Before this, 127 slow TLS clients (one header byte every 5 s) held 127 of
 the 128 workers until they closed, and 160 half-open TCP connections delayed every exec by the
-10 s handshake timeout (measured: scripts/measure_kubelet_dos.py).
+10 s handshake timeout (measured: tests/kubelet/measure_dos.py).
 
 Waiting connections are bounded three ways: a deadline for the handshake and for the request
 headers; a count per peer address and in total (:class:`PeerBudget`: a newcomer displaces the

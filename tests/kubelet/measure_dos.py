@@ -5,7 +5,7 @@ TCP connections or 127 slow TLS clients (one header byte every 5 s) are connecte
 Loopback only; every scenario is bounded in connections and time. The server runs in a child
 process (production settings: 128 workers) so its RSS is its own.
 
-    .venv/bin/python scripts/measure_kubelet_dos.py [--scenario all|rss|halfopen|slow] [--seconds 12]
+    .venv/bin/python -m e2e.netns -- .venv/bin/python tests/kubelet/measure_dos.py [--scenario all|rss|halfopen|slow] [--seconds 12]
 """
 
 from __future__ import annotations
@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "kubelet")]
+ROOT = Path(__file__).resolve().parents[2]
+# It drives the kubelet tests' stand-ins (kubelet_helpers), so it lives beside them.
+sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
 from kubelet_helpers import FakeEci, FakeLookup, SpdyClient, StubExecServer, make_ca, make_client  # noqa: E402
 
