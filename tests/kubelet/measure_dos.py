@@ -5,7 +5,8 @@ TCP connections or 127 slow TLS clients (one header byte every 5 s) are connecte
 Loopback only; every scenario is bounded in connections and time. The server runs in a child
 process (production settings: 128 workers) so its RSS is its own.
 
-    .venv/bin/python -m e2e.netns -- .venv/bin/python tests/kubelet/measure_dos.py [--scenario all|rss|halfopen|slow] [--seconds 12]
+    .venv/bin/python -m e2e.netns -- .venv/bin/python tests/kubelet/measure_dos.py \
+        [--scenario all|rss|halfopen|slow] [--seconds 12]
 """
 
 from __future__ import annotations
