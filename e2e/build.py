@@ -127,21 +127,25 @@ def build_lock(target: Path, label: str, say: Callable[[str], None] | None = Non
         yield
 
 
-def go_env() -> dict[str, str]:
-    """The environment of every cached Go build: static binaries, the installed toolchain, no VCS stamping."""
-    env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local")
+def go_env(**extra: str) -> dict[str, str]:
+    """The environment of every cached Go build: static binaries, the installed toolchain, no VCS stamping
+    (plus ``extra``, e.g. ``GOBIN`` for a ``go install``)."""
+    env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", **extra)
     env["GOFLAGS"] = (env.get("GOFLAGS", "") + " -buildvcs=false").strip()
     return env
 
 
-def go_build(cmd: list[str], cwd: Path, log_path: Path, label: str, say: Callable[[str], None]) -> float:
-    """Run ``cmd`` (a ``go build``) in ``cwd`` with :func:`go_env`, its output in ``log_path``, reporting
-    progress every 30 s; return the seconds it took. Raises ``BuildError`` with the log's tail on failure."""
+def go_build(
+    cmd: list[str], cwd: Path, log_path: Path, label: str, say: Callable[[str], None], **extra_env: str
+) -> float:
+    """Run ``cmd`` (a ``go build`` or ``go install``) in ``cwd`` with :func:`go_env` (plus ``extra_env``), its
+    output in ``log_path``, reporting progress every 30 s; return the seconds it took. Raises ``BuildError``
+    with the log's tail on failure."""
     start = time.monotonic()
     with open(log_path, "w") as log:
         log.write("$ " + " ".join(cmd) + "\n")
         log.flush()
-        proc = subprocess.Popen(cmd, cwd=cwd, env=go_env(), stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=go_env(**extra_env), stdout=log, stderr=subprocess.STDOUT)
         rc = _wait_with_progress(proc, log_path, start, say, label)
     elapsed = time.monotonic() - start
     if rc != 0:

@@ -16,13 +16,11 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from e2e.build import BuildError, build_lock, cache_root
+from e2e.build import BuildError, build_lock, cache_root, go_build
 
 # The newest helm v3 the Go module proxy served on 2026-12-02 (`go list -m -versions helm.sh/helm/v3`).
 HELM_VERSION = "v3.22.0"
@@ -89,29 +87,14 @@ def _build(target: Path, say: Callable[[str], None]) -> None:
     gobin = target / "partial"
     shutil.rmtree(gobin, ignore_errors=True)
     log_path = target / "build.log"
-    env = dict(os.environ, CGO_ENABLED="0", GOTOOLCHAIN="local", GOBIN=str(gobin))
-    env["GOFLAGS"] = (env.get("GOFLAGS", "") + " -buildvcs=false").strip()
     jobs = os.environ.get("VKECI_BUILD_JOBS", str(min(os.cpu_count() or 2, 4)))
     # `go install pkg@version` builds outside any module, from exactly the versions helm's go.mod pins.
     cmd = [go, "install", "-trimpath", "-p", jobs, "-ldflags", _ldflags(), f"{MODULE}/cmd/helm@{HELM_VERSION}"]
     say(f"helm: building {HELM_VERSION} from the Go module proxy into {target}; log: {log_path}")
-    start = time.monotonic()
-    with open(log_path, "w") as log:
-        log.write("$ " + " ".join(cmd) + "\n")
-        log.flush()
-        try:
-            rc = subprocess.run(
-                cmd, cwd=target, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT_S
-            ).returncode
-        except subprocess.TimeoutExpired:
-            raise BuildError(
-                f"helm: build did not finish within {BUILD_TIMEOUT_S // 60} min; log: {log_path}"
-            ) from None
-    elapsed = time.monotonic() - start
+    elapsed = go_build(cmd, target, log_path, "helm", say, GOBIN=str(gobin))
     built = gobin / "helm"
-    if rc != 0 or not built.is_file():
-        tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-40:])
-        raise BuildError(f"helm: `go install` failed (exit {rc}) after {elapsed:.0f}s; full log: {log_path}\n{tail}")
+    if not built.is_file():
+        raise BuildError(f"helm: `go install` succeeded but left no {built}; full log: {log_path}")
     built.rename(target / "helm")  # atomic: a complete binary or none at all
     gobin.rmdir()
     with open(log_path, "a") as log:
