@@ -186,6 +186,8 @@ Enter it first: {how_to_enter()} bash"""
 The demo runs on loopback (node address 127.0.0.1): the API server does not proxy to loopback, so
 kubectl logs/exec fail; `make demo-down && make demo DEMO_NETNS=1` runs it where they work."""
         )
+    # On loopback the API server refuses to proxy to the node, so exec is offered only where it works.
+    try_exec = "\n  kubectl exec deploy/nginx -- echo hello from ECI" if inside() else ""
     print(
         f"""
 The demo stays up. Try:
@@ -193,8 +195,7 @@ The demo stays up. Try:
   alias kubectl={KUBECTL}
   kubectl scale deployment nginx --replicas=10 && kubectl get pods -o wide -w
   kubectl describe pod -l app=nginx | grep -A12 Events
-  kubectl describe node {NODE}
-  kubectl exec deploy/nginx -- echo hello from ECI
+  kubectl describe node {NODE}{try_exec}
   curl http://{endpoint}/_fake/groups        # what the fake ECI holds
 Logs: {DEMO}/vkeci.log, {DEMO}/fake-eci.log, {CLUSTER}/logs/
 Stop everything: make demo-down"""
