@@ -28,6 +28,7 @@ GOOD = [
     "localhost:5000/team/app__x-y.z:v1",
     "[::1]:5000/app",
     "Registry.Example.com/app",
+    "nginx__docker.io/nginx",  # a dot, but not a host: the grammar reads it as a path component
     "nginx@sha256:" + "a" * 64,
     "nginx:1.27@sha512:" + "b" * 128,
 ]

@@ -73,7 +73,10 @@ def check(image: str) -> None:
     path, tag = rest, None
     if ":" in rest.rsplit("/", 1)[-1]:
         path, tag = rest.rsplit(":", 1)
-    if not (_domain_ok(domain) and all(_COMPONENT.fullmatch(c) for c in path.split("/"))):
+    # A first part that was taken for a registry (it has a dot) but is not a host name, such as
+    # ``nginx__docker.io``, is a path component to the grammar: Go's Parse matches the whole name.
+    registry_ok = _domain_ok(domain) or bool(_COMPONENT.fullmatch(domain))
+    if not (registry_ok and all(_COMPONENT.fullmatch(c) for c in path.split("/"))):
         raise InvalidImage(INVALID)
     if tag is not None and not _TAG.fullmatch(tag):
         raise InvalidImage(INVALID)
