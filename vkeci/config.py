@@ -13,6 +13,7 @@ for a secret) and says what is expected.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import os
 import re
@@ -27,7 +28,17 @@ from vkeci.core.quantity import QuantityError, parse_quantity
 
 
 class ConfigError(ValueError):
-    """Invalid configuration. The message is one line meant for the operator."""
+    """Invalid configuration: one line per problem (``problems``), meant for the operator.
+
+    With several problems the message lists them all, so one run shows everything to fix."""
+
+    def __init__(self, *problems: str) -> None:
+        self.problems = tuple(problems)
+        if len(problems) == 1:
+            text = problems[0]
+        else:
+            text = f"{len(problems)} problems in the configuration:" + "".join(f"\n  - {p}" for p in problems)
+        super().__init__(text)
 
 
 @dataclass(frozen=True)
@@ -329,25 +340,49 @@ class Config:
         """The ECI endpoint the SDK should use: the configured one, or the region's public one."""
         return self.eci_endpoint or f"eci.{self.region}.aliyuncs.com"
 
-    def require(self, *names: str) -> None:
-        """Fail with one ConfigError line for the first of ``names`` that is not set."""
+    def missing(self, *names: str) -> list[str]:
+        """One line per setting of ``names`` that is not set: its variable, what it expects, its flag."""
+        problems = []
         for name in names:
             if not getattr(self, name):
                 setting = _BY_NAME[name]
-                raise ConfigError(
+                problems.append(
                     f"{setting.env[0]} is not set: expected {setting.expected} "
-                    f"(flag --{name.replace('_', '-')}, or `{name}:` in the config file)"
+                    f"(flag --{flag_name(name)}, or `{name}:` in the config file)"
                 )
+        return problems
+
+    def require(self, *names: str) -> None:
+        """Fail with a ConfigError listing every one of ``names`` that is not set."""
+        problems = self.missing(*names)
+        if problems:
+            raise ConfigError(*problems)
 
 
-def require_internal_ip(config: Config) -> None:
-    """The node's InternalIP must be given: a silent 127.0.0.1 would make every `kubectl logs` fail far from
-    its cause. Loopback is fine when given explicitly (development beside a local cluster)."""
-    if not config.internal_ip:
-        raise ConfigError(
-            "the node's InternalIP is not set: set VKUBELET_NODE_IP (flag --internal-ip) to an address the API "
-            "server can dial, or run in a pod with VKUBELET_POD_IP from the downward API (status.podIP)"
-        )
+# What `vkeci run` cannot work without and `vkeci check` checks: without a vSwitch and a security group
+# every pod would fail at its CreateContainerGroup, far from the cause.
+REQUIRED = ("region", "security_group", "vswitches")
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag of setting ``name``, without the leading dashes (``node-name`` for ``node_name``)."""
+    return name.replace("_", "-")
+
+
+INTERNAL_IP_MISSING = (
+    "the node's InternalIP is not set: set VKUBELET_NODE_IP (flag --internal-ip) to an address the API "
+    "server can dial, or run in a pod with VKUBELET_POD_IP from the downward API (status.podIP)"
+)
+
+
+def require_for_run(config: Config) -> None:
+    """Everything `vkeci run` needs before it starts (:data:`REQUIRED` and the InternalIP), all in one error.
+
+    The InternalIP must be given: a silent 127.0.0.1 would make every `kubectl logs` fail far from its cause.
+    Loopback is fine when given explicitly (development beside a local cluster)."""
+    problems = config.missing(*REQUIRED) + ([] if config.internal_ip else [INTERNAL_IP_MISSING])
+    if problems:
+        raise ConfigError(*problems)
 
 
 def _parse(setting: Setting, raw: Any, source: str) -> Any:
@@ -358,6 +393,12 @@ def _parse(setting: Setting, raw: Any, source: str) -> Any:
         shown = "<hidden>" if setting.secret else repr(text)
         raise ConfigError(f"{source} = {shown} is invalid: expected {setting.expected}") from None
     return Secret(value) if setting.secret else value
+
+
+def _unknown(kind: str, name: str) -> str:
+    close = difflib.get_close_matches(name, list(_BY_NAME), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known settings: {', '.join(sorted(_BY_NAME))}"
+    return f"{kind} {name!r}; {hint}"
 
 
 def _from_file(path: str) -> dict[str, Any]:
@@ -371,11 +412,9 @@ def _from_file(path: str) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: expected a mapping of settings, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(_BY_NAME))
+    unknown = sorted(set(map(str, data)) - set(_BY_NAME))
     if unknown:
-        raise ConfigError(
-            f"config file {path}: unknown setting {unknown[0]!r}; known settings: {', '.join(sorted(_BY_NAME))}"
-        )
+        raise ConfigError(*(f"config file {path}: " + _unknown("unknown setting", name) for name in unknown))
     return data
 
 
@@ -387,25 +426,33 @@ def load(
     """Build a Config from flags (highest priority), the environment, a YAML file and defaults.
 
     ``flags`` maps field names to values; ``None`` values mean "flag not given".
-    ``env`` defaults to ``os.environ``. Raises ConfigError with one line on any bad value.
+    ``env`` defaults to ``os.environ``. Raises ConfigError naming every bad value (one line each).
     """
     env = os.environ if env is None else env
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     unknown = sorted(set(flags) - set(_BY_NAME))
     if unknown:
-        raise ConfigError(f"unknown setting {unknown[0]!r}")
+        raise ConfigError(*(_unknown("unknown setting", name) for name in unknown))
     path = config_file or env.get("VKECI_CONFIG")
     file_values = _from_file(path) if path else {}
     values: dict[str, Any] = {}
+    problems: list[str] = []
     for setting in SETTINGS:
-        if setting.name in flags:
-            values[setting.name] = _parse(setting, flags[setting.name], f"--{setting.name.replace('_', '-')}")
-            continue
         env_name = next((name for name in setting.env if env.get(name, "").strip()), None)
-        if env_name:
-            values[setting.name] = _parse(setting, env[env_name], env_name)
+        if setting.name in flags:
+            raw, source = flags[setting.name], f"--{flag_name(setting.name)}"
+        elif env_name:
+            raw, source = env[env_name], env_name
         elif setting.name in file_values and file_values[setting.name] is not None:
-            values[setting.name] = _parse(setting, file_values[setting.name], f"{path}: {setting.name}")
+            raw, source = file_values[setting.name], f"{path}: {setting.name}"
+        else:
+            continue
+        try:
+            values[setting.name] = _parse(setting, raw, source)
+        except ConfigError as err:
+            problems += err.problems
+    if problems:
+        raise ConfigError(*problems)
     return Config(**values)
 
 

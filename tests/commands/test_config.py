@@ -123,3 +123,23 @@ def test_bad_translation_settings_are_one_line_naming_the_setting_and_the_fix(en
     with pytest.raises(ConfigError) as err:
         load(env=env)
     assert str(err.value).startswith(shown) and "\n" not in str(err.value)
+
+
+def test_all_bad_values_are_reported_at_once_one_line_each():
+    # R2: a bad value used to stop at the first one.
+    env = {"ECI_QUOTA_POD": "many", "KUBELET_PORT": "0", "VKECI_LOG_LEVEL": "loud"}
+    with pytest.raises(ConfigError) as info:
+        load(env=env, flags={"workers": "-1"})
+    assert len(info.value.problems) == 4
+    assert str(info.value).startswith("4 problems in the configuration:")
+    for source in ("ECI_QUOTA_POD", "KUBELET_PORT", "VKECI_LOG_LEVEL", "--workers"):
+        assert sum(problem.startswith(source) for problem in info.value.problems) == 1
+
+
+def test_an_unknown_file_key_gets_the_closest_setting(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("regoin: cn-hangzhou\nvswitch: vsw-a\n")
+    with pytest.raises(ConfigError) as info:
+        load(env={}, config_file=str(path))
+    assert "did you mean 'region'?" in info.value.problems[0]
+    assert "did you mean 'vswitches'?" in info.value.problems[1]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vkeci.commands.run import add_config_arguments, load_config
-from vkeci.config import Config, ConfigError
+from vkeci.config import REQUIRED, Config, ConfigError
 
 # (verb, group, resource, subresource) the daemon needs, checked with SelfSubjectAccessReview.
 PERMISSIONS: tuple[tuple[str, str, str, str, str, str], ...] = (
@@ -101,9 +101,9 @@ def check_profile(path: str) -> list[Result]:
 
 
 def check_config(config: Config) -> list[Result]:
-    """Settings the daemon cannot run without."""
+    """Settings the daemon cannot run without (``vkeci run`` refuses to start without them too)."""
     results = []
-    for name in ("region", "security_group", "vswitches"):
+    for name in REQUIRED:
         try:
             config.require(name)
             results.append(Result(f"config {name}", True, "set"))
@@ -195,7 +195,9 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     try:
         config = load_config(args)
     except ConfigError as err:
-        out(Result("config", False, str(err)).line())
+        for problem in err.problems:
+            out(Result("config", False, problem).line())
+        print(f"{len(err.problems)} problem(s) found", file=sys.stderr)
         return 1
     results = check_config(config)
     if config.region:

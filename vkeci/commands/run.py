@@ -150,8 +150,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args)
         logmod.setup(config.log_level, config.log_format)
-        config.require("region")
-        config_module.require_internal_ip(config)
+        config_module.require_for_run(config)
     except ConfigError as err:
         print(f"vkeci run: {err}", file=sys.stderr)
         return 2
