@@ -87,6 +87,39 @@ def setup(level: str = "info", fmt: str = "text", stream: Any = None) -> None:
     # The SDK and urllib3 are chatty at debug level and may echo request URLs; keep them quiet.
     for noisy in ("urllib3", "alibabacloud_credentials", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    adopt_sdk_loggers()
+
+
+# alibabacloud-credentials logs to a logger named "credentials" with its own stderr handler, at INFO, with
+# tracebacks (a failed ECS metadata lookup printed three of them in `vkeci check`).
+SDK_LOGGERS = ("credentials",)
+
+
+class _NoTraceback(logging.Filter):
+    """Turn a record's traceback into one ``error=Type: message`` field: an SDK's stack is no use to an admin."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            extra = dict(getattr(record, _FIELDS, None) or {})
+            extra["error"] = f"{type(exc).__name__}: {exc}"
+            setattr(record, _FIELDS, extra)
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def adopt_sdk_loggers() -> None:
+    """Route the SDK loggers of :data:`SDK_LOGGERS` through vk-eci's handler (warnings and up, no tracebacks).
+
+    Call it again after importing the SDK: its modules add their own handler when they are imported."""
+    ours = logging.getLogger("vkeci").handlers
+    for name in SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers = list(ours)
+        logger.propagate = False
+        logger.setLevel(logging.WARNING)
+        if not any(isinstance(f, _NoTraceback) for f in logger.filters):
+            logger.addFilter(_NoTraceback())
 
 
 def get_logger(name: str) -> logging.Logger:
