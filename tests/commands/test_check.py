@@ -126,3 +126,25 @@ def test_the_sdk_logger_goes_through_ours_without_a_traceback():
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1 and "refresh failed" in lines[0]
     assert 'error="RuntimeError: metadata said 404"' in lines[0]
+
+
+def test_the_eci_line_checks_the_region_against_ecis_answer():
+    # R5: region cn-nowhere used to pass the ECI line and fail only at the dry-run placement.
+    from dataclasses import replace
+
+    from fakes.eci.server import FakeECI
+    from vkeci.commands.check import check_eci
+
+    with FakeECI.start(access_key_id="AK", access_key_secret="SK") as fake:
+        config = Config(
+            region="cn-hangzhou",
+            access_key_id=Secret("AK"),
+            access_key_secret=Secret("SK"),
+            eci_endpoint=fake.endpoint,
+            eci_protocol="http",
+        )
+        assert check_eci(config).ok
+        wrong = check_eci(replace(config, region="cn-nowhere"))
+    assert not wrong.ok
+    assert "region 'cn-nowhere' is not one of its ECI regions (cn-hangzhou)" in wrong.detail
+    assert "ECI_REGION" in wrong.detail

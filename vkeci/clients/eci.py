@@ -197,6 +197,12 @@ class EciClient:
         req = self._models.DescribeRegionsRequest(region_id=self.region)
         self._call("DescribeRegions", partial(self.client.describe_regions, req))
 
+    def region_ids(self) -> list[str]:
+        """The regions ECI answers DescribeRegions with (``vkeci check``: is the configured one among them?)."""
+        req = self._models.DescribeRegionsRequest(region_id=self.region)
+        body = self._body("DescribeRegions", self.client.describe_regions, req)
+        return [str(r.get("RegionId")) for r in body.get("Regions") or [] if isinstance(r, dict)]
+
     def create(self, request: dict[str, Any]) -> tuple[str, str]:
         """CreateContainerGroup from the translator's request map; returns (group id, request id).
 

@@ -122,11 +122,19 @@ def check_eci(config: Config) -> Result:
 
     try:
         provider = EciClient.from_config(config)
-        provider.ping()
+        regions = provider.region_ids()
     except EciError as err:
         return Result("ECI", False, f"{config.endpoint()}: {err}")
     except Exception as err:  # credential chain errors come in many types
         return Result("ECI", False, f"{config.endpoint()}: cannot build a client ({type(err).__name__}: {err})")
+    if config.region not in regions:
+        offered = ", ".join(sorted(regions)) or "none"
+        return Result(
+            "ECI",
+            False,
+            f"{config.endpoint()} answers, but region {config.region!r} is not one of its ECI regions ({offered}): "
+            "set ECI_REGION (flag --region) to one of them",
+        )
     return Result("ECI", True, f"{config.endpoint()} answers with these credentials (region {config.region})")
 
 
