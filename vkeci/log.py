@@ -20,6 +20,7 @@ from typing import Any
 
 _FIELDS = "vkeci_fields"
 _SECRET_KEY = re.compile(r"(pass(word)?|secret|token|access_?key|credential|authorization|auth)$", re.I)
+_KEY_UNSAFE = re.compile(r'[\s="]+')  # what a logfmt key cannot hold
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
@@ -39,10 +40,26 @@ def _fields_of(record: logging.LogRecord) -> dict[str, Any]:
 
 
 def _quote(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        text = ",".join(v if isinstance(v, str) else json.dumps(v, default=str) for v in value)
+    else:
+        text = json.dumps(value, default=str)
     if text == "" or any(c in text for c in ' "=\n'):
         return json.dumps(text)
     return text
+
+
+def _flat(key: str, value: Any) -> list[tuple[str, Any]]:
+    """Maps become dotted keys (``kubernetes.PATCH_nodes/status=4``), so text lines hold no JSON to unpick."""
+    if not isinstance(value, dict) or not value:
+        return [(key, value)]
+    pairs: list[tuple[str, Any]] = []
+    for sub, item in value.items():
+        sub = _KEY_UNSAFE.sub("_", str(sub))
+        pairs += [(sub_key, "***" if _SECRET_KEY.search(sub) else v) for sub_key, v in _flat(f"{key}.{sub}", item)]
+    return pairs
 
 
 class TextFormatter(logging.Formatter):
@@ -51,7 +68,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
         parts = [stamp, record.levelname, f"{record.name.removeprefix('vkeci.')}:", record.getMessage()]
-        parts += [f"{k}={_quote(v)}" for k, v in _fields_of(record).items()]
+        parts += [f"{k}={_quote(v)}" for key, value in _fields_of(record).items() for k, v in _flat(key, value)]
         line = " ".join(parts)
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)

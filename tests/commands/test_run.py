@@ -164,3 +164,11 @@ def test_run_sets_the_daemons_gc_thresholds_even_when_kubernetes_is_unreachable(
         for signum, handler in handlers.items():  # run() installs its own: give pytest its handlers back
             signal.signal(signum, handler)
     assert code == 1  # the kubeconfig is missing: one error, no traceback, exit 1
+
+
+def test_the_stop_message_claims_a_registration_only_when_there_was_one():
+    # R17
+    from vkeci.commands.run import stop_message
+
+    assert "stays registered" in stop_message(True)
+    assert "before the node was registered" in stop_message(False) and "stays" not in stop_message(False)

@@ -140,6 +140,13 @@ def load_config(args: argparse.Namespace) -> Config:
 GC_THRESHOLDS = (50_000, 20, 10)
 
 
+def stop_message(registered: bool) -> str:
+    """The last line of a normal stop: what became of the Node (nothing, when it was never registered)."""
+    if registered:
+        return "stopped; the node stays registered and goes NotReady when its lease expires"
+    return "stopped before the node was registered; nothing was left in the cluster"
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of `vkeci run`."""
     from vkeci import config as config_module
@@ -217,5 +224,5 @@ def run(args: argparse.Namespace) -> int:
     if args.stats_file:
         with open(args.stats_file, "w") as out:
             json.dump(stats, out, indent=1, sort_keys=True)
-    log.info("stopped; the node stays registered and goes NotReady when its lease expires")
+    log.info(stop_message(daemon.registered.is_set()))
     return 0
