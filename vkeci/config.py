@@ -211,6 +211,9 @@ SETTINGS: tuple[Setting, ...] = (
         "a comma-separated list of DNS server IP addresses (the kube-dns Service's ClusterIP), e.g. 10.96.0.10",
     ),
     Setting("cluster_domain", ("CLUSTER_DOMAIN",), _text, "the cluster's DNS domain, e.g. cluster.local"),
+    # The Go provider's and azure-aci's names for the kubelet API's serving certificate.
+    Setting("tls_cert_file", ("APISERVER_CERT_LOCATION",), _text, "the path of a PEM serving certificate"),
+    Setting("tls_key_file", ("APISERVER_KEY_LOCATION",), _text, "the path of the PEM key of tls_cert_file"),
     Setting(
         "api_server",
         ("API_SERVER",),
@@ -219,6 +222,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
 )
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+def setting(name: str) -> Setting:
+    """The Setting called ``name`` (its environment variables, what it expects)."""
+    return _BY_NAME[name]
+
+
 SECRET_FIELDS = frozenset(setting.name for setting in SETTINGS if setting.secret)
 
 
@@ -332,6 +342,9 @@ class Config:
     # Cluster DNS for dnsPolicy ClusterFirst (the kube-dns Service IP); empty = ECI's VPC DNS.
     cluster_dns: tuple[str, ...] = ()
     cluster_domain: str = "cluster.local"
+    # The kubelet API's serving certificate and key (files, reloaded on change); unset: self-signed or --tls-csr.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
     # Where ECI pods reach the API server when the `kubernetes` Service's ClusterIP is not routable
     # from the VPC ("host:port"); replaces the KUBERNETES_SERVICE_* variables in-cluster clients use.
     api_server: str = ""
@@ -375,12 +388,24 @@ INTERNAL_IP_MISSING = (
 )
 
 
+def tls_problems(config: Config) -> list[str]:
+    """A serving certificate without its key (or the reverse) would silently mean a self-signed one."""
+    if bool(config.tls_cert_file) == bool(config.tls_key_file):
+        return []
+    given, missing = ("tls_cert_file", "tls_key_file") if config.tls_cert_file else ("tls_key_file", "tls_cert_file")
+    return [
+        f"{_BY_NAME[given].env[0]} (flag --{flag_name(given)}) is set but {_BY_NAME[missing].env[0]} "
+        f"(flag --{flag_name(missing)}) is not: give both, or neither for a self-signed certificate"
+    ]
+
+
 def require_for_run(config: Config) -> None:
     """Everything `vkeci run` needs before it starts (:data:`REQUIRED` and the InternalIP), all in one error.
 
     The InternalIP must be given: a silent 127.0.0.1 would make every `kubectl logs` fail far from its cause.
     Loopback is fine when given explicitly (development beside a local cluster)."""
     problems = config.missing(*REQUIRED) + ([] if config.internal_ip else [INTERNAL_IP_MISSING])
+    problems += tls_problems(config)
     if problems:
         raise ConfigError(*problems)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vkeci.commands.run import add_config_arguments, load_config
-from vkeci.config import REQUIRED, Config, ConfigError
+from vkeci.config import REQUIRED, Config, ConfigError, tls_problems
 
 # (verb, group, resource, subresource) the daemon needs, checked with SelfSubjectAccessReview.
 PERMISSIONS: tuple[tuple[str, str, str, str, str, str], ...] = (
@@ -109,6 +109,15 @@ def check_config(config: Config) -> list[Result]:
             results.append(Result(f"config {name}", True, "set"))
         except ConfigError as err:
             results.append(Result(f"config {name}", False, str(err)))
+    results += [Result("config tls", False, problem) for problem in tls_problems(config)]
+    if config.tls_cert_file and config.tls_key_file:
+        from vkeci.kubelet.tls import FileIssuer, TlsError
+
+        try:
+            FileIssuer(config.tls_cert_file, config.tls_key_file).issue()
+            results.append(Result("config tls", True, f"{config.tls_cert_file} is a readable PEM certificate"))
+        except TlsError as err:
+            results.append(Result("config tls", False, str(err)))
     if not (config.access_key_id and config.access_key_secret):
         results.append(
             Result("config credentials", True, "no AccessKey configured; using the Alibaba Cloud default chain")
