@@ -242,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
     except (Rejected, Missing) as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    for note in dict.fromkeys(notes):
+    for note in dict.fromkeys([*notes, *result.notes]):
         print(f"note: {note}", file=sys.stderr)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
