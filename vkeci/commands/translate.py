@@ -244,9 +244,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     for note in dict.fromkeys([*notes, *result.notes]):
         print(f"note: {note}", file=sys.stderr)
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    for warning in placement_warnings(result.request):
+    for warning in [*map(str, result.warnings), *placement_warnings(result.request)]:
         print(f"warning: {warning}", file=sys.stderr)
     request = result.request if args.reveal_secrets else _mask(result.request, pod, objects)
     if args.format == "yaml":
