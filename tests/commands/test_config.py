@@ -143,3 +143,39 @@ def test_an_unknown_file_key_gets_the_closest_setting(tmp_path):
         load(env={}, config_file=str(path))
     assert "did you mean 'region'?" in info.value.problems[0]
     assert "did you mean 'vswitches'?" in info.value.problems[1]
+
+
+def test_the_readme_names_every_setting_and_states_the_codes_defaults():
+    # Admin review R7/R9: the README said --transition-status-interval defaults to 0.5 s; the code says 0.25.
+    import argparse
+    import re
+    from pathlib import Path
+
+    from vkeci.commands.run import add_arguments
+    from vkeci.config import SETTINGS, default
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for setting in SETTINGS:
+        assert f"`{setting.name}`" in readme or f"`{setting.env[0]}`" in readme, setting.name
+    rows = [line.split(" | ") for line in readme.splitlines() if line.startswith("| `") and line.count(" | ") >= 3]
+    checked = 0
+    for cells in rows:
+        names = re.findall(r"`([a-z_]+)`", cells[0])
+        shown = [part.strip() for part in cells[2].split(" / ")]
+        if not names or len(names) != len(shown) or any(n not in {s.name for s in SETTINGS} for n in names):
+            continue
+        for name, text in zip(names, shown, strict=True):
+            literal = re.fullmatch(r"`([^`]*)`", text)
+            if literal:
+                value = default(Config, name)
+                assert literal.group(1) == (str(value).lower() if isinstance(value, bool) else str(value)), name
+                checked += 1
+    assert checked >= 8, "the configuration table changed shape: update this test"
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    flags = {a.option_strings[0]: a.default for a in parser._actions if a.option_strings}
+    for flag, seconds in re.findall(r"`(--[a-z-]+)` \(([0-9.]+) s\)", readme):
+        assert float(seconds) == float(flags[flag]), flag
+    for env, value in re.findall(r"`(VKECI_[A-Z_]+)` \((?:default )?([0-9.]+)(?: s)?\)", readme):
+        [setting] = [s for s in SETTINGS if env in s.env]
+        assert float(value) == float(default(Config, setting.name)), env
