@@ -399,13 +399,21 @@ def tls_problems(config: Config) -> list[str]:
     ]
 
 
-def require_for_run(config: Config) -> None:
-    """Everything `vkeci run` needs before it starts (:data:`REQUIRED` and the InternalIP), all in one error.
+def run_problems(config: Config, invalid: frozenset[str] = frozenset()) -> list[str]:
+    """What `vkeci run` lacks to start (:data:`REQUIRED`, the InternalIP, a whole TLS pair), one line each;
+    nothing about the settings in ``invalid``, whose bad value is already a problem of its own.
 
     The InternalIP must be given: a silent 127.0.0.1 would make every `kubectl logs` fail far from its cause.
     Loopback is fine when given explicitly (development beside a local cluster)."""
-    problems = config.missing(*REQUIRED) + ([] if config.internal_ip else [INTERNAL_IP_MISSING])
-    problems += tls_problems(config)
+    problems = config.missing(*(name for name in REQUIRED if name not in invalid))
+    problems += [] if config.internal_ip or "internal_ip" in invalid else [INTERNAL_IP_MISSING]
+    problems += [] if invalid & {"tls_cert_file", "tls_key_file"} else tls_problems(config)
+    return problems
+
+
+def require_for_run(config: Config) -> None:
+    """Raise one ConfigError listing every :func:`run_problems` of ``config``."""
+    problems = run_problems(config)
     if problems:
         raise ConfigError(*problems)
 
@@ -447,11 +455,13 @@ def load(
     flags: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     config_file: str | None = None,
+    also: Callable[[Config, frozenset[str]], list[str]] | None = None,
 ) -> Config:
     """Build a Config from flags (highest priority), the environment, a YAML file and defaults.
 
     ``flags`` maps field names to values; ``None`` values mean "flag not given".
-    ``env`` defaults to ``os.environ``. Raises ConfigError naming every bad value (one line each).
+    ``env`` defaults to ``os.environ``. Raises ConfigError naming every bad value (one line each), and with
+    ``also`` (e.g. :func:`run_problems`) what it finds in the rest, so that one run shows everything to fix.
     """
     env = os.environ if env is None else env
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
@@ -462,6 +472,7 @@ def load(
     file_values = _from_file(path) if path else {}
     values: dict[str, Any] = {}
     problems: list[str] = []
+    invalid: set[str] = set()
     for setting in SETTINGS:
         env_name = next((name for name in setting.env if env.get(name, "").strip()), None)
         if setting.name in flags:
@@ -476,9 +487,12 @@ def load(
             values[setting.name] = _parse(setting, raw, source)
         except ConfigError as err:
             problems += err.problems
+            invalid.add(setting.name)
+    config = Config(**values)
+    problems += also(config, frozenset(invalid)) if also else []
     if problems:
         raise ConfigError(*problems)
-    return Config(**values)
+    return config
 
 
 def public_view(config: Config) -> dict[str, Any]:

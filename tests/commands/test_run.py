@@ -57,8 +57,8 @@ def test_flag_defaults_come_from_the_settings():
 
 
 def test_bad_configuration_is_one_line_and_exit_2(monkeypatch, capsys):
-    monkeypatch.delenv("ECI_REGION", raising=False)
-    monkeypatch.setenv("VKECI_CONFIG", "")
+    placed(monkeypatch)
+    monkeypatch.setenv("VKUBELET_NODE_IP", "10.0.0.1")
     assert run(parse("--workers", "0")) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--workers" in err
@@ -172,3 +172,14 @@ def test_the_stop_message_claims_a_registration_only_when_there_was_one():
 
     assert "stays registered" in stop_message(True)
     assert "before the node was registered" in stop_message(False) and "stays" not in stop_message(False)
+
+
+def test_bad_values_and_missing_settings_come_in_one_message_without_derived_ones(monkeypatch, capsys):
+    placed(monkeypatch)
+    monkeypatch.delenv("ECI_SECURITY_GROUP", raising=False)
+    monkeypatch.setenv("VKUBELET_NODE_IP", "not-an-ip")
+    assert run(parse("--kubelet-port", "0")) == 2
+    err = capsys.readouterr().err
+    assert "3 problems" in err and "--kubelet-port = '0'" in err and "ECI_SECURITY_GROUP is not set" in err
+    assert "VKUBELET_NODE_IP = 'not-an-ip' is invalid" in err
+    assert "InternalIP is not set" not in err  # follows from the bad value: not a second problem

@@ -158,12 +158,12 @@ def eci_limit(text: str) -> tuple[str, int]:
     return action.strip(), int(number)
 
 
-def load_config(args: argparse.Namespace) -> Config:
-    """The Config from flags, environment and file."""
+def load_config(args: argparse.Namespace, also: Any = None) -> Config:
+    """The Config from flags, environment and file (``also``: more checks, as ``config.load`` takes)."""
     from vkeci import config as config_module
 
     flags = {name: getattr(args, name, None) for name, _ in CONFIG_FLAGS if hasattr(args, name)}
-    return config_module.load(flags=flags, config_file=getattr(args, "config_file", None))
+    return config_module.load(flags=flags, config_file=getattr(args, "config_file", None), also=also)
 
 
 # The garbage collector's thresholds for the daemon (CPython's are 700, 10, 10). The daemon holds every pod of
@@ -189,9 +189,8 @@ def run(args: argparse.Namespace) -> int:
     from vkeci.daemon import Daemon
 
     try:
-        config = load_config(args)
+        config = load_config(args, also=config_module.run_problems)
         logmod.setup(config.log_level, config.log_format)
-        config_module.require_for_run(config)
     except ConfigError as err:
         print(f"vkeci run: {err}", file=sys.stderr)
         return 2
