@@ -83,12 +83,11 @@ lint: dev
 	$(VENV)/bin/ruff format --check vkeci fakes e2e tests scripts vkeci.py
 	$(VENV)/bin/mypy vkeci fakes $(wildcard e2e/*.py scripts/*.py)
 
-# Rebuilt only when a source file changed (what tests/fake/test_fake_zipapp.py checks too).
-ZIPAPP_SOURCES := pyproject.toml $(shell find vkeci fakes -name '*.py' 2>/dev/null)
+# Rebuilt only when a source file changed (what tests/fake/test_fake_zipapp.py checks too). Built for the venv's
+# Python (PYTHON=python3.12 with a fresh venv for another one); it refuses to run on any other (scripts/zipapp.py).
+ZIPAPP_SOURCES := pyproject.toml scripts/zipapp.py $(shell find vkeci fakes -name '*.py' 2>/dev/null)
 dist/vkeci.pyz: $(STAMP) $(ZIPAPP_SOURCES)
-	@mkdir -p dist
-	$(VENV)/bin/shiv --compressed -q -c vkeci -o $@ .
-	@echo "built $@"
+	$(PY) scripts/zipapp.py $@
 
 zipapp: dist/vkeci.pyz
 

@@ -38,11 +38,14 @@ def run(args: argparse.Namespace) -> int:
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The top-level parser with every subcommand registered; with ``only``, just that command's
     module is imported (the others are listed in the help but not built)."""
-    parser = argparse.ArgumentParser(prog="vkeci", description="A virtual kubelet for Alibaba Cloud ECI.")
+    # No prefix matching (allow_abbrev=False): `--lease` must not mean one of two flags, nor a flag added later.
+    parser = argparse.ArgumentParser(
+        prog="vkeci", description="A virtual kubelet for Alibaba Cloud ECI.", allow_abbrev=False
+    )
     parser.add_argument("--version", action="version", version=f"vkeci {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in COMMANDS.items():
-        command = sub.add_parser(name, help=help_text, description=help_text)
+        command = sub.add_parser(name, help=help_text, description=help_text, allow_abbrev=False)
         if only is not None and name != only:
             continue
         module = importlib.import_module(module_name)

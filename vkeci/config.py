@@ -13,6 +13,7 @@ for a secret) and says what is expected.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import os
 import re
@@ -27,7 +28,17 @@ from vkeci.core.quantity import QuantityError, parse_quantity
 
 
 class ConfigError(ValueError):
-    """Invalid configuration. The message is one line meant for the operator."""
+    """Invalid configuration: one line per problem (``problems``), meant for the operator.
+
+    With several problems the message lists them all, so one run shows everything to fix."""
+
+    def __init__(self, *problems: str) -> None:
+        self.problems = tuple(problems)
+        if len(problems) == 1:
+            text = problems[0]
+        else:
+            text = f"{len(problems)} problems in the configuration:" + "".join(f"\n  - {p}" for p in problems)
+        super().__init__(text)
 
 
 @dataclass(frozen=True)
@@ -200,6 +211,9 @@ SETTINGS: tuple[Setting, ...] = (
         "a comma-separated list of DNS server IP addresses (the kube-dns Service's ClusterIP), e.g. 10.96.0.10",
     ),
     Setting("cluster_domain", ("CLUSTER_DOMAIN",), _text, "the cluster's DNS domain, e.g. cluster.local"),
+    # The Go provider's and azure-aci's names for the kubelet API's serving certificate.
+    Setting("tls_cert_file", ("APISERVER_CERT_LOCATION",), _text, "the path of a PEM serving certificate"),
+    Setting("tls_key_file", ("APISERVER_KEY_LOCATION",), _text, "the path of the PEM key of tls_cert_file"),
     Setting(
         "api_server",
         ("API_SERVER",),
@@ -208,6 +222,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
 )
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+def setting(name: str) -> Setting:
+    """The Setting called ``name`` (its environment variables, what it expects)."""
+    return _BY_NAME[name]
+
+
 SECRET_FIELDS = frozenset(setting.name for setting in SETTINGS if setting.secret)
 
 
@@ -321,6 +342,9 @@ class Config:
     # Cluster DNS for dnsPolicy ClusterFirst (the kube-dns Service IP); empty = ECI's VPC DNS.
     cluster_dns: tuple[str, ...] = ()
     cluster_domain: str = "cluster.local"
+    # The kubelet API's serving certificate and key (files, reloaded on change); unset: self-signed or --tls-csr.
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
     # Where ECI pods reach the API server when the `kubernetes` Service's ClusterIP is not routable
     # from the VPC ("host:port"); replaces the KUBERNETES_SERVICE_* variables in-cluster clients use.
     api_server: str = ""
@@ -329,25 +353,69 @@ class Config:
         """The ECI endpoint the SDK should use: the configured one, or the region's public one."""
         return self.eci_endpoint or f"eci.{self.region}.aliyuncs.com"
 
-    def require(self, *names: str) -> None:
-        """Fail with one ConfigError line for the first of ``names`` that is not set."""
+    def missing(self, *names: str) -> list[str]:
+        """One line per setting of ``names`` that is not set: its variable, what it expects, its flag."""
+        problems = []
         for name in names:
             if not getattr(self, name):
                 setting = _BY_NAME[name]
-                raise ConfigError(
+                problems.append(
                     f"{setting.env[0]} is not set: expected {setting.expected} "
-                    f"(flag --{name.replace('_', '-')}, or `{name}:` in the config file)"
+                    f"(flag --{flag_name(name)}, or `{name}:` in the config file)"
                 )
+        return problems
+
+    def require(self, *names: str) -> None:
+        """Fail with a ConfigError listing every one of ``names`` that is not set."""
+        problems = self.missing(*names)
+        if problems:
+            raise ConfigError(*problems)
 
 
-def require_internal_ip(config: Config) -> None:
-    """The node's InternalIP must be given: a silent 127.0.0.1 would make every `kubectl logs` fail far from
-    its cause. Loopback is fine when given explicitly (development beside a local cluster)."""
-    if not config.internal_ip:
-        raise ConfigError(
-            "the node's InternalIP is not set: set VKUBELET_NODE_IP (flag --internal-ip) to an address the API "
-            "server can dial, or run in a pod with VKUBELET_POD_IP from the downward API (status.podIP)"
-        )
+# What `vkeci run` cannot work without and `vkeci check` checks: without a vSwitch and a security group
+# every pod would fail at its CreateContainerGroup, far from the cause.
+REQUIRED = ("region", "security_group", "vswitches")
+
+
+def flag_name(name: str) -> str:
+    """The command-line flag of setting ``name``, without the leading dashes (``node-name`` for ``node_name``)."""
+    return name.replace("_", "-")
+
+
+INTERNAL_IP_MISSING = (
+    "the node's InternalIP is not set: set VKUBELET_NODE_IP (flag --internal-ip) to an address the API "
+    "server can dial, or run in a pod with VKUBELET_POD_IP from the downward API (status.podIP)"
+)
+
+
+def tls_problems(config: Config) -> list[str]:
+    """A serving certificate without its key (or the reverse) would silently mean a self-signed one."""
+    if bool(config.tls_cert_file) == bool(config.tls_key_file):
+        return []
+    given, missing = ("tls_cert_file", "tls_key_file") if config.tls_cert_file else ("tls_key_file", "tls_cert_file")
+    return [
+        f"{_BY_NAME[given].env[0]} (flag --{flag_name(given)}) is set but {_BY_NAME[missing].env[0]} "
+        f"(flag --{flag_name(missing)}) is not: give both, or neither for a self-signed certificate"
+    ]
+
+
+def run_problems(config: Config, invalid: frozenset[str] = frozenset()) -> list[str]:
+    """What `vkeci run` lacks to start (:data:`REQUIRED`, the InternalIP, a whole TLS pair), one line each;
+    nothing about the settings in ``invalid``, whose bad value is already a problem of its own.
+
+    The InternalIP must be given: a silent 127.0.0.1 would make every `kubectl logs` fail far from its cause.
+    Loopback is fine when given explicitly (development beside a local cluster)."""
+    problems = config.missing(*(name for name in REQUIRED if name not in invalid))
+    problems += [] if config.internal_ip or "internal_ip" in invalid else [INTERNAL_IP_MISSING]
+    problems += [] if invalid & {"tls_cert_file", "tls_key_file"} else tls_problems(config)
+    return problems
+
+
+def require_for_run(config: Config) -> None:
+    """Raise one ConfigError listing every :func:`run_problems` of ``config``."""
+    problems = run_problems(config)
+    if problems:
+        raise ConfigError(*problems)
 
 
 def _parse(setting: Setting, raw: Any, source: str) -> Any:
@@ -358,6 +426,12 @@ def _parse(setting: Setting, raw: Any, source: str) -> Any:
         shown = "<hidden>" if setting.secret else repr(text)
         raise ConfigError(f"{source} = {shown} is invalid: expected {setting.expected}") from None
     return Secret(value) if setting.secret else value
+
+
+def _unknown(kind: str, name: str) -> str:
+    close = difflib.get_close_matches(name, list(_BY_NAME), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known settings: {', '.join(sorted(_BY_NAME))}"
+    return f"{kind} {name!r}; {hint}"
 
 
 def _from_file(path: str) -> dict[str, Any]:
@@ -371,11 +445,9 @@ def _from_file(path: str) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path}: expected a mapping of settings, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(_BY_NAME))
+    unknown = sorted(set(map(str, data)) - set(_BY_NAME))
     if unknown:
-        raise ConfigError(
-            f"config file {path}: unknown setting {unknown[0]!r}; known settings: {', '.join(sorted(_BY_NAME))}"
-        )
+        raise ConfigError(*(f"config file {path}: " + _unknown("unknown setting", name) for name in unknown))
     return data
 
 
@@ -383,30 +455,44 @@ def load(
     flags: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     config_file: str | None = None,
+    also: Callable[[Config, frozenset[str]], list[str]] | None = None,
 ) -> Config:
     """Build a Config from flags (highest priority), the environment, a YAML file and defaults.
 
     ``flags`` maps field names to values; ``None`` values mean "flag not given".
-    ``env`` defaults to ``os.environ``. Raises ConfigError with one line on any bad value.
+    ``env`` defaults to ``os.environ``. Raises ConfigError naming every bad value (one line each), and with
+    ``also`` (e.g. :func:`run_problems`) what it finds in the rest, so that one run shows everything to fix.
     """
     env = os.environ if env is None else env
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     unknown = sorted(set(flags) - set(_BY_NAME))
     if unknown:
-        raise ConfigError(f"unknown setting {unknown[0]!r}")
+        raise ConfigError(*(_unknown("unknown setting", name) for name in unknown))
     path = config_file or env.get("VKECI_CONFIG")
     file_values = _from_file(path) if path else {}
     values: dict[str, Any] = {}
+    problems: list[str] = []
+    invalid: set[str] = set()
     for setting in SETTINGS:
-        if setting.name in flags:
-            values[setting.name] = _parse(setting, flags[setting.name], f"--{setting.name.replace('_', '-')}")
-            continue
         env_name = next((name for name in setting.env if env.get(name, "").strip()), None)
-        if env_name:
-            values[setting.name] = _parse(setting, env[env_name], env_name)
+        if setting.name in flags:
+            raw, source = flags[setting.name], f"--{flag_name(setting.name)}"
+        elif env_name:
+            raw, source = env[env_name], env_name
         elif setting.name in file_values and file_values[setting.name] is not None:
-            values[setting.name] = _parse(setting, file_values[setting.name], f"{path}: {setting.name}")
-    return Config(**values)
+            raw, source = file_values[setting.name], f"{path}: {setting.name}"
+        else:
+            continue
+        try:
+            values[setting.name] = _parse(setting, raw, source)
+        except ConfigError as err:
+            problems += err.problems
+            invalid.add(setting.name)
+    config = Config(**values)
+    problems += also(config, frozenset(invalid)) if also else []
+    if problems:
+        raise ConfigError(*problems)
+    return config
 
 
 def public_view(config: Config) -> dict[str, Any]:

@@ -86,8 +86,8 @@ class Daemon:
 
         addresses = [self.config.internal_ip]
         issuer: Any
-        if args.tls_cert_file and args.tls_key_file:
-            issuer = FileIssuer(args.tls_cert_file, args.tls_key_file)
+        if self.config.tls_cert_file and self.config.tls_key_file:
+            issuer = FileIssuer(self.config.tls_cert_file, self.config.tls_key_file)
         elif args.tls_csr:
             issuer = CsrIssuer(self.kube, self.config.node_name, addresses, approve=args.tls_csr_approve)
         else:

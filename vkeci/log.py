@@ -20,6 +20,7 @@ from typing import Any
 
 _FIELDS = "vkeci_fields"
 _SECRET_KEY = re.compile(r"(pass(word)?|secret|token|access_?key|credential|authorization|auth)$", re.I)
+_KEY_UNSAFE = re.compile(r'[\s="]+')  # what a logfmt key cannot hold
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
@@ -39,10 +40,26 @@ def _fields_of(record: logging.LogRecord) -> dict[str, Any]:
 
 
 def _quote(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        text = ",".join(v if isinstance(v, str) else json.dumps(v, default=str) for v in value)
+    else:
+        text = json.dumps(value, default=str)
     if text == "" or any(c in text for c in ' "=\n'):
         return json.dumps(text)
     return text
+
+
+def _flat(key: str, value: Any) -> list[tuple[str, Any]]:
+    """Maps become dotted keys (``kubernetes.PATCH_nodes/status=4``), so text lines hold no JSON to unpick."""
+    if not isinstance(value, dict) or not value:
+        return [(key, value)]
+    pairs: list[tuple[str, Any]] = []
+    for sub, item in value.items():
+        sub = _KEY_UNSAFE.sub("_", str(sub))
+        pairs += [(sub_key, "***" if _SECRET_KEY.search(sub) else v) for sub_key, v in _flat(f"{key}.{sub}", item)]
+    return pairs
 
 
 class TextFormatter(logging.Formatter):
@@ -51,7 +68,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z"
         parts = [stamp, record.levelname, f"{record.name.removeprefix('vkeci.')}:", record.getMessage()]
-        parts += [f"{k}={_quote(v)}" for k, v in _fields_of(record).items()]
+        parts += [f"{k}={_quote(v)}" for key, value in _fields_of(record).items() for k, v in _flat(key, value)]
         line = " ".join(parts)
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
@@ -87,6 +104,39 @@ def setup(level: str = "info", fmt: str = "text", stream: Any = None) -> None:
     # The SDK and urllib3 are chatty at debug level and may echo request URLs; keep them quiet.
     for noisy in ("urllib3", "alibabacloud_credentials", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    adopt_sdk_loggers()
+
+
+# alibabacloud-credentials logs to a logger named "credentials" with its own stderr handler, at INFO, with
+# tracebacks (a failed ECS metadata lookup printed three of them in `vkeci check`).
+SDK_LOGGERS = ("credentials",)
+
+
+class _NoTraceback(logging.Filter):
+    """Turn a record's traceback into one ``error=Type: message`` field: an SDK's stack is no use to an admin."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            extra = dict(getattr(record, _FIELDS, None) or {})
+            extra["error"] = f"{type(exc).__name__}: {exc}"
+            setattr(record, _FIELDS, extra)
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def adopt_sdk_loggers() -> None:
+    """Route the SDK loggers of :data:`SDK_LOGGERS` through vk-eci's handler (warnings and up, no tracebacks).
+
+    Call it again after importing the SDK: its modules add their own handler when they are imported."""
+    ours = logging.getLogger("vkeci").handlers
+    for name in SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers = list(ours)
+        logger.propagate = False
+        logger.setLevel(logging.WARNING)
+        if not any(isinstance(f, _NoTraceback) for f in logger.filters):
+            logger.addFilter(_NoTraceback())
 
 
 def get_logger(name: str) -> logging.Logger:

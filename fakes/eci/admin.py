@@ -19,6 +19,25 @@ if TYPE_CHECKING:
     from fakes.eci.server import FakeECI
 
 
+# What `GET /_fake` lists (fakes/README.md, "Admin API", says more about each).
+ENDPOINTS: tuple[tuple[str, str], ...] = (
+    ("GET /_fake", "this list"),
+    ("GET /_fake/health", "ok, number of groups, virtual time, endpoint"),
+    ("GET /_fake/groups", "every group as DescribeContainerGroups shows it, plus the fake's internals"),
+    ("POST /_fake/groups", "create a group behind the client's back (request-spelled JSON, optional Status)"),
+    ("GET /_fake/groups/{id}", "one group"),
+    ("DELETE /_fake/groups/{id}", "delete a group behind the client's back"),
+    ("POST /_fake/groups/{id}/reclaim", 'spot reclaim: SpotToBeReleased now, Expired after {"after": s}'),
+    ("POST /_fake/groups/{id}/containers/{name}/kill", 'kill a real container ({"reason": "OOMKilled"})'),
+    ("GET /_fake/calls", "calls by action and outcome"),
+    ("POST /_fake/calls/reset", "zero the call counters"),
+    ("GET /_fake/faults", "the current fault set"),
+    ("PUT /_fake/faults", "change faults (keys not given are kept)"),
+    ("GET /_fake/clock", "the virtual clock"),
+    ("POST /_fake/clock", '{"advance": seconds}: move the virtual clock forward and run one tick'),
+)
+
+
 def flatten(obj: Any, prefix: str = "") -> list[tuple[str, str]]:
     """The SDK's flattening rule (lists 1-based, sub-objects dotted, bools True/False)."""
     out: list[tuple[str, str]] = []
@@ -60,6 +79,9 @@ def handle(fake: FakeECI, method: str, path: str, body: bytes) -> tuple[int, Any
     parts = [p for p in path.split("/") if p][1:]  # drop "_fake"
     cloud = fake.cloud
     try:
+        if not parts and method == "GET":
+            index = [{"endpoint": endpoint, "does": does} for endpoint, does in ENDPOINTS]
+            return 200, {"admin_api": fake.admin_url, "endpoints": index, "docs": "fakes/README.md"}
         if parts == ["health"] and method == "GET":
             return 200, {"ok": True, "groups": len(cloud.groups), "now": cloud.clock.now(), "endpoint": fake.endpoint}
         if parts == ["groups"] and method == "GET":

@@ -99,3 +99,38 @@ def test_exhausted_limiter_is_a_kube_error():
     with pytest.raises(KubeError) as info:
         kube.get("/version")
     assert info.value.status == 429 and "VKECI_KUBE_QPS" in str(info.value)
+
+
+def test_unreachable_keeps_the_root_cause_and_names_the_server():
+    # R3: the message used to be cut at 200 characters, inside urllib3's wrappers ("...Failed to e").
+    kube = KubeClient(Credentials(host="http://127.0.0.1:1"), timeout=1, connect_timeout=0.5)
+    with pytest.raises(KubeError) as info:
+        kube.get("/version")
+    message = str(info.value)
+    assert "http://127.0.0.1:1 did not answer" in message
+    assert message.endswith("Failed to establish a new connection: [Errno 111] Connection refused")
+    assert "HTTPConnectionPool" not in message and "Max retries" not in message
+
+
+def test_an_untrusted_serving_certificate_is_named_as_the_cause(tmp_path):
+    import ssl
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from vkeci.kubelet.tls import SelfSignedIssuer
+
+    pair = SelfSignedIssuer("apiserver", ["127.0.0.1"]).issue()
+    (tmp_path / "c.pem").write_bytes(pair.cert_pem)
+    (tmp_path / "k.pem").write_bytes(pair.key_pem)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        kube = KubeClient(Credentials(host=f"https://127.0.0.1:{server.server_port}"), timeout=5)
+        with pytest.raises(KubeError) as info:
+            kube.get("/version")
+    finally:
+        server.shutdown()
+    assert "CERTIFICATE_VERIFY_FAILED" in str(info.value) and "self-signed certificate" in str(info.value)

@@ -77,3 +77,74 @@ def test_check_profile_reads_a_configmap_manifest_and_names_each_problem(tmp_pat
         "FAIL eci-profile securityGroupId",
         "FAIL eci-profile selectors",
     ]
+
+
+def test_no_credentials_is_one_line_naming_every_source_and_no_sdk_traceback(tmp_path):
+    # R4: the chain's failure used to read "no answer from the ECI endpoint (CredentialException)" after three
+    # SDK tracebacks. A fresh interpreter with an empty HOME: the chain reads its settings when imported.
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALIBABA_CLOUD_", "ECI_", "VKECI_"))}
+    env.update(
+        HOME=str(tmp_path),
+        ALIBABA_CLOUD_ECS_METADATA_DISABLED="true",
+        ECI_REGION="cn-hangzhou",
+        ECI_ENDPOINT="127.0.0.1:1",
+        ECI_PROTOCOL="http",
+        KUBECONFIG=str(tmp_path / "missing"),
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "vkeci", "check"], env=env, capture_output=True, text=True, timeout=60
+    )
+    eci = [line for line in result.stdout.splitlines() if line.startswith("FAIL ECI:")]
+    assert len(eci) == 1, result.stdout
+    assert "NoCredentials: no Alibaba Cloud credentials found; tried: the environment" in eci[0]
+    for source in ("ECI_ACCESS_KEY", "ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ROLE_ARN", "ECS RAM role"):
+        assert source in eci[0]
+    assert "NoResponse" not in eci[0]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_the_sdk_logger_goes_through_ours_without_a_traceback():
+    import io
+    import logging
+
+    from vkeci import log as logmod
+
+    stream = io.StringIO()
+    logmod.setup("info", "text", stream=stream)
+    sdk = logging.getLogger("credentials")
+    sdk.addHandler(logging.StreamHandler(stream))  # what the SDK's modules do when imported
+    logmod.adopt_sdk_loggers()
+    try:
+        raise RuntimeError("metadata said 404")
+    except RuntimeError:
+        sdk.warning("refresh failed", exc_info=True)
+    sdk.info("chatter")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1 and "refresh failed" in lines[0]
+    assert 'error="RuntimeError: metadata said 404"' in lines[0]
+
+
+def test_the_eci_line_checks_the_region_against_ecis_answer():
+    # R5: region cn-nowhere used to pass the ECI line and fail only at the dry-run placement.
+    from dataclasses import replace
+
+    from fakes.eci.server import FakeECI
+    from vkeci.commands.check import check_eci
+
+    with FakeECI.start(access_key_id="AK", access_key_secret="SK") as fake:
+        config = Config(
+            region="cn-hangzhou",
+            access_key_id=Secret("AK"),
+            access_key_secret=Secret("SK"),
+            eci_endpoint=fake.endpoint,
+            eci_protocol="http",
+        )
+        assert check_eci(config).ok
+        wrong = check_eci(replace(config, region="cn-nowhere"))
+    assert not wrong.ok
+    assert "region 'cn-nowhere' is not one of its ECI regions (cn-hangzhou)" in wrong.detail
+    assert "ECI_REGION" in wrong.detail

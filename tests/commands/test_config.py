@@ -123,3 +123,59 @@ def test_bad_translation_settings_are_one_line_naming_the_setting_and_the_fix(en
     with pytest.raises(ConfigError) as err:
         load(env=env)
     assert str(err.value).startswith(shown) and "\n" not in str(err.value)
+
+
+def test_all_bad_values_are_reported_at_once_one_line_each():
+    # R2: a bad value used to stop at the first one.
+    env = {"ECI_QUOTA_POD": "many", "KUBELET_PORT": "0", "VKECI_LOG_LEVEL": "loud"}
+    with pytest.raises(ConfigError) as info:
+        load(env=env, flags={"workers": "-1"})
+    assert len(info.value.problems) == 4
+    assert str(info.value).startswith("4 problems in the configuration:")
+    for source in ("ECI_QUOTA_POD", "KUBELET_PORT", "VKECI_LOG_LEVEL", "--workers"):
+        assert sum(problem.startswith(source) for problem in info.value.problems) == 1
+
+
+def test_an_unknown_file_key_gets_the_closest_setting(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("regoin: cn-hangzhou\nvswitch: vsw-a\n")
+    with pytest.raises(ConfigError) as info:
+        load(env={}, config_file=str(path))
+    assert "did you mean 'region'?" in info.value.problems[0]
+    assert "did you mean 'vswitches'?" in info.value.problems[1]
+
+
+def test_the_readme_names_every_setting_and_states_the_codes_defaults():
+    # Admin review R7/R9: the README said --transition-status-interval defaults to 0.5 s; the code says 0.25.
+    import argparse
+    import re
+    from pathlib import Path
+
+    from vkeci.commands.run import add_arguments
+    from vkeci.config import SETTINGS, default
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for setting in SETTINGS:
+        assert f"`{setting.name}`" in readme or f"`{setting.env[0]}`" in readme, setting.name
+    rows = [line.split(" | ") for line in readme.splitlines() if line.startswith("| `") and line.count(" | ") >= 3]
+    checked = 0
+    for cells in rows:
+        names = re.findall(r"`([a-z_]+)`", cells[0])
+        shown = [part.strip() for part in cells[2].split(" / ")]
+        if not names or len(names) != len(shown) or any(n not in {s.name for s in SETTINGS} for n in names):
+            continue
+        for name, text in zip(names, shown, strict=True):
+            literal = re.fullmatch(r"`([^`]*)`", text)
+            if literal:
+                value = default(Config, name)
+                assert literal.group(1) == (str(value).lower() if isinstance(value, bool) else str(value)), name
+                checked += 1
+    assert checked >= 8, "the configuration table changed shape: update this test"
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    flags = {a.option_strings[0]: a.default for a in parser._actions if a.option_strings}
+    for flag, seconds in re.findall(r"`(--[a-z-]+)` \(([0-9.]+) s\)", readme):
+        assert float(seconds) == float(flags[flag]), flag
+    for env, value in re.findall(r"`(VKECI_[A-Z_]+)` \((?:default )?([0-9.]+)(?: s)?\)", readme):
+        [setting] = [s for s in SETTINGS if env in s.env]
+        assert float(value) == float(default(Config, setting.name)), env

@@ -57,8 +57,8 @@ def test_flag_defaults_come_from_the_settings():
 
 
 def test_bad_configuration_is_one_line_and_exit_2(monkeypatch, capsys):
-    monkeypatch.delenv("ECI_REGION", raising=False)
-    monkeypatch.setenv("VKECI_CONFIG", "")
+    placed(monkeypatch)
+    monkeypatch.setenv("VKUBELET_NODE_IP", "10.0.0.1")
     assert run(parse("--workers", "0")) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--workers" in err
@@ -70,15 +70,45 @@ def test_missing_region_is_reported(monkeypatch, capsys):
     assert "ECI_REGION is not set" in capsys.readouterr().err
 
 
-def test_missing_node_ip_outside_a_pod_is_one_line_naming_both_settings(monkeypatch, capsys):
+def placed(monkeypatch) -> None:
+    """Everything `run` requires but the InternalIP."""
     monkeypatch.setenv("ECI_REGION", "cn-hangzhou")
+    monkeypatch.setenv("ECI_SECURITY_GROUP", "sg-1")
+    monkeypatch.setenv("ECI_VSWITCH", "vsw-a")
     monkeypatch.setenv("VKECI_CONFIG", "")
+
+
+def test_missing_node_ip_outside_a_pod_is_one_line_naming_both_settings(monkeypatch, capsys):
+    placed(monkeypatch)
     monkeypatch.delenv("VKUBELET_NODE_IP", raising=False)
     monkeypatch.delenv("VKUBELET_POD_IP", raising=False)
     assert run(parse()) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "VKUBELET_NODE_IP" in err and "VKUBELET_POD_IP" in err and "--internal-ip" in err
+
+
+def test_run_refuses_to_start_without_what_check_requires_and_lists_it_all_at_once(monkeypatch, capsys):
+    # R1, R2: region alone used to start a node whose every pod failed for want of a vSwitch.
+    for name in ("ECI_SECURITY_GROUP", "ECI_VSWITCH", "VKUBELET_NODE_IP", "VKUBELET_POD_IP"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ECI_REGION", "cn-hangzhou")
+    monkeypatch.setenv("VKECI_CONFIG", "")
+    assert run(parse()) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vkeci run: 3 problems in the configuration:")
+    for needed in ("ECI_SECURITY_GROUP is not set", "ECI_VSWITCH is not set", "VKUBELET_NODE_IP"):
+        assert needed in err
+
+
+def test_every_bad_value_is_reported_in_one_run(monkeypatch, capsys):
+    placed(monkeypatch)
+    monkeypatch.setenv("VKUBELET_NODE_IP", "10.0.0.1")
+    monkeypatch.setenv("KUBELET_PORT", "99999")
+    assert run(parse("--workers", "0", "--log-format", "xml")) == 2
+    err = capsys.readouterr().err
+    assert "3 problems" in err and "--workers = '0'" in err and "--log-format = 'xml'" in err
+    assert "KUBELET_PORT = '99999'" in err
 
 
 def test_node_ip_wins_over_the_pod_ip_and_loopback_is_taken_when_given(monkeypatch):
@@ -124,9 +154,8 @@ def test_run_sets_the_daemons_gc_thresholds_even_when_kubernetes_is_unreachable(
 
     before = gc.get_threshold()
     handlers = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
-    monkeypatch.setenv("ECI_REGION", "cn-hangzhou")
+    placed(monkeypatch)
     monkeypatch.setenv("VKUBELET_NODE_IP", "127.0.0.1")
-    monkeypatch.setenv("VKECI_CONFIG", "")
     try:
         code = run(parse("--kubeconfig", str(tmp_path / "missing"), "--no-kubelet-api", "--health-port", "0"))
         assert gc.get_threshold() == GC_THRESHOLDS
@@ -135,3 +164,22 @@ def test_run_sets_the_daemons_gc_thresholds_even_when_kubernetes_is_unreachable(
         for signum, handler in handlers.items():  # run() installs its own: give pytest its handlers back
             signal.signal(signum, handler)
     assert code == 1  # the kubeconfig is missing: one error, no traceback, exit 1
+
+
+def test_the_stop_message_claims_a_registration_only_when_there_was_one():
+    # R17
+    from vkeci.commands.run import stop_message
+
+    assert "stays registered" in stop_message(True)
+    assert "before the node was registered" in stop_message(False) and "stays" not in stop_message(False)
+
+
+def test_bad_values_and_missing_settings_come_in_one_message_without_derived_ones(monkeypatch, capsys):
+    placed(monkeypatch)
+    monkeypatch.delenv("ECI_SECURITY_GROUP", raising=False)
+    monkeypatch.setenv("VKUBELET_NODE_IP", "not-an-ip")
+    assert run(parse("--kubelet-port", "0")) == 2
+    err = capsys.readouterr().err
+    assert "3 problems" in err and "--kubelet-port = '0'" in err and "ECI_SECURITY_GROUP is not set" in err
+    assert "VKUBELET_NODE_IP = 'not-an-ip' is invalid" in err
+    assert "InternalIP is not set" not in err  # follows from the bad value: not a second problem

@@ -104,3 +104,28 @@ def test_the_heartbeat_turns_an_eci_failure_into_an_honest_not_ready():
     assert beat.register(threading.Event()) and Node.registered == [beat.health]
     beat.ping()
     assert beat.health.ready
+
+
+def test_the_health_change_log_says_why(caplog):
+    # R16: "ECI health changed ready=false" alone sent the admin to the Node's conditions for the reason.
+    import logging
+
+    from vkeci.clients.eci import EciError
+    from vkeci.config import NodeSettings
+    from vkeci.controllers.node import Heartbeat
+
+    def ping() -> None:
+        raise EciError("DescribeRegions", "InvalidAccessKeyId.NotFound", "Specified access key is not found.")
+
+    beat = Heartbeat(None, None, ping, "eci.test:443", NodeSettings())  # type: ignore[arg-type]
+    logger = logging.getLogger("vkeci")
+    logger.propagate = True  # caplog listens at the root
+    try:
+        with caplog.at_level(logging.INFO, logger="vkeci"):
+            beat.ping()
+    finally:
+        logger.propagate = False
+    changes = [r for r in caplog.records if r.getMessage() == "ECI health changed"]
+    assert changes  # (caplog may see a record twice when another test left a handler behind)
+    why = changes[-1].vkeci_fields["why"]
+    assert "eci.test:443" in why and "InvalidAccessKeyId.NotFound" in why

@@ -128,7 +128,8 @@ def test_missing_secret_is_missing_not_rejected() -> None:
 
 @pytest.mark.parametrize("name", ["nginx-deployment-pod.yaml", "job-with-config.yaml", "spot-eip.yaml", "gpu.yaml"])
 def test_cli_prints_the_request_as_json(name: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["translate", str(MANIFESTS / name), "--security-group", "sg-1", "--vswitch", "vsw-a"]) == 0
+    argv = ["translate", str(MANIFESTS / name), "--region", "cn-hangzhou", "--security-group", "sg-1"]
+    assert main([*argv, "--vswitches", "vsw-a"]) == 0
     out, err = capsys.readouterr()
     request = json.loads(out)
     assert request["RegionId"] == "cn-hangzhou" and request["Container"]
@@ -154,7 +155,7 @@ def test_cli_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
     bad = tmp_path / "two.yaml"
     bad.write_text("kind: ConfigMap\nmetadata: {name: a}\n")
     assert main(["translate", str(bad)]) == 1
-    assert "exactly one Pod" in capsys.readouterr().err
+    assert "expected one Pod or one Deployment/ReplicaSet/StatefulSet/Job/CronJob" in capsys.readouterr().err
 
 
 def test_cli_masks_secret_values_unless_asked(capsys: pytest.CaptureFixture[str]) -> None:
@@ -171,3 +172,90 @@ def test_cli_masks_secret_values_unless_asked(capsys: pytest.CaptureFixture[str]
     assert [f["Content"] == "***" for f in token_volume] == [True, False, False]
     assert main(["translate", str(MANIFESTS / "job-with-config.yaml"), "--reveal-secrets"]) == 0
     assert "s3cr3t-password-1" in capsys.readouterr().out
+
+
+@pytest.fixture
+def no_daemon_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing from the developer's environment: what a test sets is all `translate` sees."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(("ECI_", "VKECI_")):
+            monkeypatch.delenv(name)
+
+
+def test_cli_reads_the_same_configuration_as_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], no_daemon_env: None
+) -> None:
+    # R10: translate read neither the environment nor --config, defaulted to cn-hangzhou and said nothing.
+    config = tmp_path / "vkeci.yaml"
+    config.write_text("region: cn-shanghai\nvswitches: [vsw-a, vsw-b]\ncluster_name: prod\n")
+    monkeypatch.setenv("ECI_SECURITY_GROUP", "sg-env")
+    assert main(["translate", str(MANIFESTS / "nginx-deployment-pod.yaml"), "--config", str(config)]) == 0
+    out, err = capsys.readouterr()
+    request = json.loads(out)
+    assert (request["RegionId"], request["SecurityGroupId"], request["VSwitchId"]) == (
+        "cn-shanghai",
+        "sg-env",
+        "vsw-a,vsw-b",
+    )
+    assert {"Key": "ClusterName", "Value": "prod"} in request["Tag"]
+    assert "warning: the request has no" not in err
+
+
+def test_cli_warns_when_the_request_has_no_placement(capsys: pytest.CaptureFixture[str], no_daemon_env: None) -> None:
+    assert main(["translate", str(MANIFESTS / "nginx-deployment-pod.yaml")]) == 0
+    err = capsys.readouterr().err
+    for wire, env in (
+        ("RegionId", "ECI_REGION"),
+        ("SecurityGroupId", "ECI_SECURITY_GROUP"),
+        ("VSwitchId", "ECI_VSWITCH"),
+    ):
+        assert f"warning: the request has no {wire}, which ECI requires: set {env}" in err
+
+
+WORKLOAD_SPEC = {"containers": [{"name": "app", "image": "nginx:1.27"}]}
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "pod_name"),
+    [
+        ("Deployment", {"template": {"metadata": {"labels": {"app": "w"}}, "spec": WORKLOAD_SPEC}}, "w-xxxxx"),
+        ("ReplicaSet", {"template": {"spec": WORKLOAD_SPEC}}, "w-xxxxx"),
+        ("StatefulSet", {"template": {"spec": WORKLOAD_SPEC}}, "w-0"),
+        ("Job", {"template": {"spec": {**WORKLOAD_SPEC, "restartPolicy": "Never"}}}, "w-xxxxx"),
+        (
+            "CronJob",
+            {"jobTemplate": {"spec": {"template": {"spec": {**WORKLOAD_SPEC, "restartPolicy": "Never"}}}}},
+            "w-xxxxx",
+        ),
+    ],
+)
+def test_cli_translates_a_workloads_pod_template(
+    kind: str, body: dict, pod_name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], no_daemon_env: None
+) -> None:
+    # R11: a Job used to get "expected exactly one Pod in the file, found 0".
+    path = tmp_path / "w.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {"apiVersion": "apps/v1", "kind": kind, "metadata": {"name": "w", "namespace": "team"}, "spec": body}
+        )
+    )
+    assert main(["translate", str(path), "--region", "cn-hangzhou"]) == 0
+    out, err = capsys.readouterr()
+    request = json.loads(out)
+    assert request["Container"][0]["Image"] == "nginx:1.27" and request["HostName"] == pod_name
+    assert f"note: translated the pod template of {kind} w (as pod {pod_name})" in err
+
+
+def test_cli_refuses_a_daemonset_and_says_why(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "ds.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {"kind": "DaemonSet", "metadata": {"name": "agent"}, "spec": {"template": {"spec": WORKLOAD_SPEC}}}
+        )
+    )
+    assert main(["translate", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "DaemonSet agent: DaemonSet pods are not run on the ECI virtual node" in err and "nodeAffinity" in err

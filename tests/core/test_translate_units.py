@@ -747,3 +747,64 @@ def test_api_server_override_replaces_the_cluster_ip() -> None:
     assert env["KUBERNETES_SERVICE_HOST"] == "192.168.0.10" and env["KUBERNETES_SERVICE_PORT"] == "6443"
     assert env["KUBERNETES_PORT"] == "tcp://192.168.0.10:6443"
     assert "KUBERNETES_PORT_443_TCP" not in env, "no variable points at the unreachable ClusterIP"
+
+
+# ---- what the admin is told about annotations and sizes (admin review R12-R14) ------------------
+
+
+def test_an_unknown_aliyun_annotation_is_a_warning_with_the_closest_key() -> None:
+    # R12: `eci-usespecs: 8-16Gi` used to run on the default 2 vCPU / 4 GiB without a word.
+    result = translate(pod(annotations={"k8s.aliyun.com/eci-usespecs": "8-16Gi"}), Objects(), DEFAULTS)
+    [warning] = result.warnings
+    assert warning.field == "metadata.annotations['k8s.aliyun.com/eci-usespecs']"
+    assert (
+        warning.message == "unknown annotation; ignored" and warning.fix == "did you mean k8s.aliyun.com/eci-use-specs?"
+    )
+    nothing_close = translate(pod(annotations={"k8s.aliyun.com/frobnicate": "1"}), Objects(), DEFAULTS)
+    assert "README" in nothing_close.warnings[0].fix
+
+
+def test_documented_annotations_vk_eci_does_not_honour_are_named_as_not_supported() -> None:
+    result = translate(pod(annotations={"k8s.aliyun.com/eci-instance-family": "ecs.c6"}), Objects(), DEFAULTS)
+    [warning] = result.warnings
+    assert warning.message == "not supported by vk-eci yet; ignored" and ann.USE_SPECS in warning.fix
+
+
+def test_written_back_and_other_prefixes_are_no_warning() -> None:
+    from vkeci.core.writeback import write_back_annotations
+
+    back = write_back_annotations({"Cpu": 2, "Memory": 4, "ZoneId": "z"}, group_id="eci-1", request_id="r", uid="u")
+    assert set(back) <= ann.WRITTEN_BACK | ann.SUPPORTED
+    other = {"example.com/eci-usespecs": "x", "kubernetes.io/egress-bandwidth": "10M"}
+    assert not translate(pod(annotations={**back, **other}), Objects(), DEFAULTS).warnings
+
+
+def test_a_value_that_fails_to_parse_causes_no_second_derived_problem() -> None:
+    # R13: a wrong-case strategy also gave "spot-duration only applies to spot instances".
+    annotations = {
+        "k8s.aliyun.com/eci-spot-strategy": "spotAsPriceGo",
+        "k8s.aliyun.com/eci-spot-duration": "0",
+        "k8s.aliyun.com/eci-spot-price-limit": "0.5",
+    }
+    with pytest.raises(Rejected) as info:
+        translate(pod(annotations=annotations), Objects(), DEFAULTS)
+    [problem] = info.value.problems
+    assert "eci-spot-strategy" in problem.field and "did you mean SpotAsPriceGo?" in problem.message
+    eip = {"k8s.aliyun.com/eci-with-eip": "yes", "k8s.aliyun.com/eip-bandwidth": "10"}
+    with pytest.raises(Rejected) as info:
+        translate(pod(annotations=eip), Objects(), DEFAULTS)
+    assert [p.field for p in info.value.problems] == ["metadata.annotations['k8s.aliyun.com/eci-with-eip']"]
+
+
+def test_a_size_rounded_up_to_the_spec_table_is_a_note() -> None:
+    # R14: limits of 1 vCPU / 1 GiB became a 1-2Gi group with no word until the write-back.
+    small = pod(containers=[{"name": "a", "image": "nginx", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}])
+    result = translate(small, Objects(), DEFAULTS)
+    assert (result.request["Cpu"], result.request["Memory"]) == (1.0, 2.0)
+    assert result.notes == (
+        "spec.containers[*].resources: 1 vCPU / 1 GiB rounded up to 1-2Gi, the smallest size in ECI's spec table "
+        "that holds it (billed as that size)",
+    )
+    assert not result.warnings  # a note, not a Warning event
+    exact = pod(containers=[{"name": "a", "image": "nginx", "resources": {"limits": {"cpu": "2", "memory": "4Gi"}}}])
+    assert translate(exact, Objects(), DEFAULTS).notes == ()

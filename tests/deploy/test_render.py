@@ -39,8 +39,9 @@ from vkeci import config as vkeci_config
 pytestmark = pytest.mark.e2e
 
 # Settings the daemon reads that have no place in a cluster's config file: the in-cluster credentials
-# replace the kubeconfig, and the node IP comes from the downward API (VKUBELET_POD_IP) or Helm's nodeIP.
-NOT_IN_CONFIG_FILE = {"kubeconfig", "internal_ip"}
+# replace the kubeconfig, the node IP comes from the downward API (VKUBELET_POD_IP) or Helm's nodeIP, and
+# the serving certificate from the TLS mode (flags naming the mounted Secret's files).
+NOT_IN_CONFIG_FILE = {"kubeconfig", "internal_ip", "tls_cert_file", "tls_key_file"}
 KNOWN_ENV = {"VKUBELET_POD_IP", "VKUBELET_NODE_IP", "VKECI_CONFIG"}
 
 

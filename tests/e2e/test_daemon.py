@@ -239,6 +239,27 @@ def _vkeci(*args, env):
     )
 
 
+def test_unknown_and_unsupported_aliyun_annotations_get_a_warning_event_and_the_pod_runs(
+    daemon, kube, fake_eci, namespace
+):
+    # Admin review R12: a typo'd eci-use-specs and Alibaba's eci-instance-family were ignored without a word.
+    manifest = pod_manifest("typo", daemon.node, containers=[{"name": "c", "image": "nginx"}])
+    manifest["metadata"]["annotations"] = {
+        "k8s.aliyun.com/eci-usespecs": "8-16Gi",
+        "k8s.aliyun.com/eci-instance-family": "ecs.c6",
+    }
+    kube.create(namespace, manifest)
+    wait_for(lambda: running(kube.pod(namespace, "typo")), 60, "the pod to run")
+
+    def warned():
+        return [e for e in kube.events(namespace, "typo") if e["reason"] == "TranslationWarning"]
+
+    [event] = wait_for(warned, 30, "the TranslationWarning event")
+    assert event["type"] == "Warning"
+    assert "eci-usespecs']: unknown annotation; ignored; did you mean k8s.aliyun.com/eci-use-specs?" in event["message"]
+    assert "eci-instance-family']: not supported by vk-eci yet" in event["message"]
+
+
 def test_check_reports_each_problem_in_one_line(daemon):
     ok = _vkeci("check", env=daemon.env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
@@ -255,6 +276,11 @@ def test_check_reports_each_problem_in_one_line(daemon):
     assert any(line.startswith("FAIL ECI") for line in lines)
     assert any(line.startswith("FAIL config security_group") and "ECI_SECURITY_GROUP" in line for line in lines)
     assert "wrong-secret" not in bad.stdout + bad.stderr
+    nowhere = _vkeci("check", env={**daemon.env, "ECI_REGION": "cn-nowhere"})
+    assert any(
+        line.startswith("FAIL ECI:") and "'cn-nowhere' is not one of its ECI regions" in line
+        for line in nowhere.stdout.splitlines()
+    ), nowhere.stdout
 
 
 def test_decommission_drains_and_removes_the_node(daemon_factory, kube, fake_eci, namespace):

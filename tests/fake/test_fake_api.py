@@ -689,3 +689,15 @@ def test_config_file_volumes_up_to_the_documented_sizes_fit_in_one_request(clien
         with pytest.raises(ClientException) as e:
             client.create_container_group(create_request(name="too-big", volume=[_config_volume(*sizes)]))
         assert e.value.code == "InvalidParameter" and message in e.value.message
+
+
+def test_the_admin_root_lists_its_endpoints(fake) -> None:
+    # R19: the fake prints "admin API: .../_fake", and GET /_fake used to answer 404.
+    import requests
+
+    answer = requests.get(fake.admin_url, timeout=5)
+    assert answer.status_code == 200
+    listed = {item["endpoint"] for item in answer.json()["endpoints"]}
+    assert {"GET /_fake/groups", "PUT /_fake/faults", "POST /_fake/clock"} <= listed
+    for endpoint in ("GET /_fake/health", "GET /_fake/calls", "GET /_fake/clock"):
+        assert requests.get(fake.url + endpoint.split(" ", 1)[1], timeout=5).status_code == 200

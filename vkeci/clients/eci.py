@@ -11,6 +11,7 @@ Signing, wire format and credentials are the SDK's and ``alibabacloud-credential
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from vkeci.clients import urlescape
 from vkeci.clients.ratelimit import EciLimiter, RateLimitTimeout
 from vkeci.config import Config
-from vkeci.log import fields, get_logger
+from vkeci.log import adopt_sdk_loggers, fields, get_logger
 
 if TYPE_CHECKING:
     from alibabacloud_credentials.client import Client as CredentialClient
@@ -70,10 +71,49 @@ class EciError(Exception):
 _NOT_JSON = "Failed to parse the value as json format"  # what the SDK says about a non-JSON answer
 
 
+def _causes(exc: BaseException) -> Iterable[BaseException]:
+    """``exc`` and what it wraps: the SDK's retry context, ``inner_exception``, ``__cause__``/``__context__``."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [exc]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        inner = getattr(getattr(current, "_context", None), "exception", None)
+        for nested in (inner, getattr(current, "inner_exception", None), current.__cause__, current.__context__):
+            if isinstance(nested, BaseException):
+                todo.append(nested)
+
+
+def no_credentials_message() -> str:
+    """One line for an admin whose daemon found no Alibaba Cloud credentials: what the chain tried, in its
+    order, and how to set each (``alibabacloud_credentials.provider.default``)."""
+    metadata_off = os.environ.get("ALIBABA_CLOUD_ECS_METADATA_DISABLED", "").lower() == "true"
+    ecs = (
+        "the ECS RAM role (skipped: ALIBABA_CLOUD_ECS_METADATA_DISABLED=true)"
+        if metadata_off
+        else "the ECS RAM role of the instance (attach a RAM role to the ECS instance; ALIBABA_CLOUD_ECS_METADATA "
+        "names it)"
+    )
+    return (
+        "no Alibaba Cloud credentials found; tried: the environment (set ECI_ACCESS_KEY and ECI_SECRET_KEY, or "
+        "ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET, plus ALIBABA_CLOUD_SECURITY_TOKEN for STS), "
+        "OIDC/RRSA (set ALIBABA_CLOUD_ROLE_ARN, ALIBABA_CLOUD_OIDC_PROVIDER_ARN and ALIBABA_CLOUD_OIDC_TOKEN_FILE; "
+        "ACK's RRSA sets them), the CLI profile (~/.aliyun/config.json, ALIBABA_CLOUD_PROFILE), the credentials "
+        f"file (~/.alibabacloud/credentials.ini or ALIBABA_CLOUD_CREDENTIALS_FILE), {ecs}"
+    )
+
+
 def classify(action: str, exc: Exception) -> EciError:
     """Map any SDK exception to an EciError (pure: used by tests with hand-made exceptions)."""
     if isinstance(exc, EciError):
         return exc
+    if any(type(cause).__name__ == "CredentialException" for cause in _causes(exc)):
+        # The credential chain failed before anything was sent: not the endpoint's fault. Retried, since an
+        # RRSA token file or a RAM role can appear after the daemon started.
+        return EciError(action, "NoCredentials", no_credentials_message(), transient=True)
     code = str(getattr(exc, "code", "") or "")
     status = getattr(exc, "status_code", None) or getattr(exc, "statusCode", None) or 0
     data = getattr(exc, "data", None)
@@ -156,6 +196,12 @@ class EciClient:
         """A cheap authenticated call proving the endpoint and credentials work."""
         req = self._models.DescribeRegionsRequest(region_id=self.region)
         self._call("DescribeRegions", partial(self.client.describe_regions, req))
+
+    def region_ids(self) -> list[str]:
+        """The regions ECI answers DescribeRegions with (``vkeci check``: is the configured one among them?)."""
+        req = self._models.DescribeRegionsRequest(region_id=self.region)
+        body = self._body("DescribeRegions", self.client.describe_regions, req)
+        return [str(r.get("RegionId")) for r in body.get("Regions") or [] if isinstance(r, dict)]
 
     def create(self, request: dict[str, Any]) -> tuple[str, str]:
         """CreateContainerGroup from the translator's request map; returns (group id, request id).
@@ -328,6 +374,7 @@ def credential_client(config: Config) -> CredentialClient:
     from alibabacloud_credentials.client import Client as CredentialClient
     from alibabacloud_credentials.models import Config as CredentialConfig
 
+    adopt_sdk_loggers()  # its modules, imported just now, each added their own stderr handler
     if config.access_key_id and config.access_key_secret:
         if config.security_token:
             return CredentialClient(

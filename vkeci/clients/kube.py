@@ -199,7 +199,7 @@ class KubeClient:
                 verify=self.credentials.verify,
             )
         except requests.RequestException as exc:
-            message = f"API server did not answer: {type(exc).__name__}: {str(exc)[:200]}"
+            message = f"API server {self.credentials.host} did not answer: {type(exc).__name__}: {root_cause(exc)}"
             raise KubeError(0, "Unreachable", message, method, path) from None
         if resp.status_code >= 400:
             raise _error(resp, method, path)
@@ -241,6 +241,26 @@ class KubeClient:
             raise KubeError(0, "WatchBroken", f"watch stream broke: {type(exc).__name__}", "GET", path) from None
         finally:
             resp.close()
+
+
+def root_cause(exc: BaseException) -> str:
+    """The innermost reason of a `requests` failure: ``Failed to establish a new connection: [Errno 111]
+    Connection refused`` or ``[SSL: CERTIFICATE_VERIFY_FAILED] ...``, not the pool and retry wrappers
+    around it (whose head is all a cut message used to keep)."""
+    seen: set[int] = set()
+    current: BaseException = exc
+    while id(current) not in seen:
+        seen.add(id(current))
+        inner = getattr(current, "reason", None)  # urllib3's MaxRetryError, ProtocolError...
+        if not isinstance(inner, BaseException) and current.args and isinstance(current.args[0], BaseException):
+            inner = current.args[0]  # requests wraps urllib3's error as its first argument
+        if not isinstance(inner, BaseException):
+            break
+        current = inner
+    text = str(current) or type(current).__name__
+    # urllib3 prefixes the connection object: "HTTPConnection(host='h', port=1): Failed to establish...".
+    head, sep, rest = text.partition("): ")
+    return rest if sep and head.startswith(("HTTPConnection", "HTTPSConnection", "<urllib3")) else text
 
 
 def resource_of(path: str) -> str:

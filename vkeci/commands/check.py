@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from vkeci.commands.run import add_config_arguments, load_config
-from vkeci.config import Config, ConfigError
+from vkeci.config import REQUIRED, Config, ConfigError, tls_problems
 
 # (verb, group, resource, subresource) the daemon needs, checked with SelfSubjectAccessReview.
 PERMISSIONS: tuple[tuple[str, str, str, str, str, str], ...] = (
@@ -101,14 +101,23 @@ def check_profile(path: str) -> list[Result]:
 
 
 def check_config(config: Config) -> list[Result]:
-    """Settings the daemon cannot run without."""
+    """Settings the daemon cannot run without (``vkeci run`` refuses to start without them too)."""
     results = []
-    for name in ("region", "security_group", "vswitches"):
+    for name in REQUIRED:
         try:
             config.require(name)
             results.append(Result(f"config {name}", True, "set"))
         except ConfigError as err:
             results.append(Result(f"config {name}", False, str(err)))
+    results += [Result("config tls", False, problem) for problem in tls_problems(config)]
+    if config.tls_cert_file and config.tls_key_file:
+        from vkeci.kubelet.tls import FileIssuer, TlsError
+
+        try:
+            FileIssuer(config.tls_cert_file, config.tls_key_file).issue()
+            results.append(Result("config tls", True, f"{config.tls_cert_file} is a readable PEM certificate"))
+        except TlsError as err:
+            results.append(Result("config tls", False, str(err)))
     if not (config.access_key_id and config.access_key_secret):
         results.append(
             Result("config credentials", True, "no AccessKey configured; using the Alibaba Cloud default chain")
@@ -122,11 +131,19 @@ def check_eci(config: Config) -> Result:
 
     try:
         provider = EciClient.from_config(config)
-        provider.ping()
+        regions = provider.region_ids()
     except EciError as err:
         return Result("ECI", False, f"{config.endpoint()}: {err}")
     except Exception as err:  # credential chain errors come in many types
         return Result("ECI", False, f"{config.endpoint()}: cannot build a client ({type(err).__name__}: {err})")
+    if config.region not in regions:
+        offered = ", ".join(sorted(regions)) or "none"
+        return Result(
+            "ECI",
+            False,
+            f"{config.endpoint()} answers, but region {config.region!r} is not one of its ECI regions ({offered}): "
+            "set ECI_REGION (flag --region) to one of them",
+        )
     return Result("ECI", True, f"{config.endpoint()} answers with these credentials (region {config.region})")
 
 
@@ -195,7 +212,9 @@ def run(args: argparse.Namespace, out: Callable[[str], None] = print) -> int:
     try:
         config = load_config(args)
     except ConfigError as err:
-        out(Result("config", False, str(err)).line())
+        for problem in err.problems:
+            out(Result("config", False, problem).line())
+        print(f"{len(err.problems)} problem(s) found", file=sys.stderr)
         return 1
     results = check_config(config)
     if config.region:

@@ -14,23 +14,41 @@ import sys
 import threading
 from typing import Any
 
-from vkeci.config import Config, ConfigError, HealthSettings, NodeSettings, PodSettings, default, public_view
+from vkeci.config import (
+    Config,
+    ConfigError,
+    HealthSettings,
+    NodeSettings,
+    PodSettings,
+    default,
+    flag_name,
+    public_view,
+)
 from vkeci.log import fields, get_logger
 
 log = get_logger("daemon")
 
 
+# Every setting of ``config.SETTINGS`` but the secrets (a flag would show them in `ps`; environment or
+# file only): name -> help. `run` and `check` take them all, `translate` those that shape a request.
 CONFIG_FLAGS = (
-    ("kubeconfig", "path of a kubeconfig (default: $KUBECONFIG, ~/.kube/config, else in-cluster)"),
+    ("kubeconfig", "path of a kubeconfig; unset: ~/.kube/config, else in-cluster"),
     ("node_name", "name of the virtual node"),
     ("cluster_name", "cluster name written to the ECI tags"),
     ("region", "ECI region id, e.g. cn-hangzhou"),
-    ("eci_endpoint", "ECI endpoint host[:port] (default: the region's public endpoint)"),
+    ("eci_endpoint", "ECI endpoint host[:port]; unset: the region's public endpoint"),
     ("eci_protocol", "https or http"),
-    ("vswitches", "comma-separated vSwitch ids"),
+    ("vswitches", "comma-separated vSwitch ids, one per zone"),
     ("security_group", "security group id"),
+    ("schedule_strategy", "VSwitchOrdered or VSwitchRandom: how ECI picks among the vSwitches"),
     ("internal_ip", "the node's InternalIP, which the API server dials for logs/exec"),
     ("kubelet_port", "port of the kubelet API"),
+    ("quota_cpu", "the node's CPU capacity"),
+    ("quota_memory", "the node's memory capacity"),
+    ("quota_pods", "the node's pod capacity"),
+    ("taint_key", "key of the node's taint"),
+    ("taint_value", "value of the node's taint"),
+    ("taint_effect", "effect of the node's taint: NoSchedule, PreferNoSchedule or NoExecute"),
     ("log_level", "debug, info, warning or error"),
     ("log_format", "text or json"),
     ("status_interval", "seconds between ECI status polls"),
@@ -38,20 +56,36 @@ CONFIG_FLAGS = (
     ("workers", "number of ECI worker threads"),
     ("kube_qps", "Kubernetes API requests per second"),
     ("kube_burst", "Kubernetes API burst"),
-    ("rate_limits", "true/false: client-side ECI rate limits"),
-    ("cluster_dns", "comma-separated DNS server IPs for ClusterFirst pods (default: the kube-system/kube-dns Service)"),
-    ("cluster_domain", "the cluster's DNS domain (default cluster.local)"),
-    ("api_server", "host:port ECI pods reach the API server on (default: the default/kubernetes endpoints)"),
-    ("zone_id", "default ECI zone id (annotations override)"),
-    ("resource_group_id", "default resource group id (annotations override)"),
+    ("rate_limits", "true or false: client-side ECI rate limits"),
+    ("cluster_dns", "comma-separated DNS server IPs for ClusterFirst pods; unset: the kube-system/kube-dns Service"),
+    ("cluster_domain", "the cluster's DNS domain"),
+    ("api_server", "host:port ECI pods reach the API server on; unset: the default/kubernetes endpoints"),
+    ("zone_id", "default ECI zone id; annotations override"),
+    ("resource_group_id", "default resource group id; annotations override"),
+    ("tls_cert_file", "the kubelet API's serving certificate; unset: self-signed, or --tls-csr"),
+    ("tls_key_file", "key of --tls-cert-file"),
 )
 
 
-def add_config_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags shared by `run` and `check`: every one overrides the environment and the config file."""
-    parser.add_argument("--config", dest="config_file", help="YAML config file (default: $VKECI_CONFIG)")
+def config_help(name: str, text: str) -> str:
+    """``text`` plus the setting's environment variables and default: `--help` shows where each value comes from."""
+    from vkeci.config import REQUIRED, Config, setting
+
+    value = default(Config, name)
+    shown = ",".join(map(str, value)) if isinstance(value, tuple) else str(value).lower() if value is True else value
+    where = [*(["required"] if name in (*REQUIRED, "internal_ip") else [])]
+    where.append("env " + " or ".join(f"${env}" for env in setting(name).env))
+    where += [f"default {shown}"] if shown not in ("", None) else []
+    return f"{text} ({'; '.join(where)})"
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, names: tuple[str, ...] | None = None) -> None:
+    """The configuration flags (all of them, or ``names``): each overrides the environment and the config file."""
+    group = parser.add_argument_group("configuration (flags override the environment, which overrides --config)")
+    group.add_argument("--config", dest="config_file", help="YAML config file (env $VKECI_CONFIG)")
     for name, help_text in CONFIG_FLAGS:
-        parser.add_argument("--" + name.replace("_", "-"), dest=name, help=help_text)
+        if names is None or name in names:
+            group.add_argument("--" + flag_name(name), dest=name, help=config_help(name, help_text))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -104,9 +138,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     health.add_argument("--health-port", type=int, default=port, help=f"its port; 0 turns it off (default {port})")
     kubelet = parser.add_argument_group("kubelet API (kubectl logs/exec/top)")
     kubelet.add_argument("--no-kubelet-api", action="store_true", help="do not serve the kubelet API")
-    kubelet.add_argument("--kubelet-listen", default="0.0.0.0", help="address to serve the kubelet API on")
-    kubelet.add_argument("--tls-cert-file", help="serving certificate (default: self-signed, or --tls-csr)")
-    kubelet.add_argument("--tls-key-file", help="key of --tls-cert-file")
+    kubelet.add_argument(
+        "--kubelet-listen", default="0.0.0.0", help="address to serve the kubelet API on (default 0.0.0.0)"
+    )
     kubelet.add_argument(
         "--tls-csr", action="store_true", help="get the serving certificate from the cluster (kubelet-serving CSR)"
     )
@@ -124,12 +158,12 @@ def eci_limit(text: str) -> tuple[str, int]:
     return action.strip(), int(number)
 
 
-def load_config(args: argparse.Namespace) -> Config:
-    """The Config from flags, environment and file."""
+def load_config(args: argparse.Namespace, also: Any = None) -> Config:
+    """The Config from flags, environment and file (``also``: more checks, as ``config.load`` takes)."""
     from vkeci import config as config_module
 
-    flags = {name: getattr(args, name, None) for name, _ in CONFIG_FLAGS}
-    return config_module.load(flags=flags, config_file=getattr(args, "config_file", None))
+    flags = {name: getattr(args, name, None) for name, _ in CONFIG_FLAGS if hasattr(args, name)}
+    return config_module.load(flags=flags, config_file=getattr(args, "config_file", None), also=also)
 
 
 # The garbage collector's thresholds for the daemon (CPython's are 700, 10, 10). The daemon holds every pod of
@@ -140,6 +174,13 @@ def load_config(args: argparse.Namespace) -> Config:
 GC_THRESHOLDS = (50_000, 20, 10)
 
 
+def stop_message(registered: bool) -> str:
+    """The last line of a normal stop: what became of the Node (nothing, when it was never registered)."""
+    if registered:
+        return "stopped; the node stays registered and goes NotReady when its lease expires"
+    return "stopped before the node was registered; nothing was left in the cluster"
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of `vkeci run`."""
     from vkeci import config as config_module
@@ -148,10 +189,8 @@ def run(args: argparse.Namespace) -> int:
     from vkeci.daemon import Daemon
 
     try:
-        config = load_config(args)
+        config = load_config(args, also=config_module.run_problems)
         logmod.setup(config.log_level, config.log_format)
-        config.require("region")
-        config_module.require_internal_ip(config)
     except ConfigError as err:
         print(f"vkeci run: {err}", file=sys.stderr)
         return 2
@@ -218,5 +257,5 @@ def run(args: argparse.Namespace) -> int:
     if args.stats_file:
         with open(args.stats_file, "w") as out:
             json.dump(stats, out, indent=1, sort_keys=True)
-    log.info("stopped; the node stays registered and goes NotReady when its lease expires")
+    log.info(stop_message(daemon.registered.is_set()))
     return 0

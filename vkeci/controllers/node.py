@@ -128,7 +128,7 @@ class Heartbeat:
             log.log(
                 logging.INFO if health.ready else logging.WARNING,
                 "ECI health changed",
-                extra=fields(ready=health.ready),
+                extra=fields(ready=health.ready, **({"why": health.message} if health.message else {})),
             )
             self.health = health
             self._health_changed.set()

@@ -8,6 +8,7 @@ once.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -73,6 +74,58 @@ FIXED_IP_RETAIN_HOUR = PREFIX + "eci-fixed-ip-retain-hour"
 INSTANCE_ID = PREFIX + "eci-instance-id"
 INSTANCE_SPEC = PREFIX + "eci-instance-spec"
 REQUEST_ID = PREFIX + "eci-request-id"
+
+# What Alibaba's virtual node writes back after scheduling (eci-annotations-and-mapping.md §2.5; vk-eci writes
+# the ones in ``core.writeback``): on a pod, never inputs and never "unknown".
+WRITTEN_BACK = frozenset(
+    PREFIX + name
+    for name in (
+        "eci-request-id",
+        "eci-instance-id",
+        "eci-instance-spec",
+        "eci-instance-compute-category",
+        "eci-instance-cpu",
+        "eci-instance-mem",
+        "eci-instance-zone",
+        "eci-client-token",
+        "eci-created-by-template",
+        "eci-vpc",
+        "eci-matched-image-cache",
+        "eci-schedule-result",
+        "eci-kube-proxy-enabled",
+        "allocated-eipInstanceId",
+        "allocated-eipAddress",
+        "allocated-ipv6Address",
+        "eni-instance-id",
+        "k8s-version",
+        "vk-version",
+    )
+)
+
+# Alibaba documents these (same reference, §2) and vk-eci does not honour them yet: each is named as not
+# supported, with what to do instead where there is something.
+NOT_SUPPORTED: dict[str, str] = {
+    PREFIX + "eci-instance-family": f"name the instance types in {USE_SPECS} instead, e.g. ecs.c6.xlarge,ecs.g6.xlarge",
+    PREFIX + "eci-instance-generation": f"name the instance types in {USE_SPECS} instead",
+    PREFIX + "eci-privatepool-matchcriteria": "",
+    PREFIX + "eci-privatepool-id": "",
+    PREFIX + "eci-max-pending-minute": "",
+    PREFIX + "eci-reschedule-enable": "",
+    PREFIX + "imc-perfect-match": f"name the image cache with {IMC_ID}",
+    PREFIX + "imc-match-count-request": f"name the image cache with {IMC_ID}",
+    PREFIX + "acr-service-arns": "",
+    PREFIX + "acr-user-arns": "",
+    PREFIX + "eci-data-cache-bucket": "",
+    PREFIX + "eci-data-cache-pl": "",
+    PREFIX + "eci-data-cache-provisionedIops": "",
+    PREFIX + "eci-data-cache-burstingEnabled": "",
+    PREFIX + "eci-ephemeral-storage-options": "",
+    PREFIX + "eci-eviction-enable": "",
+    PREFIX + "eci-sls-enable": "",
+    PREFIX + "eip-public-ip-address-pool-id": "",
+    PREFIX + "eci-ipv6-bandwidth-enable": "",
+    PREFIX + "eci-ipv6-bandwidth": "",
+}
 
 MAX_USER_TAGS = 3
 MAX_VSWITCHES = 10
@@ -152,7 +205,9 @@ def _choice(*choices: str) -> Callable[[str], str]:
     def parse(value: str) -> str:
         text = value.strip()
         if text not in choices:
-            raise _Bad(f"expected one of {', '.join(choices)}")
+            same = [c for c in choices if c.lower() == text.lower()]
+            hint = f" (did you mean {same[0]}? the values are case-sensitive)" if same else ""
+            raise _Bad(f"expected one of {', '.join(choices)}{hint}")
         return text
 
     return parse
@@ -428,6 +483,26 @@ _EXPECTED_EXAMPLE = {
 }
 
 
+# Every annotation read here (legacy names included); GPU_TYPE, SPOT_FALLBACK and EIP_CHARGE_TYPE have their own code.
+SUPPORTED = frozenset({*_SIMPLE, *_OPTIONS, *ALIASES, GPU_TYPE, SPOT_FALLBACK, EIP_CHARGE_TYPE})
+
+
+def _unknown_warnings(names: list[str]) -> list[Problem]:
+    """A warning for each ``k8s.aliyun.com/*`` key vk-eci does not read: not supported yet, or unknown (a typo
+    costs money silently: ``eci-usespecs: 8-16Gi`` ran on the default 2 vCPU / 4 GiB)."""
+    known = sorted(SUPPORTED | set(NOT_SUPPORTED))
+    warnings = []
+    for name in names:
+        if name in NOT_SUPPORTED:
+            fix = NOT_SUPPORTED[name] or "remove it; the pod runs without it"
+            warnings.append(Problem(field_path(name), "not supported by vk-eci yet; ignored", fix))
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        fix = f"did you mean {close[0]}?" if close else "see the README's list of supported annotations"
+        warnings.append(Problem(field_path(name), "unknown annotation; ignored", fix))
+    return warnings
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -448,7 +523,10 @@ def parse(annotations: Mapping[str, Any] | None) -> PodOptions:
         values[current] = _text(raw)
         source[current] = name
 
+    failed: set[str] = set()
+
     def bad(name: str, exc: Exception) -> None:
+        failed.add(name)
         shown = values.get(name, "")
         shown = shown if len(shown) <= 80 else shown[:77] + "..."
         options.problems.append(Problem(field_path(source.get(name, name)), f"invalid value {shown!r}: {exc}"))
@@ -487,14 +565,20 @@ def parse(annotations: Mapping[str, Any] | None) -> PodOptions:
             )
         except _Bad as exc:
             bad(EIP_CHARGE_TYPE, exc)
-    _check_combinations(options)
+    _check_combinations(options, failed)
+    unread = [n for n in values if n.startswith(PREFIX) and n not in SUPPORTED and n not in WRITTEN_BACK]
+    options.warnings += _unknown_warnings(sorted(unread))
     return options
 
 
-def _check_combinations(options: PodOptions) -> None:
+def _check_combinations(options: PodOptions, failed: set[str]) -> None:
+    """Checks between annotations. One whose value failed to parse is already a problem: nothing that
+    depends on it is checked (``spotAsPriceGo`` must not also give "spot-duration only applies to spot")."""
     request = options.request
     strategy = request.get("SpotStrategy")
-    if strategy == "SpotWithPriceLimit" and "SpotPriceLimit" not in request:
+    if SPOT_STRATEGY in failed:
+        strategy = "?"  # unknown: no spot rule can be judged
+    if strategy == "SpotWithPriceLimit" and "SpotPriceLimit" not in request and SPOT_PRICE_LIMIT not in failed:
         options.problems.append(
             Problem(
                 field_path(SPOT_PRICE_LIMIT),
@@ -502,7 +586,7 @@ def _check_combinations(options: PodOptions) -> None:
                 f'add {SPOT_PRICE_LIMIT}: "0.5" (hourly price), or use {SPOT_STRATEGY}: SpotAsPriceGo',
             )
         )
-    if "SpotPriceLimit" in request and strategy != "SpotWithPriceLimit":
+    if "SpotPriceLimit" in request and strategy not in ("SpotWithPriceLimit", "?"):
         options.problems.append(
             Problem(
                 field_path(SPOT_PRICE_LIMIT),
@@ -528,7 +612,7 @@ def _check_combinations(options: PodOptions) -> None:
                 "remove one of the two annotations",
             )
         )
-    if not request.get("AutoCreateEip"):
+    if not request.get("AutoCreateEip") and WITH_EIP not in failed:
         for name, wire in (
             (EIP_BANDWIDTH, "EipBandwidth"),
             (EIP_ISP, "EipISP"),

@@ -50,6 +50,8 @@ class Context:
     problems: list[Problem] = field(default_factory=list)
     missing: list[MissingRef] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
+    # Worth knowing but no cause for a Warning event (`vkeci translate` prints them as notes).
+    notes: list[str] = field(default_factory=list)
 
     def problem(self, path: str, message: str, fix: str = "", waiting_reason: str = "") -> None:
         """Record why the pod cannot run on ECI (``waiting_reason``: what its containers show)."""

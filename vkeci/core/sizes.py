@@ -113,16 +113,23 @@ def _max(a: Decimal | None, b: Decimal | None) -> Decimal | None:
     return max(a, b)
 
 
+def requested(
+    app: Iterable[ContainerSize], init: Iterable[ContainerSize] = ()
+) -> tuple[Decimal | None, Decimal | None]:
+    """What the containers ask for, before rounding: (vCPU, GiB), None where no container says."""
+    cpu, memory = _total(app)
+    for size in init:
+        cpu, memory = _max(cpu, size.cpu), _max(memory, size.memory)
+    return cpu, memory
+
+
 def pod_size(app: Iterable[ContainerSize], init: Iterable[ContainerSize] = ()) -> tuple[Decimal, Decimal]:
     """The supported (vCPU, GiB) for a pod. Raises SizeError when the pod is too big for ECI.
 
     With only memory set, the vCPU count is the smallest that offers that much memory; with only
     CPU set, memory is twice the vCPUs (ECI's default 1:2 ratio); with neither, 2 vCPU / 4 GiB.
     """
-    app_cpu, app_mem = _total(app)
-    cpu, memory = app_cpu, app_mem
-    for size in init:
-        cpu, memory = _max(cpu, size.cpu), _max(memory, size.memory)
+    cpu, memory = requested(app, init)
     if cpu is None and memory is None:
         return DEFAULT_SIZE
     if memory is None:

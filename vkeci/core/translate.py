@@ -128,6 +128,8 @@ class Translation:
     request: dict[str, Any]
     warnings: tuple[Problem, ...] = ()
     options: ann.PodOptions = field(default_factory=ann.PodOptions)
+    # What the user may not expect but need not fix, such as a size rounded up to ECI's spec table.
+    notes: tuple[str, ...] = ()
 
 
 def _all_containers(spec: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
@@ -291,7 +293,7 @@ def _translate(pod: Mapping[str, Any], objects: Objects, defaults: Defaults) -> 
         raise Rejected(ctx.problems, _pod_ref(pod))
     if ctx.missing:
         raise Missing(ctx.missing, _pod_ref(pod))
-    return Translation(request=request, warnings=tuple(ctx.warnings), options=options)
+    return Translation(request=request, warnings=tuple(ctx.warnings), options=options, notes=tuple(ctx.notes))
 
 
 def _check_pod_level(ctx: Context, pod: Mapping[str, Any]) -> None:
@@ -356,6 +358,7 @@ def _size(
             size = first or size
     else:
         request["Cpu"], request["Memory"] = float(size[0]), float(size[1])
+        _note_rounding(ctx, sizes.requested(app_sizes, init_sizes), size)
     if gpus and not any(s.startswith("ecs.") for s in chosen) and not options.gpu_type:
         ctx.warn(
             "spec.containers[*].resources.limits['nvidia.com/gpu']",
@@ -363,6 +366,21 @@ def _size(
             f'set {ann.USE_SPECS}: "ecs.gn6i-c4g1.xlarge" (or another GPU-accelerated ECS type)',
         )
     return size
+
+
+def _note_rounding(ctx: Context, asked: tuple[Decimal | None, Decimal | None], size: tuple[Decimal, Decimal]) -> None:
+    """Say so when ECI's spec table makes the group bigger than the containers ask (it is billed as such)."""
+    cpu, memory = asked
+    if cpu is None and memory is None:
+        return
+    wanted = " / ".join(
+        part for part in (f"{sizes.fmt(cpu)} vCPU" if cpu else "", f"{sizes.fmt(memory)} GiB" if memory else "") if part
+    )
+    if (cpu is not None and cpu != size[0]) or (memory is not None and memory != size[1]):
+        ctx.notes.append(
+            f"spec.containers[*].resources: {wanted} rounded up to {sizes.fmt(size[0])}-{sizes.fmt(size[1])}Gi, "
+            "the smallest size in ECI's spec table that holds it (billed as that size)"
+        )
 
 
 def _check_fits(ctx: Context, request: dict[str, Any]) -> None:
