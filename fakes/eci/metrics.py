@@ -1,7 +1,10 @@
 """Monitoring data for DescribeContainerGroupMetric / DescribeMultiContainerGroupMetric (§4.2 shapes).
 
 Synthetic but plausible (2-12 % of each container's CPU, 20-40 % of its memory, varying in time and per
-group); the newest sample of a container that runs for real uses its /proc CPU and RSS.
+group); the newest sample of a container that runs for real uses its /proc CPU and RSS. A test can steer a
+group's usage (``PUT /_fake/groups/{id}/usage``, :func:`steer`): from then on its CPU is the steered rate,
+split evenly over its containers, and the cumulative CPU counter integrates the steered rates, so a rate
+computed from two samples (what metrics-server does) is exactly the steered one.
 """
 
 from __future__ import annotations
@@ -15,29 +18,75 @@ from fakes.eci.group import Group, rfc3339
 Usage = Callable[[Group, str], "tuple[int, int] | None"]
 
 
+def steer(g: Group, now: float, cpu_cores: float | None, memory_bytes: int | None) -> None:
+    """From ``now`` on, report ``cpu_cores`` of CPU and ``memory_bytes`` of working set for the whole group
+    (None: keep what it reports now)."""
+    g.usage_steer.append(
+        {
+            "at": now,
+            "cpu_nano": None if cpu_cores is None else int(cpu_cores * 1e9),
+            "memory": memory_bytes,
+        }
+    )
+
+
+def _synthetic(g: Group, c: dict[str, Any], i: int, ts: float, seed: int) -> tuple[float, int, int]:
+    """(cores, nano-cores, RSS) of container ``c`` (index ``i``) at ``ts`` when nobody steers it."""
+    n = max(1, len(g.spec["Containers"]))
+    # Synthetic but plausible: 2-12 % of the container's CPU and 20-40 % of its memory, varying in time.
+    wobble = (seed * 7919 + int(ts) // 15 * 104729 + i * 31) % 1000 / 1000
+    cores = c["Cpu"] or g.spec["Cpu"] / n
+    mem_bytes = int((c["Memory"] or g.spec["Memory"] / n) * 2**30)
+    return cores, int(cores * 1e9 * (0.02 + 0.10 * wobble)), int(mem_bytes * (0.2 + 0.2 * wobble))
+
+
+def _steered_cpu(g: Group, c: dict[str, Any], i: int, ts: float, seed: int) -> tuple[int, int] | None:
+    """(nano-cores, cumulative CPU ns) of a steered container at ``ts``; None before the first CPU steer.
+
+    The counter is the synthetic one up to the first steer, then grows at each steered rate in turn."""
+    steps = [s for s in g.usage_steer if s["cpu_nano"] is not None and s["at"] <= ts]
+    if not steps:
+        return None
+    n = max(1, len(g.spec["Containers"]))
+    first = max(steps[0]["at"], g.running_at)
+    total = _synthetic(g, c, i, first, seed)[1] * max(0.0, first - g.running_at)
+    for k, step in enumerate(steps):
+        begin = max(step["at"], g.running_at)
+        end = steps[k + 1]["at"] if k + 1 < len(steps) else ts
+        total += step["cpu_nano"] / n * max(0.0, end - begin)
+    return steps[-1]["cpu_nano"] // n, int(total)
+
+
+def _steered_memory(g: Group, ts: float) -> int | None:
+    values = [s["memory"] for s in g.usage_steer if s["memory"] is not None and s["at"] <= ts]
+    return values[-1] // max(1, len(g.spec["Containers"])) if values else None
+
+
 def record(g: Group, ts: float, seed: int, usage: Usage | None) -> dict[str, Any]:
     """One sample in the DescribeContainerGroupMetric `Records[]` shape."""
     containers = []
-    total_cpu = total_mem = 0
+    total_cpu = total_mem = total_ns = 0
     for i, c in enumerate(g.spec["Containers"]):
         real = usage(g, c["Name"]) if usage is not None else None
-        # Synthetic but plausible: 2-12 % of the container's CPU and 20-40 % of its memory, varying in time.
-        wobble = (seed * 7919 + int(ts) // 15 * 104729 + i * 31) % 1000 / 1000
-        cores = c["Cpu"] or g.spec["Cpu"] / max(1, len(g.spec["Containers"]))
+        cores, nano, rss = _synthetic(g, c, i, ts, seed)
         mem_bytes = int((c["Memory"] or g.spec["Memory"] / max(1, len(g.spec["Containers"]))) * 2**30)
-        nano = int(cores * 1e9 * (0.02 + 0.10 * wobble))
-        rss = int(mem_bytes * (0.2 + 0.2 * wobble))
         if real is not None:
             nano, rss = max(real[0], 1), max(real[1], 4096)
+        cumulative = int(nano * max(0.0, ts - g.running_at))
+        steered = _steered_cpu(g, c, i, ts, seed)
+        if steered is not None:
+            nano, cumulative = steered
+        rss = _steered_memory(g, ts) or rss
         total_cpu += nano
         total_mem += rss
+        total_ns += cumulative
         containers.append(
             {
                 "Name": c["Name"],
                 "CPU": {
                     "Limit": int(cores * 1000),
                     "Load": int(nano / 1e6),
-                    "UsageCoreNanoSeconds": int(nano * max(0.0, ts - g.running_at)),
+                    "UsageCoreNanoSeconds": cumulative,
                     "UsageNanoCores": nano,
                 },
                 "Memory": {
@@ -55,7 +104,7 @@ def record(g: Group, ts: float, seed: int, usage: Usage | None) -> dict[str, Any
         "CPU": {
             "Limit": int(g.spec["Cpu"] * 1000),
             "Load": int(total_cpu / 1e6),
-            "UsageCoreNanoSeconds": int(total_cpu * max(0.0, ts - g.running_at)),
+            "UsageCoreNanoSeconds": total_ns,
             "UsageNanoCores": total_cpu,
         },
         "Memory": {
