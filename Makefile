@@ -55,7 +55,7 @@ cluster-down: dev
 # Control plane + fake ECI + `vkeci run` + an nginx Deployment, left running (see README, "Demo").
 # On loopback in your own network, so that kubectl from your shell reaches it; DEMO_NETNS=1 runs it in a
 # private namespace instead (node IP 10.250.0.1, so kubectl logs/exec work; the demo prints how to enter).
-demo: dev controlplane
+demo: dev controlplane $(if $(filter 1,$(DEMO_NETNS)),metrics-server)
 	$(if $(filter 1,$(DEMO_NETNS)),$(NETNS)) $(PY) scripts/demo.py up
 
 demo-down: dev

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import ipaddress
 import json
 import os
 import shutil
@@ -41,7 +42,7 @@ import yaml
 
 from e2e.build import BuildError, build_lock, cache_root, go_build
 from e2e.cluster import Cluster, ClusterError, kill_when_parent_dies
-from e2e.netns import node_ip
+from e2e.netns import NODE_IP, node_ip
 from e2e.pki import issue_certificate
 
 # The Go module proxy serves v0.8.0 and v0.9.0 (`go list -m -versions sigs.k8s.io/metrics-server`, 2026-12-02);
@@ -132,7 +133,9 @@ class MetricsServer:
     """One metrics-server process beside a running :class:`e2e.cluster.Cluster`, registered as the
     ``v1beta1.metrics.k8s.io`` APIService while it runs (see the module docstring for the wiring).
 
-    Its files live in ``cluster.dir / "metrics-server"``: serving certificate, log (``metrics-server.log``).
+    Its files live in ``cluster.dir / "metrics-server"`` (serving certificate, ``metrics-server.log``), its
+    pid in ``cluster.dir / "metrics-server.pid"`` beside the control plane's, so that ``down`` from another
+    process (``python -m e2e.metrics_server down``) stops exactly it.
     Admin credentials (the cluster's kubeconfig) serve it for the API server, the delegated authentication
     and authorization, and the kubelets: a test stand, not a deployment (deploy/ has the real RBAC).
     """
@@ -151,6 +154,7 @@ class MetricsServer:
         self.host = host or node_ip()
         self.dir = cluster.dir / "metrics-server"
         self.log_path = self.dir / "metrics-server.log"
+        self.pid_path = cluster.dir / "metrics-server.pid"
         self._say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self._die_with_parent = die_with_parent
         self.port = 0
@@ -159,6 +163,12 @@ class MetricsServer:
     def start(self) -> MetricsServer:
         """Build if needed, start the process, register the APIService; return once ``kubectl get --raw
         /apis/metrics.k8s.io/v1beta1`` answers (metrics themselves need two scrapes more)."""
+        if ipaddress.ip_address(self.host).is_loopback:
+            raise ClusterError(
+                f"metrics-server: the API server cannot reach it on {self.host}: an EndpointSlice may not point "
+                "at a loopback address. Run it inside the test network namespace, where the node address "
+                f"{NODE_IP} exists (`python -m e2e.netns -- ...`, `make demo DEMO_NETNS=1`)."
+            )
         binary = ensure_metrics_server(self._say)
         self.dir.mkdir(parents=True, exist_ok=True)
         crt, key = self.dir / "serving.crt", self.dir / "serving.key"
@@ -180,6 +190,7 @@ class MetricsServer:
                 start_new_session=True,
                 preexec_fn=kill_when_parent_dies if self._die_with_parent else None,
             )
+        self.pid_path.write_text(f"{self.proc.pid}\n")
         try:
             self._register()
             self._wait_available()
@@ -189,23 +200,62 @@ class MetricsServer:
         self._say(f"metrics-server: serving {APISERVICE} from https://{self.host}:{self.port}; log: {self.log_path}")
         return self
 
-    def stop(self) -> None:
+    def stop(self) -> bool:
         """Unregister the APIService first (an unavailable aggregated API makes discovery, and with it
-        namespace deletion and garbage collection, fail for every other client), then stop the process."""
+        namespace deletion and garbage collection, fail for every other client), then stop the process.
+        Returns whether the API objects are gone (False when the API server could not be reached)."""
+        unregistered = True
         for kind, name in (
             ("apiservice", APISERVICE),
             ("service", SERVICE),
             ("endpointslice", f"{SERVICE}-local"),
         ):
             namespace = [] if kind == "apiservice" else ["-n", NAMESPACE]
-            self.cluster.kubectl("delete", kind, name, *namespace, "--ignore-not-found", "--wait=false", check=False)
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+            deleted = self.cluster.kubectl(
+                "delete",
+                kind,
+                name,
+                *namespace,
+                "--ignore-not-found",
+                "--wait=false",
+                "--request-timeout=10s",
+                check=False,
+            )
+            unregistered = unregistered and deleted.returncode == 0
+        pid = self.running_pid()
+        if pid is not None:
+            os.killpg(pid, signal.SIGTERM)  # its own session: the pid is the process group id
+            if not self._gone(pid, STOP_TIMEOUT_S):
+                os.killpg(pid, signal.SIGKILL)
+                self._gone(pid, 5.0)
+        self.pid_path.unlink(missing_ok=True)
+        return unregistered
+
+    def running_pid(self) -> int | None:
+        """The pid of this directory's metrics-server if it runs (our child, or the one the pid file names)."""
+        if self.proc is not None:
+            return self.proc.pid if self.proc.poll() is None else None
+        try:
+            pid = int(self.pid_path.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            return None
+        # Not a recycled pid: the binary is metrics-server and its arguments name this directory.
+        ours = Path(os.fsdecode(cmdline[0])).name == "metrics-server" and str(self.dir) in os.fsdecode(
+            b" ".join(cmdline)
+        )
+        return pid if ours else None
+
+    def _gone(self, pid: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None:
+                if self.proc.poll() is not None:
+                    return True
+            elif not Path(f"/proc/{pid}").exists():
+                return True
+            time.sleep(0.1)
+        return False
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of the log (for failure messages)."""
@@ -310,16 +360,45 @@ def _free_port(host: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m e2e.metrics_server``."""
+    """Entry point of ``python -m e2e.metrics_server``: build (default), or ``up``/``down`` beside a running
+    control plane (``python -m e2e.cluster up --dir DIR``), inside the test network namespace."""
     parser = argparse.ArgumentParser(prog="python -m e2e.metrics_server", description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", choices=("build", "up", "down"), default="build")
+    parser.add_argument("--dir", help="for up/down: the control plane's directory, e.g. .demo/cluster")
+    parser.add_argument(
+        "--kubelet-ca", help="for up: CA of the kubelets' serving certificates (default: do not verify them)"
+    )
     parser.add_argument("--print-path", action="store_true", help="print only the binary's path, build if needed")
     args = parser.parse_args(argv)
     try:
-        path = ensure_metrics_server()
-    except BuildError as e:
+        if args.command == "build":
+            path = ensure_metrics_server()
+            print(path if args.print_path else f"metrics-server {METRICS_SERVER_VERSION}: {path}")
+            return 0
+        if not args.dir:
+            parser.error(f"{args.command} needs --dir, the control plane's directory (e.g. .demo/cluster)")
+        cluster = Cluster(args.dir)
+        ms = MetricsServer(
+            cluster, kubelet_ca=Path(args.kubelet_ca) if args.kubelet_ca else None, die_with_parent=False
+        )
+        if args.command == "up":
+            if ms.running_pid() is not None:
+                print(f"metrics-server already running beside {cluster.dir} (pid file {ms.pid_path})")
+                return 0
+            ms.start()
+            print(f"try: {cluster.bin('kubectl')} --kubeconfig {cluster.kubeconfig} top pod -A")
+        else:
+            if ms.stop():
+                print(f"metrics-server beside {cluster.dir} stopped, {APISERVICE} unregistered")
+            else:
+                print(
+                    f"metrics-server beside {cluster.dir} stopped, but {APISERVICE} could not be unregistered (API "
+                    "server unreachable from here, e.g. outside its network namespace); the next `up` registers it "
+                    "again, a `down` that reaches the API server removes it"
+                )
+    except (BuildError, ClusterError, RuntimeError) as e:
         print(e, file=sys.stderr)
         return 1
-    print(path if args.print_path else f"metrics-server {METRICS_SERVER_VERSION}: {path}")
     return 0
 
 
