@@ -98,9 +98,15 @@ def _running_pods(kube: Any, namespace: str, app: str, count: int) -> list[dict[
 
 
 def test_kubectl_top_pod_and_node_show_what_eci_reports(
-    cluster: Cluster, metrics_server: MetricsServer, daemon_factory: Any, kube: Any, fake_eci: Any, namespace: str
+    cluster: Cluster,
+    metrics_server: MetricsServer,
+    daemon_factory: Any,
+    kube: Any,
+    fake_eci: Any,
+    namespace: str,
+    tmp_path: Path,
 ) -> None:
-    daemon = _serving_daemon(cluster, daemon_factory, kube, Path(metrics_server.dir))
+    daemon = _serving_daemon(cluster, daemon_factory, kube, tmp_path)
     kube.create(namespace, _deployment("web", daemon.node, 2))
     pods = wait_for(lambda: _running_pods(kube, namespace, "web", 2), 90, "2 web pods Running")
     started = time.monotonic()
@@ -150,9 +156,15 @@ def test_kubectl_top_pod_and_node_show_what_eci_reports(
 
 
 def test_hpa_scales_a_deployment_up_on_the_cpu_eci_reports(
-    cluster: Cluster, metrics_server: MetricsServer, daemon_factory: Any, kube: Any, fake_eci: Any, namespace: str
+    cluster: Cluster,
+    metrics_server: MetricsServer,
+    daemon_factory: Any,
+    kube: Any,
+    fake_eci: Any,
+    namespace: str,
+    tmp_path: Path,
 ) -> None:
-    daemon = _serving_daemon(cluster, daemon_factory, kube, Path(metrics_server.dir))
+    daemon = _serving_daemon(cluster, daemon_factory, kube, tmp_path)
     kube.create(namespace, _deployment("busy", daemon.node, 1, cpu="200m"))
     pod = wait_for(lambda: _running_pods(kube, namespace, "busy", 1), 90, "the busy pod Running")[0]
     gid = group_of_pod(fake_eci, daemon.node, pod["metadata"]["name"])["ContainerGroupId"]
