@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 NETNS  := $(PY) -m e2e.netns --
 PYTEST_ARGS ?=
 
-.PHONY: dev test unit e2e controlplane helm cluster-up cluster-down lint zipapp demo demo-down bench bench-peer peer-build bench-fake clean
+.PHONY: dev test unit e2e controlplane helm metrics-server cluster-up cluster-down lint zipapp demo demo-down bench bench-peer peer-build bench-fake clean
 
 # Re-install only when the dependency list changes, so `make dev` is fast when nothing did.
 $(STAMP): pyproject.toml
@@ -22,14 +22,15 @@ dev: $(STAMP)
 # Never ask the ECS metadata service (100.100.100.200) for credentials, not even outside the namespace.
 test unit e2e bench bench-peer bench-fake demo: export ALIBABA_CLOUD_ECS_METADATA_DISABLED = true
 
-# The zipapp test (tests/fake/test_fake_zipapp.py) needs dist/vkeci.pyz, whose build downloads dependencies.
-test: dev controlplane dist/vkeci.pyz
+# The zipapp test (tests/fake/test_fake_zipapp.py) needs dist/vkeci.pyz, whose build downloads dependencies;
+# the `kubectl top`/HPA test (tests/e2e/test_metrics_server.py) needs metrics-server. Both build out here.
+test: dev controlplane metrics-server dist/vkeci.pyz
 	$(NETNS) $(PY) -m pytest $(PYTEST_ARGS)
 
 unit: dev
 	$(NETNS) $(PY) -m pytest -m "not e2e" $(PYTEST_ARGS)
 
-e2e: dev controlplane dist/vkeci.pyz
+e2e: dev controlplane metrics-server dist/vkeci.pyz
 	$(NETNS) $(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
 # The local control plane (see README, "Local control plane"): build it, or run one in .demo/cluster.
@@ -40,6 +41,11 @@ controlplane: dev
 helm: dev
 	$(PY) -m e2e.helm
 
+# metrics-server, built from its Go module and cached outside the repo, the optional control-plane component
+# behind `kubectl top` and the HPA (see README, "Local control plane").
+metrics-server: dev
+	$(PY) -m e2e.metrics_server
+
 cluster-up: dev
 	$(PY) -m e2e.cluster up --dir .demo/cluster
 
@@ -49,7 +55,7 @@ cluster-down: dev
 # Control plane + fake ECI + `vkeci run` + an nginx Deployment, left running (see README, "Demo").
 # On loopback in your own network, so that kubectl from your shell reaches it; DEMO_NETNS=1 runs it in a
 # private namespace instead (node IP 10.250.0.1, so kubectl logs/exec work; the demo prints how to enter).
-demo: dev controlplane
+demo: dev controlplane $(if $(filter 1,$(DEMO_NETNS)),metrics-server)
 	$(if $(filter 1,$(DEMO_NETNS)),$(NETNS)) $(PY) scripts/demo.py up
 
 demo-down: dev

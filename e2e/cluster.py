@@ -46,6 +46,9 @@ SERVICE_CIDR = "10.0.0.0/24"
 # Short, so "the node goes NotReady once the virtual kubelet stops renewing its lease" is testable in seconds.
 NODE_MONITOR_GRACE_PERIOD = "20s"
 NODE_MONITOR_PERIOD = "5s"
+# The HPA acts on metrics-server's figures every 5 s instead of 15 s, so a scale-up on CPU is testable in well
+# under a minute (tests/e2e/test_metrics_server.py); idle when no HPA exists.
+HPA_SYNC_PERIOD = "5s"
 READY_TIMEOUT_S = {"etcd": 60.0, "kube-apiserver": 120.0, "kube-controller-manager": 90.0, "kube-scheduler": 60.0}
 # kube-apiserver stops listening at once on SIGTERM but then waits up to --request-timeout (60s) for clients'
 # open watches to close; its state is all in etcd, so after a few seconds it is simply killed.
@@ -353,6 +356,9 @@ class Cluster:
                 "--requestheader-extra-headers-prefix=X-Remote-Extra-",
                 f"--proxy-client-cert-file={pki.front_proxy_client_crt}",
                 f"--proxy-client-key-file={pki.front_proxy_client_key}",
+                # Aggregated APIs (metrics-server, e2e.metrics_server) are dialled at their Service's endpoint
+                # address: nothing here routes ClusterIPs (no kube-proxy). Webhooks here are called by URL.
+                "--enable-aggregator-routing=true",
                 f"--cert-dir={d / 'certs' / name}",
                 f"--v={verbosity}",
             ]
@@ -378,6 +384,7 @@ class Cluster:
                 f"--cluster-signing-key-file={pki.ca_key}",
                 f"--node-monitor-grace-period={NODE_MONITOR_GRACE_PERIOD}",
                 f"--node-monitor-period={NODE_MONITOR_PERIOD}",
+                f"--horizontal-pod-autoscaler-sync-period={HPA_SYNC_PERIOD}",
             ]
         if name == "kube-scheduler":
             return [*common, f"--config={d / 'scheduler.yaml'}", f"--secure-port={ports.scheduler}"]
@@ -400,7 +407,7 @@ class Cluster:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_kill_me_when_parent_dies if self._die_with_parent else None,
+                preexec_fn=kill_when_parent_dies if self._die_with_parent else None,
             )
         self._children[name] = proc
         _write_atomic(self.pid_path(name), f"{proc.pid}\n")
@@ -543,7 +550,8 @@ def _free_ports(count: int, avoid: set[int]) -> list[int]:
             s.close()
 
 
-def _kill_me_when_parent_dies() -> None:
+def kill_when_parent_dies() -> None:
+    """``preexec_fn`` of a component: the kernel kills it when the process that started it dies."""
     # Runs in the child between fork and exec: PR_SET_PDEATHSIG survives exec, so the component gets SIGKILL
     # when the process that started it exits for any reason, SIGKILL included.
     libc = ctypes.CDLL(None, use_errno=True)

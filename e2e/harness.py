@@ -7,7 +7,8 @@
 - the cluster: :class:`Kube` (the project's own REST client, for assertions) and :func:`wait_for`;
 - manifests and predicates: :func:`placement`, :func:`pod_manifest`, :func:`nginx_deployment`,
   :func:`job_manifest`, :func:`running`;
-- the fake's admin API: :func:`fake_groups`, :func:`fake_calls`, :func:`fake_get`, :func:`set_faults`.
+- the fake's admin API: :func:`fake_groups`, :func:`fake_calls`, :func:`fake_get`, :func:`set_faults`,
+  :func:`group_of_pod`, :func:`steer_usage`.
 
 Network: everything runs on 127.0.0.1 or, inside the test namespace (e2e/netns.py), on the node address
 10.250.0.1; :func:`e2e.netns.node_ip` is the one place that says which. Not shipped in the wheel.
@@ -375,3 +376,17 @@ def fake_calls(fake: HasEndpoint | str) -> JSON:
 
 def set_faults(fake: HasEndpoint | str, spec: JSON) -> None:
     requests.put(f"{_admin_url(fake)}/faults", json=spec, timeout=10).raise_for_status()
+
+
+def group_of_pod(fake: HasEndpoint | str, node: str, pod: str) -> JSON:
+    """The live group the fake holds for ``pod`` on ``node`` (by its PodName tag)."""
+    found = [g for g in fake_groups(fake, node) if tags_of(g).get("PodName") == pod]
+    if len(found) != 1:
+        raise AssertionError(f"expected one live group for pod {pod} on {node}, found {len(found)}")
+    return found[0]
+
+
+def steer_usage(fake: HasEndpoint | str, group_id: str, *, cpu: float | None = None, memory: int | None = None) -> None:
+    """From now on the fake reports ``cpu`` cores and ``memory`` bytes of working set for the group."""
+    body = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v is not None}
+    requests.put(f"{_admin_url(fake)}/groups/{group_id}/usage", json=body, timeout=10).raise_for_status()

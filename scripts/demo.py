@@ -76,6 +76,18 @@ def start_cluster() -> None:
     subprocess.run([sys.executable, "-m", "e2e.cluster", "up", "--dir", str(CLUSTER)], cwd=ROOT, check=True)
 
 
+def start_metrics_server() -> None:
+    """metrics-server (``kubectl top``, HPA) where the API server can reach it: only in the private namespace.
+    Outside it, clear a registration an earlier DEMO_NETNS=1 demo left, which would break namespace deletion."""
+    action = "up" if inside() else "down"
+    if inside():
+        say("starting metrics-server (kubectl top, HPA)")
+    out = None if inside() else subprocess.DEVNULL
+    subprocess.run(
+        [sys.executable, "-m", "e2e.metrics_server", action, "--dir", str(CLUSTER)], cwd=ROOT, check=True, stdout=out
+    )
+
+
 def start_fake() -> str:
     """Start (or reuse) the fake ECI; return its endpoint host:port."""
     endpoint_file = DEMO / "fake-eci.endpoint"
@@ -161,6 +173,7 @@ def up() -> int:
     DEMO.mkdir(exist_ok=True)
     check_same_network()
     start_cluster()
+    start_metrics_server()
     endpoint = start_fake()
     start_daemon(endpoint)
     wait_ready()
@@ -177,8 +190,9 @@ def up() -> int:
     if inside():
         print(
             f"""
-The demo runs in a private network namespace (node address {NODE_IP}); kubectl logs/exec work there.
-Enter it first: {how_to_enter()} bash"""
+The demo runs in a private network namespace (node address {NODE_IP}); kubectl logs/exec work there,
+and kubectl top (metrics-server, first figures about 40 s after a pod runs). Enter it first:
+  {how_to_enter()} bash"""
         )
     else:
         print(
@@ -220,6 +234,8 @@ def stop(name: str) -> None:
 def down() -> int:
     stop("vkeci")
     stop("fake-eci")
+    if (CLUSTER / "metrics-server.pid").exists():
+        subprocess.run([sys.executable, "-m", "e2e.metrics_server", "down", "--dir", str(CLUSTER)], cwd=ROOT)
     if CLUSTER.exists():
         subprocess.run([sys.executable, "-m", "e2e.cluster", "down", "--dir", str(CLUSTER)], cwd=ROOT, check=False)
     say("stopped (state kept in .demo/; delete it for a fresh start)")

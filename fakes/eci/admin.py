@@ -9,7 +9,7 @@ import json
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from fakes.eci import render, spec
+from fakes.eci import metrics, render, spec
 from fakes.eci.errors import ApiError
 from fakes.eci.faults import FaultError
 from fakes.eci.group import status_at
@@ -99,6 +99,8 @@ def handle(fake: FakeECI, method: str, path: str, body: bytes) -> tuple[int, Any
                 return 200, {"deleted": gid}
         if len(parts) == 3 and parts[0] == "groups" and parts[2] == "reclaim" and method == "POST":
             return 200, _reclaim(fake, parts[1], data)
+        if len(parts) == 3 and parts[0] == "groups" and parts[2] == "usage" and method == "PUT":
+            return _steer_usage(fake, parts[1], data)
         if len(parts) == 5 and parts[0] == "groups" and parts[2] == "containers" and parts[4] == "kill":
             fake.runner.kill_container(cloud.get(parts[1]), parts[3], str(data.get("reason", "Error")))
             return 200, {"killed": parts[3]}
@@ -175,3 +177,22 @@ def _reclaim(fake: FakeECI, gid: str, data: dict[str, Any]) -> dict[str, Any]:
     if after == 0:
         fake.runner.stop_group(g)
     return {"ContainerGroupId": gid, "ExpiresAt": now + after}
+
+
+def _steer_usage(fake: FakeECI, gid: str, data: dict[str, Any]) -> tuple[int, Any]:
+    """Steer what the metric actions report for a group from now on: ``{"cpu": cores, "memory": bytes}``
+    for the whole group (split evenly over its containers); a key left out keeps its current value."""
+    cpu, memory = data.get("cpu"), data.get("memory")
+    for key, value in (("cpu", cpu), ("memory", memory)):
+        if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
+            return 400, {
+                "error": f"{key} must be a number >= 0 ({'cores' if key == 'cpu' else 'bytes'}), got {value!r}"
+            }
+    if cpu is None and memory is None:
+        return 400, {"error": 'give "cpu" (cores) and/or "memory" (bytes), e.g. {"cpu": 0.5, "memory": 134217728}'}
+    with fake.cloud.lock:
+        g = fake.cloud.get(gid)
+        metrics.steer(
+            g, fake.cloud.clock.now(), None if cpu is None else float(cpu), None if memory is None else int(memory)
+        )
+        return 200, {"ContainerGroupId": gid, "usage": g.usage_steer[-1]}

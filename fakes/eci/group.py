@@ -55,6 +55,8 @@ class Group:
     transient: dict[str, Any] | None = None  # {"Status": Restarting|Updating, "from": ts, "until": ts}
     event_seq: int = 0
     pull_failed: list[str] = field(default_factory=list)  # containers whose image never pulls (a fault)
+    # Steered usage (PUT /_fake/groups/{id}/usage), oldest first: {"at": ts, "cpu_nano": n|None, "memory": b|None}.
+    usage_steer: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def name(self) -> str:

@@ -1,11 +1,16 @@
 """Monitoring data for DescribeContainerGroupMetric / DescribeMultiContainerGroupMetric (§4.2 shapes).
 
-Synthetic but plausible (2-12 % of each container's CPU, 20-40 % of its memory, varying in time and per
-group); the newest sample of a container that runs for real uses its /proc CPU and RSS.
+Synthetic but plausible (2-12 % of each container's CPU, 20-40 % of its memory, varying every 15 s and per
+group), with a cumulative CPU counter that is the integral of that rate; the newest sample of a container
+that runs for real uses its /proc CPU and RSS. A test can steer a
+group's usage (``PUT /_fake/groups/{id}/usage``, :func:`steer`): from then on its CPU is the steered rate,
+split evenly over its containers, and the cumulative CPU counter integrates the steered rates, so a rate
+computed from two samples (what metrics-server does) is exactly the steered one.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -15,29 +20,119 @@ from fakes.eci.group import Group, rfc3339
 Usage = Callable[[Group, str], "tuple[int, int] | None"]
 
 
+def steer(g: Group, now: float, cpu_cores: float | None, memory_bytes: int | None) -> None:
+    """From ``now`` on, report ``cpu_cores`` of CPU and ``memory_bytes`` of working set for the whole group
+    (None: keep what it reports now)."""
+    g.usage_steer.append(
+        {
+            "at": now,
+            "cpu_nano": None if cpu_cores is None else int(cpu_cores * 1e9),
+            "memory": memory_bytes,
+        }
+    )
+
+
+# The synthetic CPU share of container i in 15 s bucket k is 2 % + 10 % x w/1000, with
+# w = (seed * 7919 + i * 31 + k * 104729) % 1000: a step function of time. 104729 % 1000 = 729 is coprime with
+# 1000, so w runs through 0..999 once every 1000 buckets, which makes its running sum cheap (_wobble_sum).
+_BUCKET_S = 15
+_PERIOD = 1000
+_STEP = 104729
+
+
+def _wobble(offset: int, k: int) -> int:
+    return (offset + k * _STEP) % _PERIOD
+
+
+@functools.lru_cache(maxsize=_PERIOD)
+def _wobble_prefix(residue: int) -> tuple[int, ...]:
+    """Running sums of the wobble over the first m buckets of a period, for an offset of ``residue``."""
+    sums = [0]
+    for k in range(_PERIOD):
+        sums.append(sums[-1] + _wobble(residue, k))
+    return tuple(sums)
+
+
+def _wobble_sum(offset: int, k0: int, k1: int) -> int:
+    """Sum of the wobble over buckets k0 <= k < k1 (0 <= k0 <= k1)."""
+
+    def upto(n: int) -> int:
+        return (n // _PERIOD) * (_PERIOD * (_PERIOD - 1) // 2) + _wobble_prefix(offset % _PERIOD)[n % _PERIOD]
+
+    return upto(k1) - upto(k0)
+
+
+def _synthetic(g: Group, c: dict[str, Any], i: int, ts: float, seed: int) -> tuple[float, int, int, int]:
+    """(cores, nano-cores, RSS, cumulative CPU ns since Running) of container ``c`` (index ``i``) at ``ts``
+    when nobody steers it. The counter is the exact integral of the rate, so a rate over two samples is the
+    mean of the rates between them and the counter never goes back."""
+    n = max(1, len(g.spec["Containers"]))
+    offset = seed * 7919 + i * 31
+    wobble = _wobble(offset, int(ts) // _BUCKET_S) / _PERIOD
+    cores = c["Cpu"] or g.spec["Cpu"] / n
+    mem_bytes = int((c["Memory"] or g.spec["Memory"] / n) * 2**30)
+    start = g.running_at
+    cumulative = 0
+    if ts > start:
+        ka, kb = int(start) // _BUCKET_S, int(ts) // _BUCKET_S
+        if ka == kb:
+            wobble_time = _wobble(offset, ka) * (ts - start)
+        else:
+            wobble_time = (
+                _wobble(offset, ka) * (_BUCKET_S * (ka + 1) - start)
+                + _BUCKET_S * _wobble_sum(offset, ka + 1, kb)
+                + _wobble(offset, kb) * (ts - _BUCKET_S * kb)
+            )
+        cumulative = int(cores * 1e9 * (0.02 * (ts - start) + 0.10 * wobble_time / _PERIOD))
+    return cores, int(cores * 1e9 * (0.02 + 0.10 * wobble)), int(mem_bytes * (0.2 + 0.2 * wobble)), cumulative
+
+
+def _steered_cpu(g: Group, c: dict[str, Any], i: int, ts: float, seed: int) -> tuple[int, int] | None:
+    """(nano-cores, cumulative CPU ns) of a steered container at ``ts``; None before the first CPU steer.
+
+    The counter is the synthetic one up to the first steer, then grows at each steered rate in turn."""
+    steps = [s for s in g.usage_steer if s["cpu_nano"] is not None and s["at"] <= ts]
+    if not steps:
+        return None
+    n = max(1, len(g.spec["Containers"]))
+    total = float(_synthetic(g, c, i, max(steps[0]["at"], g.running_at), seed)[3])
+    for k, step in enumerate(steps):
+        begin = max(step["at"], g.running_at)
+        end = steps[k + 1]["at"] if k + 1 < len(steps) else ts
+        total += step["cpu_nano"] / n * max(0.0, end - begin)
+    return steps[-1]["cpu_nano"] // n, int(total)
+
+
+def _steered_memory(g: Group, ts: float) -> int | None:
+    values = [s["memory"] for s in g.usage_steer if s["memory"] is not None and s["at"] <= ts]
+    return values[-1] // max(1, len(g.spec["Containers"])) if values else None
+
+
 def record(g: Group, ts: float, seed: int, usage: Usage | None) -> dict[str, Any]:
     """One sample in the DescribeContainerGroupMetric `Records[]` shape."""
     containers = []
-    total_cpu = total_mem = 0
+    total_cpu = total_mem = total_ns = 0
     for i, c in enumerate(g.spec["Containers"]):
         real = usage(g, c["Name"]) if usage is not None else None
-        # Synthetic but plausible: 2-12 % of the container's CPU and 20-40 % of its memory, varying in time.
-        wobble = (seed * 7919 + int(ts) // 15 * 104729 + i * 31) % 1000 / 1000
-        cores = c["Cpu"] or g.spec["Cpu"] / max(1, len(g.spec["Containers"]))
+        cores, nano, rss, cumulative = _synthetic(g, c, i, ts, seed)
         mem_bytes = int((c["Memory"] or g.spec["Memory"] / max(1, len(g.spec["Containers"]))) * 2**30)
-        nano = int(cores * 1e9 * (0.02 + 0.10 * wobble))
-        rss = int(mem_bytes * (0.2 + 0.2 * wobble))
         if real is not None:
+            # The counter stays the synthetic one: /proc gives the live rate, not a history since Running.
             nano, rss = max(real[0], 1), max(real[1], 4096)
+        steered = _steered_cpu(g, c, i, ts, seed)
+        if steered is not None:
+            nano, cumulative = steered
+        rss = _steered_memory(g, ts) or rss
         total_cpu += nano
         total_mem += rss
+        total_ns += cumulative
         containers.append(
             {
                 "Name": c["Name"],
                 "CPU": {
                     "Limit": int(cores * 1000),
                     "Load": int(nano / 1e6),
-                    "UsageCoreNanoSeconds": int(nano * max(0.0, ts - g.running_at)),
+                    "UsageCoreNanoSeconds": cumulative,
                     "UsageNanoCores": nano,
                 },
                 "Memory": {
@@ -55,7 +150,7 @@ def record(g: Group, ts: float, seed: int, usage: Usage | None) -> dict[str, Any
         "CPU": {
             "Limit": int(g.spec["Cpu"] * 1000),
             "Load": int(total_cpu / 1e6),
-            "UsageCoreNanoSeconds": int(total_cpu * max(0.0, ts - g.running_at)),
+            "UsageCoreNanoSeconds": total_ns,
             "UsageNanoCores": total_cpu,
         },
         "Memory": {

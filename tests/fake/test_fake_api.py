@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import pytest
+import requests
 import websocket
 from alibabacloud_eci20180808 import models as m
 from alibabacloud_tea_openapi import models as open_api_models
@@ -443,6 +444,38 @@ def test_metrics(client, fake) -> None:
         client.describe_container_group_metric(
             m.DescribeContainerGroupMetricRequest(region_id=REGION, container_group_id=gid, period="17")
         )
+
+
+def test_steered_usage_is_what_a_rate_over_two_samples_gives(client, fake, admin) -> None:
+    """What metrics-server computes: (counter2 - counter1) / (t2 - t1) is the steered rate, the counter never
+    goes back when the rate changes, and the working set is the steered one; bad input names the field."""
+    gid = _create(client, containers=[container("a", cpu=1.0, memory=2.0), container("b", cpu=1.0, memory=2.0)])
+    wait_status(client, gid, "Running")
+    fake.clock.advance(60)
+
+    def sample() -> Any:
+        body = client.describe_multi_container_group_metric(
+            m.DescribeMultiContainerGroupMetricRequest(region_id=REGION, container_group_ids=json.dumps([gid]))
+        ).body
+        return body.monitor_datas[0].records[-1]
+
+    admin.put(f"/groups/{gid}/usage", {"cpu": 1.5, "memory": 3 * 2**28})
+    fake.clock.advance(15)
+    first = sample()
+    fake.clock.advance(30)
+    second = sample()
+    rate = (second.cpu.usage_core_nano_seconds - first.cpu.usage_core_nano_seconds) / 30
+    assert rate == pytest.approx(1.5e9, rel=0.01) and second.cpu.usage_nano_cores == 1_500_000_000
+    assert [c.cpu.usage_nano_cores for c in second.containers] == [750_000_000, 750_000_000]
+    assert second.memory.working_set == 3 * 2**28 and second.containers[0].memory.working_set == 3 * 2**27
+    admin.put(f"/groups/{gid}/usage", {"cpu": 0.1})  # down again: the counter slows, it does not drop
+    fake.clock.advance(30)
+    third = sample()
+    assert third.cpu.usage_core_nano_seconds > second.cpu.usage_core_nano_seconds
+    assert third.memory.working_set == 3 * 2**28  # memory left out: kept
+    for body, needle in (({"cpu": "lots"}, "cpu must be a number"), ({}, 'give "cpu"')):
+        r = requests.put(f"{fake.admin_url}/groups/{gid}/usage", json=body, timeout=10)
+        assert r.status_code == 400 and needle in r.json()["error"]
 
 
 def test_update_and_restart(client, fake) -> None:

@@ -79,6 +79,11 @@ def test_summary_and_resource_metrics() -> None:
     assert samples[("container_start_time_seconds", labels)].value == 1704067205.0
     assert samples[("container_cpu_usage_seconds_total", labels)].timestamp == 1704067260.0
     assert samples[("pod_cpu_usage_seconds_total", (("namespace", "ns"), ("pod", "web")))].value == 3.0
+    # The node's figures are as of the newest ECI sample, so a rate over two scrapes matches its pods'.
+    assert samples[("node_cpu_usage_seconds_total", ())].timestamp == 1704067260.0
+    assert samples[("node_memory_working_set_bytes", ())].timestamp == 1704067260.0
+    bare = stats.resource_metrics([], 0, 1704067261.0).decode()
+    assert "node_cpu_usage_seconds_total 0.0 1704067261000" in bare
 
 
 def test_container_sum_when_group_totals_missing() -> None:

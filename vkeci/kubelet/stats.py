@@ -245,10 +245,11 @@ def resource_metrics(pods: list[PodMetrics], node_cpu_ns: int, now: float) -> by
     c_start = GaugeMetricFamily(
         "container_start_time_seconds", "Start time of the container since unix epoch in seconds", labels=labels
     )
-    newest = now
+    sampled: list[float] = []
     for p in pods:
         stamp = _epoch(p.timestamp) or now
-        newest = max(newest, stamp) if p.timestamp else newest
+        if p.timestamp:
+            sampled.append(stamp)
         pod_cpu.add_metric([p.namespace, p.name], p.usage.cpu_core_ns / 1e9, timestamp=stamp)
         pod_mem.add_metric([p.namespace, p.name], p.usage.working_set, timestamp=stamp)
         for c in p.containers:
@@ -258,8 +259,12 @@ def resource_metrics(pods: list[PodMetrics], node_cpu_ns: int, now: float) -> by
             started = _epoch(c.start_time) or _epoch(p.start_time)
             if started:
                 c_start.add_metric(values, started, timestamp=stamp)
-    node_cpu.add_metric([], node_cpu_ns / 1e9, timestamp=now)
-    node_mem.add_metric([], sum(p.usage.working_set for p in pods), timestamp=now)
+    # The node counter grows only when ECI has a new sample of its pods (every 15 s, not at each scrape), so
+    # it is stamped with the newest sample's time: stamped with the scrape time, metrics-server's rate
+    # (counter delta / time delta) swung between 0 and twice the pods' sum (639m for pods of 300m + ~20m).
+    node_at = max(sampled) if sampled else now
+    node_cpu.add_metric([], node_cpu_ns / 1e9, timestamp=node_at)
+    node_mem.add_metric([], sum(p.usage.working_set for p in pods), timestamp=node_at)
     scrape_error = GaugeMetricFamily(
         "scrape_error", "1 if there was an error while getting container metrics, 0 otherwise"
     )
