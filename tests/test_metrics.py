@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -251,3 +252,15 @@ def test_the_health_port_serves_metrics():
         assert "vkeci_build_info" in answer.text
     finally:
         server.stop()
+
+
+def test_the_readme_lists_every_series():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    metrics = Metrics()
+    state = State()
+    state.renewed = 1.0  # every family present
+    metrics.watch(state)
+    families = [f.name for f in text_string_to_metric_families(metrics.exposition().decode())]
+    vkeci = [name for name in families if name.startswith("vkeci_") and not name.endswith("_created")]
+    missing = [name for name in vkeci if f"`{name}_total`" not in readme and f"`{name}`" not in readme]
+    assert len(vkeci) >= 17 and missing == [], f"README, Metrics and alerts: add {missing}"

@@ -12,9 +12,10 @@ process do not collide, and nothing lands in prometheus_client's global registry
 Labels stay low-cardinality: an ECI action, an outcome class, a verb, a resource, an HTTP code, a
 phase. Never a pod name, a namespace or a group id.
 
-Cost, measured (``tests/test_metrics.py::test_cost_of_one_call_is_microseconds`` prints it): one ECI
-call's bookkeeping (a counter, two histograms) is about 3 us of CPU; a pod costs about 20 such
-observations over its life, well under 0.1 ms.
+Cost, measured (a loop of 50,000 calls, ``time.process_time``, this shared 2-core machine at load 8): one
+ECI call's or Kubernetes request's bookkeeping (a counter and two histograms, children cached) is 2.8-3.1 us
+of CPU; a histogram observation 1-1.6 us. A pod (3.5 ECI calls, about 13 Kubernetes requests, 2 latencies,
+4 Events) costs about 70 us over its life. A scrape costs 1.5 ms plus 0.7 ms per 5,000 pods for the gauges.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from __future__ import annotations
 import platform
 from collections import Counter as Tally
 from collections.abc import Iterable, Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -157,6 +158,11 @@ class Metrics:
         )
         build = Gauge("vkeci_build_info", "The running vk-eci: version and Python", ["version", "python"], registry=r)
         build.labels(__version__, platform.python_version()).set(1)
+        # The labelled children of each (action, outcome) and (verb, resource, code, priority) seen, so a call
+        # costs no label lookups (three .labels() cost 4-6 us of the 7-11 us measured per call without this).
+        # Filled without a lock: two threads racing store the same children (labels() returns existing ones).
+        self._eci_series: dict[tuple[str, str], tuple[Any, Any, Any]] = {}
+        self._kube_series: dict[tuple[str, str, str, bool], tuple[Any, Any, Any]] = {}
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
         GCCollector(registry=r)
@@ -165,19 +171,35 @@ class Metrics:
 
     def eci_call(self, action: str, outcome: str, waited: float, took: float | None) -> None:
         """One ECI call: its outcome, the rate-limit wait, and (when it was sent) its latency."""
-        self.eci_calls.labels(action, outcome).inc()
-        self.eci_rate_limit_wait.labels(action).observe(waited)
+        key = (action, outcome)
+        series = self._eci_series.get(key)
+        if series is None:
+            series = self._eci_series[key] = (
+                self.eci_calls.labels(action, outcome),
+                self.eci_rate_limit_wait.labels(action),
+                self.eci_call_duration.labels(action),
+            )
+        series[0].inc()
+        series[1].observe(waited)
         if took is not None:
-            self.eci_call_duration.labels(action).observe(took)
+            series[2].observe(took)
 
     def kube_request(
         self, verb: str, resource: str, code: str, waited: float, took: float | None, *, priority: bool
     ) -> None:
         """One Kubernetes request: its HTTP code (or dropped / none), the rate-limit wait, its latency."""
-        self.kube_requests.labels(verb, resource, code).inc()
-        self.kube_rate_limit_wait.labels("high" if priority else "normal").observe(waited)
+        key = (verb, resource, code, priority)
+        series = self._kube_series.get(key)
+        if series is None:
+            series = self._kube_series[key] = (
+                self.kube_requests.labels(verb, resource, code),
+                self.kube_rate_limit_wait.labels("high" if priority else "normal"),
+                self.kube_request_duration.labels(verb, resource),
+            )
+        series[0].inc()
+        series[1].observe(waited)
         if took is not None:
-            self.kube_request_duration.labels(verb, resource).observe(took)
+            series[2].observe(took)
 
     def eci_calls_by_action(self) -> Tally[str]:
         """ECI calls sent, by action (the ``--stats-file`` view: dropped calls were never sent)."""
