@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from vkfixtures import *  # noqa: F403 - pytest fixtures: daemon, daemon_factory, fake_eci, kube
 
 from e2e.cluster import Cluster
-from e2e.harness import pod_manifest, running, wait_for
+from e2e.harness import fake_calls, pod_manifest, running, set_faults, wait_for
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 PODS = 3
@@ -106,3 +106,27 @@ def test_the_kubelet_port_serves_the_same_series_behind_its_authentication(daemo
     resource = parse(cluster.kubectl("get", "--raw", f"{base}/metrics/resource").stdout)
     assert ("node_cpu_usage_seconds_total", ()) in resource
     assert not [name for name, _ in resource if name.startswith("vkeci_")]
+
+
+def test_throttling_shows_and_every_eci_call_is_counted(daemon: Any, kube: Any, fake_eci: Any, namespace: str) -> None:
+    # ECI throttles the first two creates: the operator sees them as "throttled" and as retries, the pod still
+    # runs, and the daemon's count of every action agrees with what the fake ECI received.
+    set_faults(fake_eci, {"errors": [{"action": "CreateContainerGroup", "code": "Throttling.User", "times": 2}]})
+    container = [{"name": "main", "image": "busybox:1.36", "command": ["sleep", "3600"]}]
+    kube.create(namespace, pod_manifest("slow", daemon.node, containers=container))
+    wait_for(lambda: running(kube.pod(namespace, "slow")), 90, "the pod to run after two throttled creates")
+    now = scrape(daemon)
+    assert get(now, "vkeci_eci_calls_total", action="CreateContainerGroup", outcome="throttled") == 2
+    assert get(now, "vkeci_eci_calls_total", action="CreateContainerGroup", outcome="ok") == 1
+    assert get(now, "vkeci_workqueue_retries_total", error="eci") >= 2
+
+    def agree() -> dict[str, float]:
+        # The fake counts a call when it arrives, the daemon when the answer is back: poll until a moment
+        # with no call in flight.
+        received = {a: float(v["total"]) for a, v in fake_calls(fake_eci)["by_action"].items()}
+        sent = scrape(daemon)
+        counted = {a: total(sent, "vkeci_eci_calls_total", action=a) for a in received}
+        return received if counted == received else {}
+
+    received = wait_for(agree, 30, "the daemon's ECI counts to equal the calls the fake received")
+    assert received["CreateContainerGroup"] == 3
