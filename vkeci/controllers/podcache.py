@@ -47,10 +47,12 @@ class PodCache:
     def upsert(self, pod: JSON) -> None:
         key = queue_key(pod)
         pod = slim(pod)
+        uid = uid_of(pod)
+        new = uid not in self.groups  # outside this cache's lock: the index has its own
         with self._lock:
             self.pods[key] = pod
-            if uid_of(pod) not in self.groups:
-                self._seen_at.setdefault(uid_of(pod), time.perf_counter())
+            if new:
+                self._seen_at.setdefault(uid, time.perf_counter())
         self.queue.add(key)
 
     def remove(self, pod: Mapping[str, Any]) -> None:
