@@ -18,8 +18,10 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     "core": ("vkeci.core",),
     "config": ("vkeci.core",),
     "log": (),
-    "clients": ("vkeci.core", "vkeci.clients", "vkeci.config", "vkeci.log"),
-    "controllers": ("vkeci.core", "vkeci.clients", "vkeci.controllers", "vkeci.config", "vkeci.log"),
+    # The vkeci_* series: counted by the clients and the controllers, served by the daemon.
+    "metrics": (),
+    "clients": ("vkeci.core", "vkeci.clients", "vkeci.config", "vkeci.log", "vkeci.metrics"),
+    "controllers": ("vkeci.core", "vkeci.clients", "vkeci.controllers", "vkeci.config", "vkeci.log", "vkeci.metrics"),
     # The kubelet API reads the daemon only through its own Protocols (vkeci.kubelet.backend); from the
     # clients it takes the ECI error class and the client it is handed, nothing else.
     "kubelet": ("vkeci.kubelet", "vkeci.core", "vkeci.clients.eci", "vkeci.log"),

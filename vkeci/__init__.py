@@ -16,7 +16,8 @@ upwards, and ``tests/test_architecture.py`` checks it:
 * ``vkeci.commands`` and ``vkeci.daemon`` -> everything: one module per subcommand, and the
   composition root that builds and starts the rest.
 
-``vkeci.config`` (settings) and ``vkeci.log`` (logging) are shared by every tier but core.
+``vkeci.config`` (settings) and ``vkeci.log`` (logging) are shared by every tier but core; ``vkeci.metrics``
+(the ``vkeci_*`` Prometheus series) by the clients and the controllers, which count into it.
 """
 
 from importlib.metadata import PackageNotFoundError, version

@@ -14,12 +14,15 @@ from __future__ import annotations
 import argparse
 import os
 import threading
+from collections import Counter
+from collections.abc import Mapping
 from typing import Any
 
 from vkeci.clients.eci import EciClient
 from vkeci.clients.kube import KubeClient, load_credentials
 from vkeci.clients.ratelimit import kube_bucket
 from vkeci.config import Config, HealthSettings, NodeSettings, PodSettings
+from vkeci.controllers.clock import monotonic
 from vkeci.controllers.clusterinfo import with_cluster_defaults
 from vkeci.controllers.health import HealthServer, Liveness
 from vkeci.controllers.lease import LeaseController
@@ -29,6 +32,7 @@ from vkeci.controllers.ports import PodTranslator
 from vkeci.controllers.profile import ProfileWatcher
 from vkeci.controllers.translation import Translation
 from vkeci.log import fields, get_logger
+from vkeci.metrics import Metrics
 
 log = get_logger("daemon")
 
@@ -47,29 +51,59 @@ class Daemon:
     ) -> None:
         self.config = config
         self.timings = timings
+        # The vkeci_* series (/metrics): every client made here counts into them, the state gauges read this.
+        self.metrics = Metrics()
         credentials = load_credentials(config.kubeconfig)
         bucket = kube_bucket(config.kube_qps, config.kube_burst)
-        self.kube = KubeClient(credentials, limiter=bucket)
+        self.kube = KubeClient(credentials, limiter=bucket, meter=self.metrics)
         # The cluster DNS and the API server address ECI pods need, from the cluster when not set.
         config = self.config = with_cluster_defaults(config, self.kube)
         # Heartbeats get their own connection pool and the reserved part of the budget.
         self.heartbeat_kube = self.kube.with_priority(True)
         # One ECI client for the controllers and the kubelet API: one budget, one count (--stats-file).
-        self.eci = EciClient.from_config(config, eci_limits)
+        self.eci = EciClient.from_config(config, eci_limits, self.metrics)
         self.node = NodeController(self.heartbeat_kube, config)
         self.lease = LeaseController(self.heartbeat_kube, config.node_name, timings.lease_duration)
         self.heartbeat = Heartbeat(self.node, self.lease, self.eci.ping, config.endpoint(), timings)
         # The eci-profile's cluster parameters (kube-system/eci-profile, watched) for pods created after an edit.
         self.profile = ProfileWatcher(self.kube.with_priority(False), component="vkeci")
         self.translator = translator or Translation(config, self.kube, profile=self.profile)
-        self.pods = PodController(self.kube, self.eci, config, self.translator, options)
+        self.pods = PodController(self.kube, self.eci, config, self.translator, options, metrics=self.metrics)
         self.liveness = Liveness(HealthSettings.stale_after)
         self.registered = threading.Event()
+        self.metrics.watch(self)
+
+    # ---- the state the scrape-time gauges read (vkeci.metrics.DaemonState) ------------------
+
+    def pods_by_phase(self) -> Mapping[str, int]:
+        """The node's pods by phase."""
+        return Counter(str((pod.get("status") or {}).get("phase") or "Pending") for pod in self.pods.list_pods())
+
+    def groups_by_status(self) -> Mapping[str, int]:
+        """The tracked groups by their last described ECI status."""
+        return Counter(record.status or "Unknown" for record in self.pods.groups.records())
+
+    def queue_depth(self) -> int:
+        """Pod keys waiting in the work queue."""
+        return len(self.pods.queue)
+
+    def status_backlog(self) -> int:
+        """Groups waiting to be described."""
+        return len(self.pods.status.backlog)
+
+    def lease_renewed_ago(self) -> float | None:
+        """Seconds since the lease was last renewed."""
+        renewed = self.lease.renewed_at
+        return None if renewed is None else monotonic() - renewed
+
+    def eci_healthy(self) -> bool:
+        """Whether the last ECI ping worked."""
+        return self.heartbeat.health.ready
 
     def start_health(self, settings: HealthSettings) -> HealthServer:
         """Serve ``/healthz`` and ``/readyz`` (``controllers.health``); raises OSError when it cannot bind."""
         self.liveness.stale_after = settings.stale_after
-        server = HealthServer(settings.address, settings.port, self.liveness, self.waiting_for)
+        server = HealthServer(settings.address, settings.port, self.liveness, self.waiting_for, self.metrics.exposition)
         server.start()
         return server
 
@@ -101,6 +135,7 @@ class Daemon:
             auth=Auth(self.kube, self.config.node_name),
             tls=tls,
             settings=ServerSettings(host=args.kubelet_listen, port=self.config.kubelet_port),
+            exposition=self.metrics.exposition,
         )
         server.start()
         return server
@@ -133,8 +168,8 @@ class Daemon:
 
     def stats(self) -> dict[str, Any]:
         """Requests made so far: Kubernetes by verb and resource, ECI by action (the kubelet API's included)."""
-        kube = dict(self.kube.counts + self.heartbeat_kube.counts)
-        return {"kubernetes": kube, "eci": dict(self.eci.calls), "pods_seen": len(self.pods.pods)}
+        # Every Kubernetes client made here shares one count (self.metrics): the heartbeat's, the profile's too.
+        return {"kubernetes": dict(self.kube.counts), "eci": dict(self.eci.calls), "pods_seen": len(self.pods.pods)}
 
     def decommission(self, stop: threading.Event, timeout: float) -> int:
         """Drain and delete the node (``controllers.node.decommission``); the exit code."""

@@ -21,7 +21,7 @@ def test_get_sends_token_and_counts():
     kube = client()
     assert kube.get("/api/v1/nodes/n")["metadata"]["name"] == "n"
     assert responses.calls[0].request.headers["Authorization"] == "Bearer abc"
-    assert kube.requests == 1
+    assert kube.request_count == 1
 
 
 @responses.activate

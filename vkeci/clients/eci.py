@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import json
 import os
-import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from vkeci import metrics
 from vkeci.clients import urlescape
 from vkeci.clients.ratelimit import EciLimiter, RateLimitTimeout
 from vkeci.config import Config
@@ -35,6 +36,7 @@ Group = dict[str, Any]
 _TRANSIENT_CODES = ("Throttling", "ServiceUnavailable", "InternalError", "OperationConflict", "UnknownError")
 _NOT_FOUND_CODES = ("InvalidParameter.NotFound", "ContainerGroup.NotFound", "InvalidContainerGroup.NotFound")
 _MAX_IDS = 20
+_LOCAL_THROTTLING = "Throttling.Local"  # the client-side rate limit gave no token: the call was never sent
 
 
 class EciError(Exception):
@@ -66,6 +68,21 @@ class EciError(Exception):
     @property
     def no_stock(self) -> bool:
         return "NoStock" in self.code or "StockExhaust" in self.code
+
+    @property
+    def outcome(self) -> str:
+        """The error's class, as ``vkeci_eci_calls_total{outcome}`` shows it (a handful of values, never a code)."""
+        if self.code == _LOCAL_THROTTLING:
+            return metrics.DROPPED
+        if self.status == 429 or "Throttling" in self.code:
+            return "throttled"
+        if self.code in ("NoResponse", "BadResponse"):
+            return "no_response"
+        if self.not_found:
+            return "not_found"
+        if self.no_stock:
+            return "no_stock"
+        return "server_error" if self.status >= 500 or self.transient else "client_error"
 
 
 _NOT_JSON = "Failed to parse the value as json format"  # what the SDK says about a non-JSON answer
@@ -154,43 +171,57 @@ def chunks(items: list[str], size: int = _MAX_IDS) -> Iterable[list[str]]:
 
 
 class EciClient:
-    """ECI calls for one region, rate-limited and counted per action (``calls``).
+    """ECI calls for one region, rate-limited and counted (``metrics``: by action and outcome, with
+    latency and rate-limit wait; ``calls``: by action, for ``--stats-file``).
 
     It is also the kubelet API's :class:`vkeci.kubelet.backend.EciApi`."""
 
-    def __init__(self, client: Any, region: str, limiter: EciLimiter | None = None) -> None:
+    def __init__(
+        self, client: Any, region: str, limiter: EciLimiter | None = None, meter: metrics.Metrics | None = None
+    ) -> None:
         from alibabacloud_eci20180808 import models
 
         self._models = models
         self.client = client
         self.region = region
         self.limiter = limiter or EciLimiter(enabled=False)
-        self.calls: Counter[str] = Counter()
-        self._lock = threading.Lock()
+        self.metrics = meter or metrics.Metrics()
 
     @classmethod
-    def from_config(cls, config: Config, limits: dict[str, int] | None = None) -> EciClient:
+    def from_config(
+        cls, config: Config, limits: dict[str, int] | None = None, meter: metrics.Metrics | None = None
+    ) -> EciClient:
         """A client built from a Config: SDK client, credentials, rate limits (``limits``
-        overrides the documented per-minute limit of some actions)."""
-        return cls(new_client(config), config.region, EciLimiter(limits, enabled=config.rate_limits))
+        overrides the documented per-minute limit of some actions), counted in ``meter``."""
+        return cls(new_client(config), config.region, EciLimiter(limits, enabled=config.rate_limits), meter)
+
+    @property
+    def calls(self) -> Counter[str]:
+        """ECI calls sent so far, by action (read from ``metrics``: the one count)."""
+        return self.metrics.eci_calls_by_action()
 
     def _call(self, action: str, fn: Callable[[], T]) -> T:
+        started = time.perf_counter()
         try:
             self.limiter.acquire(action)
         except RateLimitTimeout:
+            self.metrics.eci_call(action, metrics.DROPPED, time.perf_counter() - started, None)
             raise EciError(
                 action,
-                "Throttling.Local",
+                _LOCAL_THROTTLING,
                 "the client-side rate limit for this action is exhausted, retry shortly",
                 status=429,
                 transient=True,
             ) from None
-        with self._lock:
-            self.calls[action] += 1
+        sent = time.perf_counter()
         try:
-            return fn()
+            result = fn()
         except Exception as exc:
-            raise classify(action, exc) from None
+            err = classify(action, exc)
+            self.metrics.eci_call(action, err.outcome, sent - started, time.perf_counter() - sent)
+            raise err from None
+        self.metrics.eci_call(action, metrics.OK, sent - started, time.perf_counter() - sent)
+        return result
 
     def ping(self) -> None:
         """A cheap authenticated call proving the endpoint and credentials work."""

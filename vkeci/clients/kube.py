@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import requests
 
+from vkeci import metrics
 from vkeci.clients.ratelimit import RateLimitTimeout, TokenBucket
 
 JSON = dict[str, Any]
@@ -117,7 +118,9 @@ class KubeClient:
         timeout: float = 30.0,
         connect_timeout: float = 5.0,
         user_agent: str = "vkeci",
+        meter: metrics.Metrics | None = None,
     ) -> None:
+        """``meter`` counts the requests (shared by the clients ``with_priority`` makes)."""
         self.credentials = credentials
         self.limiter = limiter
         self.priority = priority
@@ -138,9 +141,7 @@ class KubeClient:
             self.session.cert = credentials.cert
         self.session.headers["User-Agent"] = user_agent
         self.session.headers["Accept"] = "application/json"
-        self._lock = threading.Lock()
-        self.requests = 0  # counted for tests and benchmarks
-        self.counts: Counter[str] = Counter()  # "VERB resource[/subresource]" -> requests
+        self.metrics = meter or metrics.Metrics()
 
     def with_priority(self, priority: bool = True) -> KubeClient:
         """A client with its own connection pool and the given priority in the shared limiter."""
@@ -151,7 +152,19 @@ class KubeClient:
             timeout=self.timeout,
             connect_timeout=self.connect_timeout,
             user_agent=str(self.session.headers["User-Agent"]),
+            meter=self.metrics,
         )
+
+    @property
+    def counts(self) -> Counter[str]:
+        """Requests sent so far as ``"VERB resource[/subresource]"``, by this client and every client
+        sharing its ``metrics`` (read from the metrics: the one count; ``--stats-file``)."""
+        return self.metrics.kube_requests_by_call()
+
+    @property
+    def request_count(self) -> int:
+        """How many requests were sent (tests and benchmarks)."""
+        return sum(self.counts.values())
 
     def _headers(self, content_type: str | None) -> dict[str, str]:
         headers = {}
@@ -174,18 +187,20 @@ class KubeClient:
         stream: bool = False,
     ) -> requests.Response:
         """Send one request; raise KubeError on a non-2xx answer or no answer."""
+        resource = resource_of(path)
+        started = time.perf_counter()
         if self.limiter is not None:
             try:
                 self.limiter.acquire(priority=self.priority, timeout=max(self.timeout, 60.0))
             except RateLimitTimeout:
+                waited = time.perf_counter() - started
+                self.metrics.kube_request(method, resource, metrics.DROPPED, waited, None, priority=self.priority)
                 message = "client-side rate limit exhausted (raise VKECI_KUBE_QPS / VKECI_KUBE_BURST)"
                 raise KubeError(429, "TooManyRequests", message, method, path) from None
         data = None if body is None else json.dumps(body)
         if data is not None and content_type is None:
             content_type = "application/json"
-        with self._lock:
-            self.requests += 1
-            self.counts[f"{method} {resource_of(path)}"] += 1
+        sent = time.perf_counter()
         try:
             resp = self.session.request(
                 method,
@@ -199,8 +214,12 @@ class KubeClient:
                 verify=self.credentials.verify,
             )
         except requests.RequestException as exc:
+            took = time.perf_counter() - sent
+            self.metrics.kube_request(method, resource, metrics.NO_ANSWER, sent - started, took, priority=self.priority)
             message = f"API server {self.credentials.host} did not answer: {type(exc).__name__}: {root_cause(exc)}"
             raise KubeError(0, "Unreachable", message, method, path) from None
+        took = time.perf_counter() - sent
+        self.metrics.kube_request(method, resource, str(resp.status_code), sent - started, took, priority=self.priority)
         if resp.status_code >= 400:
             raise _error(resp, method, path)
         return resp

@@ -7,7 +7,9 @@ hands a loop an event that notes each check (and, for ``wait``, how long the loo
 and otherwise is the daemon's ``stop``. A loop is overdue when it has not checked within its own period
 plus ``HealthSettings.stale_after`` (the longest one pass may take); a loop whose thread died is overdue
 at once. ``/healthz`` is 200 while none is overdue, 503 naming the overdue ones otherwise; ``/readyz`` is
-200 once the node is registered and the pod cache has synced.
+200 once the node is registered and the pod cache has synced. ``/metrics`` serves the daemon's ``vkeci_*``
+series, as the kubelet port's authenticated ``/metrics`` does; unauthenticated like the probes (the series
+hold no secret and no pod name).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from vkeci.log import fields, get_logger
+from vkeci.metrics import CONTENT_TYPE
 
 log = get_logger("health")
 
@@ -92,10 +95,19 @@ class Liveness:
 class HealthServer:
     """``/healthz`` (liveness) and ``/readyz`` (readiness) over plain HTTP, in one daemon thread."""
 
-    def __init__(self, host: str, port: int, liveness: Liveness, ready: Callable[[], list[str]]) -> None:
-        """``ready`` returns what the daemon still waits for (empty when ready)."""
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        liveness: Liveness,
+        ready: Callable[[], list[str]],
+        metrics: Callable[[], bytes] | None = None,
+    ) -> None:
+        """``ready`` returns what the daemon still waits for (empty when ready); ``metrics`` the Prometheus
+        exposition served on ``/metrics`` (404 without it)."""
         self.liveness = liveness
         self.ready = ready
+        self.metrics = metrics
         self.httpd = ThreadingHTTPServer((host, port), self._handler())
         self.httpd.daemon_threads = True
         self.port = int(self.httpd.server_address[1])
@@ -114,13 +126,17 @@ class HealthServer:
                 elif path == "/readyz":
                     waiting = server.ready()
                     self._answer(503 if waiting else 200, f"waiting for: {', '.join(waiting)}" if waiting else "ok")
+                elif path == "/metrics" and server.metrics is not None:
+                    self._send(200, server.metrics(), CONTENT_TYPE)
                 else:
-                    self._answer(404, "not found: /healthz or /readyz")
+                    self._answer(404, "not found: /healthz, /readyz or /metrics")
 
             def _answer(self, code: int, text: str) -> None:
-                body = (text + "\n").encode()
+                self._send(code, (text + "\n").encode(), "text/plain; charset=utf-8")
+
+            def _send(self, code: int, body: bytes, content_type: str) -> None:
                 self.send_response(code)
-                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import quote
 
 from vkeci.clients.kube import KubeClient, KubeError
-from vkeci.controllers.clock import utcnow
+from vkeci.controllers.clock import monotonic, utcnow
 from vkeci.core.node import LEASE_NAMESPACE, lease_object
 from vkeci.core.times import micro_time
 from vkeci.log import fields, get_logger
@@ -29,6 +29,7 @@ class LeaseController:
         self.collection = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases"
         self.path = f"{self.collection}/{quote(node_name, safe='')}"
         self._latest: dict[str, Any] | None = None
+        self.renewed_at: float | None = None  # monotonic time of the last successful renewal (metrics)
 
     def renew(self, node_uid: str) -> dict[str, Any]:
         """Renew (or create) the lease; raises KubeError when the API server cannot be reached."""
@@ -37,6 +38,7 @@ class LeaseController:
             if lease.get("_created"):
                 lease.pop("_created")
                 self._latest = lease
+                self.renewed_at = monotonic()
                 return lease
             body = dict(lease)
             spec = dict(body.get("spec") or {})
@@ -49,6 +51,7 @@ class LeaseController:
             body["metadata"] = meta
             try:
                 self._latest = self.kube.put(self.path, body)
+                self.renewed_at = monotonic()
                 return self._latest
             except KubeError as err:
                 self._latest = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +38,7 @@ class PodCache:
         self.watch_timeout = watch_timeout
         self._lock = threading.Lock()
         self.pods: dict[str, JSON] = {}
+        self._seen_at: dict[str, float] = {}  # uid -> when first cached (perf_counter), until its group exists
         self.resource_version = ""
         self.synced = threading.Event()  # set once the start-up reconcile is done
 
@@ -45,8 +47,12 @@ class PodCache:
     def upsert(self, pod: JSON) -> None:
         key = queue_key(pod)
         pod = slim(pod)
+        uid = uid_of(pod)
+        new = uid not in self.groups  # outside this cache's lock: the index has its own
         with self._lock:
             self.pods[key] = pod
+            if new:
+                self._seen_at.setdefault(uid, time.perf_counter())
         self.queue.add(key)
 
     def remove(self, pod: Mapping[str, Any]) -> None:
@@ -55,6 +61,7 @@ class PodCache:
             current = self.pods.get(key)
             if current is not None and uid_of(current) == uid_of(pod):
                 del self.pods[key]
+            self._seen_at.pop(uid_of(pod), None)
         self.queue.add(key)
 
     def replace(self, updated: JSON) -> None:
@@ -63,6 +70,12 @@ class PodCache:
         with self._lock:
             if key in self.pods and uid_of(self.pods[key]) == uid_of(updated):
                 self.pods[key] = slim(updated)
+
+    def seen_for(self, uid: str) -> float | None:
+        """Seconds since the pod was first cached (``vkeci_pod_create_latency_seconds``), once: it is forgotten."""
+        with self._lock:
+            seen = self._seen_at.pop(uid, None)
+        return None if seen is None else time.perf_counter() - seen
 
     def pod(self, key: str) -> JSON | None:
         with self._lock:

@@ -32,6 +32,7 @@ from vkeci.controllers.shared import Shared
 from vkeci.controllers.statussync import StatusSync, StatusWriter
 from vkeci.controllers.workqueue import WorkQueue
 from vkeci.core import identity
+from vkeci.metrics import Metrics
 
 JSON = dict[str, Any]
 
@@ -48,6 +49,7 @@ class PodController:
         options: PodSettings | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
         self.kube = kube
         self.eci = eci
@@ -55,10 +57,13 @@ class PodController:
         self.translator = translator
         self.options = options or PodSettings()
         self.clock = clock  # replaceable (tests): every part reads it through _now
+        self.metrics = metrics or Metrics()
         self.queue = WorkQueue(max_delay=self.options.max_backoff)
         self.groups = GroupIndex()
         self.cache = PodCache(kube, config.node_name, self.groups, self.queue, self.options.watch_timeout)
-        self.recorder = EventRecorder(kube, config.node_name, translator, self.options.event_writers)
+        self.recorder = EventRecorder(
+            kube, config.node_name, translator, self.options.event_writers, metrics=self.metrics
+        )
         shared = Shared(
             kube=kube,
             eci=eci,
@@ -70,8 +75,9 @@ class PodController:
             settings=self.options,
             selector=identity.selector_tags(config.cluster_name, config.node_name),
             clock=self._now,
+            metrics=self.metrics,
         )
-        writer = StatusWriter(kube, self.cache)
+        writer = StatusWriter(kube, self.cache, self.metrics)
         self.status = StatusSync(shared, writer)
         self.podsync = PodSync(shared, writer, self.status)
         self.reconciler = Reconciler(shared, self.podsync)

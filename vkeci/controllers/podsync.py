@@ -64,6 +64,7 @@ class PodSync(Part):
                 cap = self.settings.missing_retry if isinstance(exc, TranslationError) else None
                 refused = isinstance(exc, EciError) and not exc.transient
                 delay = self.queue.retry(key, cap, floor=self.settings.refused_retry if refused else 0.0)
+                self.metrics.queue_retries.labels(_error_class(exc)).inc()
                 # Expected failures (ECI or API errors, objects not there yet) need no traceback.
                 expected = isinstance(exc, (EciError, KubeError, TranslationError))
                 log.log(
@@ -176,6 +177,9 @@ class PodSync(Part):
             self._report(pod, status, "Warning", "ProviderCreateFailed", str(err))
             raise
         tried.discard(uid)
+        waited = self.cache.seen_for(uid)
+        if waited is not None:
+            self.metrics.create_latency.observe(waited)
         record = GroupRecord(uid=uid, key=key, group_id=group_id, seen_at=self.clock(), request_id=request_id)
         self.groups.remember(record)
         # No event of our own here: ECI's Pulling/Pulled/Created/Started follow, and events are
@@ -248,6 +252,17 @@ class PodSync(Part):
                 if not (err.not_found or err.conflict):
                     raise
         record.annotated = True
+
+
+def _error_class(exc: Exception) -> str:
+    """The ``error`` label of ``vkeci_workqueue_retries_total``."""
+    if isinstance(exc, EciError):
+        return "eci"
+    if isinstance(exc, KubeError):
+        return "kubernetes"
+    if isinstance(exc, Missing):
+        return "missing_reference"
+    return "translation" if isinstance(exc, TranslationError) else "other"
 
 
 def _alive(group: JSON) -> bool:

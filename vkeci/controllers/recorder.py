@@ -25,6 +25,7 @@ from vkeci.controllers.ports import KubeApi, PodTranslator
 from vkeci.core.events import daemon_event
 from vkeci.core.identity import queue_key
 from vkeci.log import fields, get_logger
+from vkeci.metrics import Metrics
 
 log = get_logger("pods")
 JSON = dict[str, Any]
@@ -35,8 +36,11 @@ Applied = tuple[GroupRecord, JSON, JSON, datetime]
 class EventRecorder:
     """Posts Events; see the module docstring."""
 
-    def __init__(self, kube: KubeApi, node: str, translator: PodTranslator, writers: int) -> None:
+    def __init__(
+        self, kube: KubeApi, node: str, translator: PodTranslator, writers: int, *, metrics: Metrics | None = None
+    ) -> None:
         self.kube = kube
+        self.metrics = metrics or Metrics()
         self.node = node
         self.translator = translator
         self.writers = writers
@@ -51,7 +55,10 @@ class EventRecorder:
         try:
             self.kube.post(f"/api/v1/namespaces/{namespace}/events", body)
         except KubeError as err:
+            self.metrics.events.labels("daemon", "dropped").inc()
             log.warning("event not recorded", extra=fields(pod=queue_key(pod), reason=reason, error=str(err)))
+            return
+        self.metrics.events.labels("daemon", "posted").inc()
 
     def seen(self, record: GroupRecord, pod: JSON, group: JSON, now: datetime) -> None:
         """Count the group's current events as posted (an adopted group's were posted before the restart:
@@ -107,7 +114,10 @@ class EventRecorder:
                 bump = {"count": event.get("count"), "lastTimestamp": event.get("lastTimestamp")}
                 self.kube.patch(f"{collection}/{name}", bump, content_type="application/merge-patch+json")
         except KubeError as err:
+            self.metrics.events.labels("eci", "dropped").inc()
             log.warning("event not recorded", extra=fields(pod=queue_key(pod), error=str(err)))
+            return
+        self.metrics.events.labels("eci", "posted").inc()
 
     def loop(self, stop: threading.Event) -> None:
         """Post queued events until ``stop`` (a failure is logged by ``post``, never fatal)."""

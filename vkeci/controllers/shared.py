@@ -15,6 +15,7 @@ from vkeci.controllers.podcache import PodCache
 from vkeci.controllers.ports import EciGroups, KubeApi, PodTranslator
 from vkeci.controllers.recorder import EventRecorder
 from vkeci.controllers.workqueue import WorkQueue
+from vkeci.metrics import Metrics
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Shared:
     settings: PodSettings
     selector: list[dict[str, str]]  # the tags of this node's groups (core.identity.selector_tags)
     clock: Callable[[], float]  # monotonic seconds
+    metrics: Metrics  # the vkeci_* series the parts observe (create latency, retries)
 
 
 class Part:
@@ -47,3 +49,4 @@ class Part:
         self.settings = shared.settings
         self.selector = shared.selector
         self.clock = shared.clock
+        self.metrics = shared.metrics

@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -40,8 +41,10 @@ from vkeci.controllers.shared import Part, Shared
 from vkeci.core import identity
 from vkeci.core.identity import tag_map, uid_of
 from vkeci.core.status import TERMINAL
+from vkeci.core.times import parse
 from vkeci.core.writeback import group_summary, missing_annotations, status_changed
 from vkeci.log import fields, get_logger
+from vkeci.metrics import Metrics
 
 log = get_logger("pods")
 JSON = dict[str, Any]
@@ -51,9 +54,10 @@ Marks = tuple[str | None, str | None]  # the (status, events) listings' marks; N
 class StatusWriter:
     """PATCHes ``pods/<name>/status`` and keeps the answer in the cache (used by both sync directions)."""
 
-    def __init__(self, kube: KubeApi, cache: PodCache) -> None:
+    def __init__(self, kube: KubeApi, cache: PodCache, metrics: Metrics | None = None) -> None:
         self.kube = kube
         self.cache = cache
+        self.metrics = metrics or Metrics()
 
     def write(self, pod: JSON, status: JSON, *, annotations: dict[str, str] | None = None) -> bool:
         """PATCH the pod's status if ``status`` changes anything; True if written.
@@ -75,6 +79,10 @@ class StatusWriter:
                 return False
             raise
         self.cache.replace(updated)
+        if status.get("phase") == "Running" and current.get("phase") != "Running":
+            started = _started_at(status)
+            if started is not None:
+                self.metrics.status_lag.observe(max(0.0, (utcnow() - started).total_seconds()))
         return True
 
 
@@ -312,6 +320,16 @@ class StatusSync(Part):
             if self._wake.is_set():
                 self._wake.clear()
                 stop.wait(min(0.5, self.settings.status_interval))  # batch the creates of a burst
+
+
+def _started_at(status: JSON) -> datetime | None:
+    """When ECI started the last of the pod's running containers (the group turned Running), or None."""
+    times = [
+        parse(((c.get("state") or {}).get("running") or {}).get("startedAt"))
+        for c in status.get("containerStatuses") or []
+    ]
+    known = [t for t in times if t is not None]
+    return max(known) if known else None
 
 
 def _marks(records: list[JSON], part: Callable[[JSON], Any]) -> dict[str, str]:

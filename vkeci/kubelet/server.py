@@ -90,8 +90,11 @@ class KubeletServer:
         auth: Authenticator,
         tls: ServingTls,
         settings: ServerSettings | None = None,
+        exposition: Callable[[], bytes] = generate_latest,
     ) -> None:
+        """``exposition`` is what ``GET /metrics`` serves: the daemon's own series (``vkeci.metrics``)."""
         self.node_name = node_name
+        self.exposition = exposition
         self.pods = pods
         self.eci = eci
         self.auth = auth
@@ -535,8 +538,8 @@ class _Handler(BaseHTTPRequestHandler):
             now = rfc3339(dt.datetime.now(dt.timezone.utc))
             self._send_json(200, stats.summary(self.app.node_name, self.app.started_at, pods, node_cpu, now))
         elif path in ("/metrics", "/metrics/") and method in ("GET", "HEAD"):
-            # The daemon's own process metrics, so Prometheus' kubelet scrape job does not mark the node down.
-            self._send_bytes(200, generate_latest(), "text/plain; version=0.0.4; charset=utf-8")
+            # The daemon's own series (vkeci_*, process): what Prometheus' kubelet scrape job reads from a node.
+            self._send_bytes(200, self.app.exposition(), "text/plain; version=0.0.4; charset=utf-8")
         elif path in ("/metrics/resource", "/metrics/resource/") and method in ("GET", "HEAD"):
             pods, node_cpu = self.app.metrics.get()
             body = stats.resource_metrics(pods, node_cpu, time.time())
