@@ -147,8 +147,15 @@ def test_refused_create_is_shown_with_code_and_request_id_then_recovers(daemon, 
     pod = wait_for(provider_failed, 60, "ProviderFailed with the ECI error")
     assert pod["status"]["phase"] == "Pending"  # restartPolicy Always: a later retry may succeed
     assert "InvalidParameter.Test" in pod["status"]["message"] and "RequestId" in pod["status"]["message"]
-    events = wait_for(lambda: kube.events(namespace, pod["metadata"]["name"]), 30, "a Warning event")
-    assert any(e["reason"] == "ProviderCreateFailed" and "InvalidParameter.Test" in e["message"] for e in events)
+
+    # The status is written before the Warning is posted, and the scheduler's own event may come first:
+    # wait for the Warning itself.
+    def create_failed():
+        events = kube.events(namespace, pod["metadata"]["name"])
+        return [e for e in events if e["reason"] == "ProviderCreateFailed"] or None
+
+    events = wait_for(create_failed, 30, "a ProviderCreateFailed Warning event")
+    assert any("InvalidParameter.Test" in e["message"] for e in events)
     # The fault was one-shot: the retry succeeds and the pod turns Running with the reason cleared.
     wait_for(lambda: _settled(kube, fake_eci, namespace, daemon.node, "refused", 1), 90, "Running")
     assert not kube.pods(namespace, "app=refused")[0]["status"].get("reason")
