@@ -866,3 +866,18 @@ def wait(check, timeout: float = 10.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.02)
+
+
+def test_a_group_listed_twice_by_a_resumed_listing_is_kept(restarted):
+    kube, eci, ctl = restarted
+    had_group(kube, "web")
+    gid = eci.add_group("uid-web", "web")
+    real = eci.list_groups
+
+    def twice(tags, *, with_event=False, pager=None):
+        return real(tags, with_event=with_event, pager=pager) * 2  # pages that overlapped after a resume
+
+    eci.list_groups = twice  # type: ignore[method-assign]
+    load(ctl, kube)
+    assert ctl.sweep(adopt=True) == 0
+    assert gid in eci.groups and "DeleteContainerGroup" not in eci.calls

@@ -1,6 +1,7 @@
 """Reconcile and garbage collection: what keeps the two sides in agreement when events were missed.
 
-``Reconciler`` has no lock of its own and two threads:
+``Reconciler`` has one lock, held for a whole sweep (the sweep thread and the last sweep of
+``--decommission`` share the resumable listings), and two threads:
 
 * **sweep**: first the start-up reconcile: list this node's groups and adopt those of the pods that
   exist (a restart loses nothing) and delete the rest; then, every ``sweep_interval``, delete the groups
@@ -45,26 +46,34 @@ class Reconciler(Part):
         self.startup = Listing.per_settings("start-up listing", log, self.settings, on_page=self._adopt, resume=True)
         self.periodic = Listing.per_settings("orphan sweep listing", log, self.settings, resume=True)
         self._started = 0.0  # when the start-up reconcile began (monotonic), for its log line
+        self._sweeping = threading.Lock()  # one sweep at a time: a Listing is followed by one thread
 
     def sweep(self, *, adopt: bool = False) -> int:
         """Delete groups of this node whose pod is gone; with ``adopt`` (the start-up reconcile), take over
         the rest and set ``reconciled``. Returns deletions. Raises EciError/KubeError when the listing stops
         halfway: the next call resumes it, and deletes nothing before it is complete."""
+        with self._sweeping:
+            return self._sweep(adopt)
+
+    def _sweep(self, adopt: bool) -> int:
         listing = self.startup if adopt else self.periodic
         groups = self.eci.list_groups(self.selector, with_event=adopt, pager=listing)
         live = self.cache.live_uids()  # after the listing: a group listed for a pod deleted meanwhile is an orphan
         deleted = 0
         by_uid: dict[str, list[JSON]] = {}
+        seen: set[str] = set()
         for group in groups:
             key = identity.pod_key_from_tags(group.get("Tags") or [])
-            if key is None:
-                continue
+            gid = str(group.get("ContainerGroupId") or "")
+            if key is None or gid in seen:
+                continue  # a group a resumed listing returned twice is not its own duplicate
+            seen.add(gid)
             if key.uid in live:
                 by_uid.setdefault(key.uid, []).append(group)
                 continue
             if key.uid not in self.groups or adopt:
-                log.info("orphan group deleted", extra=fields(group=group.get("ContainerGroupId"), pod=key.name))
-                self.eci.delete(str(group["ContainerGroupId"]))
+                log.info("orphan group deleted", extra=fields(group=gid, pod=key.name))
+                self.eci.delete(gid)
                 self.groups.forget(key.uid)
                 deleted += 1
         if adopt:
