@@ -111,14 +111,14 @@ PageFetch = Callable[[str | None], Page]  # fetch the page after a NextToken (No
 # the default (``follow_pages``) gives up on the first failed page; the controllers hand in a pager that
 # retries each page and resumes from its NextToken (``vkeci.controllers.listing.Listing``).
 Pager = Callable[[PageFetch], list[Group]]
-_MAX_PAGES = 100000  # bounded: a broken NextToken must not spin forever
+MAX_PAGES = 100000  # bounded: a broken NextToken must not spin forever
 
 
 def follow_pages(fetch: PageFetch) -> list[Group]:
     """Every page of a listing in turn, no retry: the first failed page raises its EciError."""
     records: list[Group] = []
     token = ""
-    for _ in range(_MAX_PAGES):
+    for _ in range(MAX_PAGES):
         page, token = fetch(token or None)
         records.extend(page)
         if not token:
