@@ -1,6 +1,7 @@
 """The ECI client: error classification, NoStock fallback, paging, id batching."""
 
 import json
+import logging
 from types import SimpleNamespace
 
 import pytest
@@ -203,3 +204,42 @@ def test_a_local_rate_limit_is_a_transient_429():
     with pytest.raises(EciError) as info:
         eci.describe_container_log({"ContainerGroupId": "eci-1", "ContainerName": "c"})
     assert info.value.code == "Throttling.Local" and info.value.status == 429 and info.value.transient
+
+
+class FlakyPages:
+    """DescribeContainerGroups by tag over 15 pages, every third call a 503 (before it acts)."""
+
+    def __init__(self):
+        self.calls = 0
+        self.tokens = []
+
+    def describe_container_groups(self, req):
+        self.calls += 1
+        if self.calls % 3 == 0:
+            raise ServerException(code="ServiceUnavailable", message="try later", status_code=503)
+        self.tokens.append(req.next_token)
+        page = int(req.next_token or 0)
+        token = str(page + 1) if page < 14 else ""
+        groups = [{"ContainerGroupId": f"g{page}-{i}"} for i in range(20)]
+        return SimpleNamespace(body=Body({"ContainerGroups": groups, "NextToken": token}))
+
+
+def test_the_client_never_retries_a_failed_page_on_its_own():
+    client = FlakyPages()
+    provider = EciClient(client, "cn-hangzhou")
+    with pytest.raises(EciError) as info:
+        provider.list_groups([{"Key": "NodeName", "Value": "vk"}])
+    assert info.value.transient and provider.calls["DescribeContainerGroups"] == 3 == client.calls
+
+
+def test_a_listing_whose_pages_fail_a_third_of_the_time_completes_with_the_controllers_pager():
+    from vkeci.config import PodSettings
+    from vkeci.controllers.listing import Listing
+
+    client = FlakyPages()
+    provider = EciClient(client, "cn-hangzhou")
+    pager = Listing.per_settings("start-up listing", logging.getLogger("test"), PodSettings(page_backoff=0))
+    groups = provider.list_groups([{"Key": "NodeName", "Value": "vk"}], pager=pager)
+    assert len(groups) == 300 and len({g["ContainerGroupId"] for g in groups}) == 300
+    assert client.tokens == [None, *map(str, range(1, 15))]  # each page answered once, resumed at its NextToken
+    assert provider.calls["DescribeContainerGroups"] == client.calls == 22  # 15 pages + 7 failed calls, each counted

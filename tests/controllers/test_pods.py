@@ -5,18 +5,20 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
+import random
 import threading
 import time
 from typing import Any
 
 import pytest
 
-from vkeci.clients.eci import EciError
+from vkeci.clients.eci import EciError, follow_pages
 from vkeci.clients.kube import KubeError
 from vkeci.config import Config, PodSettings
 from vkeci.controllers.pods import PodController
 from vkeci.core.problems import Missing, MissingRef, Problem, Rejected
 from vkeci.core.status import PHASES, TERMINAL_STATES
+from vkeci.core.writeback import GROUP_ID_ANNOTATION
 
 CONFIG = Config(region="cn-hangzhou", node_name="vk", cluster_name="c1")
 
@@ -107,12 +109,20 @@ class StubECI:
         self.ids = itertools.count(1)
         self.calls: list[str] = []
         self.fail_next: EciError | None = None
+        self.fail_repeat = 0  # how many more calls fail_next fails after the next one
+        self.flaky: Any = None  # action -> whether this call fails (ServiceUnavailable)
 
     def _fail(self, action: str) -> None:
         self.calls.append(action)
         if self.fail_next is not None:
-            err, self.fail_next = self.fail_next, None
+            err = self.fail_next
+            if self.fail_repeat > 0:
+                self.fail_repeat -= 1
+            else:
+                self.fail_next = None
             raise err
+        if self.flaky is not None and self.flaky(action):
+            raise EciError(action, "ServiceUnavailable", "injected", status=503, transient=True)
 
     def add_group(self, uid: str, name: str, node: str = "vk", status: str = "Running") -> str:
         gid = f"eci-{next(self.ids)}"
@@ -130,9 +140,20 @@ class StubECI:
         have = {t["Key"]: t["Value"] for t in group["Tags"]}
         return all(have.get(t["Key"]) == t["Value"] for t in tags)
 
-    def list_groups(self, tags, *, with_event=False):
-        self._fail("DescribeContainerGroups")
-        return [dict(g) for g in self.groups.values() if self._match(g, tags)]
+    def _paged(self, action, records, pager, size):
+        """``records`` in pages of ``size`` through ``pager``, as the real client hands them."""
+
+        def fetch(token):
+            self._fail(action)
+            start = int(token or 0)
+            more = start + size < len(records)
+            return records[start : start + size], str(start + size) if more else ""
+
+        return (pager or follow_pages)(fetch)
+
+    def list_groups(self, tags, *, with_event=False, pager=None):
+        found = [dict(g) for g in self.groups.values() if self._match(g, tags)]
+        return self._paged("DescribeContainerGroups", found, pager, 20)
 
     def create(self, request):
         self._fail("CreateContainerGroup")
@@ -147,19 +168,22 @@ class StubECI:
         self._fail("DescribeContainerGroups")
         return [dict(self.groups[i]) for i in ids if i in self.groups]
 
-    def changed_since(self, tags, since):
-        self._fail("DescribeContainerGroupStatus")
-        if since is not None and getattr(self, "quiet", False):  # nothing changed within the window
-            return []
-        return [{"ContainerGroupId": g["ContainerGroupId"], "Status": g["Status"]} for g in self.groups.values()]
+    def changed_since(self, tags, since, *, pager=None):
+        quiet = since is not None and getattr(self, "quiet", False)  # nothing changed within the window
+        found = (
+            []
+            if quiet
+            else [{"ContainerGroupId": g["ContainerGroupId"], "Status": g["Status"]} for g in self.groups.values()]
+        )
+        return self._paged("DescribeContainerGroupStatus", found, pager, 200)
 
-    def events_since(self, tags, since):
-        self._fail("DescribeContainerGroupEvents")
-        return [
+    def events_since(self, tags, since, *, pager=None):
+        found = [
             {"ContainerGroupId": g["ContainerGroupId"], "Events": list(g.get("Events", []))}
             for g in self.groups.values()
             if g.get("Events")
         ]
+        return self._paged("DescribeContainerGroupEvents", found, pager, 200)
 
 
 def created(kube: StubKube, eci: StubECI, ctl: PodController, name: str) -> str:
@@ -173,7 +197,7 @@ def created(kube: StubKube, eci: StubECI, ctl: PodController, name: str) -> str:
 @pytest.fixture
 def world():
     kube, eci = StubKube(), StubECI()
-    options = PodSettings(lost_grace=0, finished_retention=0)
+    options = PodSettings(lost_grace=0, finished_retention=0, page_backoff=0)
     controller = PodController(kube, eci, CONFIG, StubTranslator(), options)  # type: ignore[arg-type]
     controller.synced.set()
     return kube, eci, controller
@@ -371,7 +395,10 @@ def test_api_error_is_never_taken_for_a_lost_group(world):
     load(ctl, kube)
     ctl.sync("ns/web")
     eci.fail_next = EciError("DescribeContainerGroupStatus", "InternalError", "x", transient=True)
-    with pytest.raises(EciError):
+    ctl.poll_status(full=True)  # the failed page is tried again
+    assert kube.pods["web"]["status"]["phase"] == "Pending"
+    eci.fail_next, eci.fail_repeat = EciError("DescribeContainerGroupStatus", "InternalError", "x", transient=True), 9
+    with pytest.raises(EciError):  # a page that keeps failing: the poll fails, nothing is taken for lost
         ctl.poll_status(full=True)
     assert kube.pods["web"]["status"]["phase"] == "Pending"
 
@@ -677,3 +704,180 @@ def test_the_cache_is_the_kubelet_apis_pod_lookup(world):
     assert pod["metadata"]["name"] == "a" and group_id == gid
     assert ctl.cache.get("ns", "b") is None
     assert [p["metadata"]["name"] for p in ctl.cache.list()] == ["a"]
+
+
+# ---- the start-up reconcile (issue 12, item 5) ------------------------------------------------------
+
+
+@pytest.fixture
+def restarted():
+    """A controller just started: nothing reconciled yet; the ECI stand-in pages 20 groups at a time."""
+    kube, eci = StubKube(), StubECI()
+    options = PodSettings(lost_grace=0, finished_retention=0, page_backoff=0)
+    controller = PodController(kube, eci, CONFIG, StubTranslator(), options)  # type: ignore[arg-type]
+    return kube, eci, controller
+
+
+def had_group(kube: StubKube, name: str) -> dict:
+    """A pod the previous daemon ran: its group exists, it carries the write-back annotation."""
+    pod = kube.add(name)
+    pod["metadata"]["annotations"] = {GROUP_ID_ANNOTATION: "eci-from-before"}
+    pod["status"] = {"phase": "Running"}
+    return pod
+
+
+def uids(eci: StubECI) -> list[str]:
+    return sorted(next(t["Value"] for t in g["Tags"] if t["Key"] == "UID") for g in eci.groups.values())
+
+
+def test_a_startup_listing_whose_pages_fail_a_third_of_the_time_completes_in_one_attempt(restarted):
+    kube, eci, ctl = restarted
+    for i in range(70):
+        had_group(kube, f"web-{i}")
+        eci.add_group(f"uid-web-{i}", f"web-{i}")
+    orphans = {eci.add_group(f"uid-gone-{i}", f"gone-{i}") for i in range(5)}  # 75 groups: 4 pages
+    load(ctl, kube)
+    rng = random.Random(3)  # the old all-or-nothing listing fails with this sequence: 1 - (2/3)^4 = 80 % do
+    eci.flaky = lambda action: action == "DescribeContainerGroups" and rng.random() < 1 / 3
+    assert ctl.sweep(adopt=True) == 5
+    assert ctl.reconciled() and not orphans & set(eci.groups)
+    assert len(ctl.groups.records()) == 70
+    assert eci.calls.count("DescribeContainerGroups") > 4  # some pages failed and were tried again
+
+
+def test_orphans_are_deleted_only_once_the_startup_listing_is_complete(restarted):
+    kube, eci, ctl = restarted
+    orphan = eci.add_group("uid-gone", "gone")
+    for i in range(59):
+        had_group(kube, f"web-{i}")
+        eci.add_group(f"uid-web-{i}", f"web-{i}")
+    load(ctl, kube)
+    calls = {"n": 0}
+
+    def third_page_down(action: str) -> bool:
+        calls["n"] += 1
+        return calls["n"] >= 3  # pages 1 and 2 answer, the third keeps failing
+
+    eci.flaky = third_page_down
+    with pytest.raises(EciError):
+        ctl.sweep(adopt=True)
+    assert orphan in eci.groups and not ctl.reconciled()  # a partial listing proves nothing about the rest
+    assert len(ctl.groups.records()) == 39  # the 40 groups listed so far, less the orphan, are adopted
+    eci.flaky = None
+    eci.calls.clear()
+    assert ctl.sweep(adopt=True) == 1
+    assert orphan not in eci.groups and ctl.reconciled() and len(ctl.groups.records()) == 59
+    assert eci.calls.count("DescribeContainerGroups") == 1  # resumed at the third page, not from the first
+
+
+def test_while_the_startup_listing_runs_a_pod_is_looked_up_before_it_is_created(restarted):
+    kube, eci, ctl = restarted
+    kube.add("lost-answer")  # the previous daemon's create acted, its answer never came: no annotation yet
+    before = eci.add_group("uid-lost-answer", "lost-answer")
+    kube.add("new")
+    had_group(kube, "old")
+    eci.add_group("uid-old", "old")
+    load(ctl, kube)
+    for name in ("lost-answer", "new", "old"):
+        ctl.sync(f"ns/{name}")
+    assert ctl.groups.get("uid-lost-answer").group_id == before  # found by its UID and adopted
+    assert uids(eci) == ["uid-lost-answer", "uid-new", "uid-old"]  # no duplicate
+    assert eci.calls.count("CreateContainerGroup") == 1  # the new pod only
+    assert ctl.groups.get("uid-old") is None  # it waits for the listing, which adopts it
+    ctl.sweep(adopt=True)
+    assert ctl.groups.get("uid-old") is not None and uids(eci) == ["uid-lost-answer", "uid-new", "uid-old"]
+
+
+def test_pages_with_duplicates_of_one_pod_keep_the_oldest(restarted):
+    kube, eci, ctl = restarted
+    had_group(kube, "web")
+    first = eci.add_group("uid-web", "web")
+    for i in range(25):
+        had_group(kube, f"x-{i}")
+        eci.add_group(f"uid-x-{i}", f"x-{i}")
+    second = eci.add_group("uid-web", "web")  # a duplicate on the second page
+    eci.groups[first]["CreationTime"], eci.groups[second]["CreationTime"] = "2026-01-01", "2026-01-02"
+    load(ctl, kube)
+    ctl.sweep(adopt=True)
+    assert first in eci.groups and second not in eci.groups
+    assert ctl.groups.get("uid-web").group_id == first
+
+
+class RunningKube(StubKube):
+    """LIST answers the pods; WATCH waits quietly until the test ends."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        super().__init__()
+        self.stop = stop
+
+    def get(self, path, params=None):
+        return {"items": list(self.pods.values()), "metadata": {"resourceVersion": "1"}}
+
+    def watch(self, path, params, read_timeout):
+        self.stop.wait(0.2)
+        return iter(())
+
+
+def test_the_controller_runs_while_the_startup_listing_cannot_finish(restarted):
+    _, eci, _ = restarted
+    stop = threading.Event()
+    kube = RunningKube(stop)
+    options = PodSettings(lost_grace=60, page_backoff=0, status_interval=0.05, workers=2, sweep_interval=0.05)
+    ctl = PodController(kube, eci, CONFIG, StubTranslator(), options)  # type: ignore[arg-type]
+    had_group(kube, "old")
+    kept = eci.add_group("uid-old", "old")
+    orphan = eci.add_group("uid-gone", "gone")
+    kube.add("new")
+    listing = [True]
+    # The node's listing (no UID in the tags) keeps failing; a look-up by UID works.
+    eci.list_groups = _failing_listing(eci.list_groups, listing)  # type: ignore[method-assign]
+    assert not ctl.running()
+    threads = ctl.start(stop)
+    try:
+        assert ctl.running() and not ctl.reconciled()
+        wait(lambda: "uid-new" in uids(eci))
+        for group in eci.groups.values():
+            group["Status"] = "Running"  # ECI starts the new group
+        wait(lambda: kube.pods["new"]["status"]["phase"] == "Running")  # the status poller runs too
+        assert orphan in eci.groups and uids(eci).count("uid-old") == 1  # nothing deleted, nothing duplicated
+        listing[0] = False
+        wait(ctl.reconciled)
+        wait(lambda: orphan not in eci.groups)
+        assert ctl.groups.get("uid-old").group_id == kept and ctl.running()
+        assert uids(eci) == ["uid-new", "uid-old"]
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)
+    assert not ctl.running()
+
+
+def _failing_listing(real, failing):
+    def list_groups(tags, *, with_event=False, pager=None):
+        if failing[0] and not any(t["Key"] == "UID" for t in tags):
+            raise EciError("DescribeContainerGroups", "ServiceUnavailable", "injected", transient=True)
+        return real(tags, with_event=with_event, pager=pager)
+
+    return list_groups
+
+
+def wait(check, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def test_a_group_listed_twice_by_a_resumed_listing_is_kept(restarted):
+    kube, eci, ctl = restarted
+    had_group(kube, "web")
+    gid = eci.add_group("uid-web", "web")
+    real = eci.list_groups
+
+    def twice(tags, *, with_event=False, pager=None):
+        return real(tags, with_event=with_event, pager=pager) * 2  # pages that overlapped after a resume
+
+    eci.list_groups = twice  # type: ignore[method-assign]
+    load(ctl, kube)
+    assert ctl.sweep(adopt=True) == 0
+    assert gid in eci.groups and "DeleteContainerGroup" not in eci.calls

@@ -162,6 +162,25 @@ def classify(action: str, exc: Exception) -> EciError:
 
 
 TagList = list[dict[str, str]]
+Page = tuple[list[Group], str]  # one page of a listing: its records and the NextToken ("" on the last page)
+PageFetch = Callable[[str | None], Page]  # fetch the page after a NextToken (None: the first page)
+# Follows a listing's pages: given the fetch of one page, returns every record. The clients never retry, so
+# the default (``follow_pages``) gives up on the first failed page; the controllers hand in a pager that
+# retries each page and resumes from its NextToken (``vkeci.controllers.listing.Listing``).
+Pager = Callable[[PageFetch], list[Group]]
+MAX_PAGES = 100000  # bounded: a broken NextToken must not spin forever
+
+
+def follow_pages(fetch: PageFetch) -> list[Group]:
+    """Every page of a listing in turn, no retry: the first failed page raises its EciError."""
+    records: list[Group] = []
+    token = ""
+    for _ in range(MAX_PAGES):
+        page, token = fetch(token or None)
+        records.extend(page)
+        if not token:
+            break
+    return records
 
 
 def chunks(items: list[str], size: int = _MAX_IDS) -> Iterable[list[str]]:
@@ -280,8 +299,8 @@ class EciClient:
             if not err.not_found:
                 raise
 
-    def list_groups(self, tags: TagList, *, with_event: bool = False) -> list[Group]:
-        """Every group carrying all of ``tags`` (paged, 20 per call)."""
+    def list_groups(self, tags: TagList, *, with_event: bool = False, pager: Pager = follow_pages) -> list[Group]:
+        """Every group carrying all of ``tags`` (paged, 20 per call, followed by ``pager``)."""
         models = self._models
 
         def page(token: str | None) -> Any:
@@ -293,7 +312,8 @@ class EciClient:
                 with_event=with_event or None,
             )
 
-        return self._pages("DescribeContainerGroups", self.client.describe_container_groups, page, "ContainerGroups")
+        fetch = self._pages("DescribeContainerGroups", self.client.describe_container_groups, page, "ContainerGroups")
+        return pager(fetch)
 
     def describe(self, group_ids: list[str], *, with_event: bool = True) -> list[Group]:
         """Full details of the given groups, ≤20 ids per call. Missing groups are simply absent."""
@@ -306,10 +326,11 @@ class EciClient:
             groups.extend(body.to_map().get("ContainerGroups") or [])
         return groups
 
-    def changed_since(self, tags: TagList, since_second: int | None) -> list[Group]:
+    def changed_since(self, tags: TagList, since_second: int | None, *, pager: Pager = follow_pages) -> list[Group]:
         """DescribeContainerGroupStatus by tag: groups whose status changed in the last
         ``since_second`` seconds (all of them when None). Returns the status records."""
         return self._listing(
+            pager,
             "DescribeContainerGroupStatus",
             self.client.describe_container_group_status,
             self._models.DescribeContainerGroupStatusRequest,
@@ -318,10 +339,11 @@ class EciClient:
             since_second,
         )
 
-    def events_since(self, tags: TagList, since_second: int) -> list[Group]:
+    def events_since(self, tags: TagList, since_second: int, *, pager: Pager = follow_pages) -> list[Group]:
         """DescribeContainerGroupEvents by tag: groups with an event in the last ``since_second``
         seconds, each with its ``Events``. Catches what changes no status (probe failures, back-off)."""
         return self._listing(
+            pager,
             "DescribeContainerGroupEvents",
             self.client.describe_container_group_events,
             self._models.DescribeContainerGroupEventsRequest,
@@ -331,7 +353,14 @@ class EciClient:
         )
 
     def _listing(
-        self, action: str, call: Callable[[Any], Any], request: Any, tag: Any, tags: TagList, since: int | None
+        self,
+        pager: Pager,
+        action: str,
+        call: Callable[[Any], Any],
+        request: Any,
+        tag: Any,
+        tags: TagList,
+        since: int | None,
     ) -> list[Group]:
         """Every page (200 per call) of a tag-filtered batch listing with ``SinceSecond``."""
 
@@ -339,21 +368,16 @@ class EciClient:
             tag_list = [tag(key=t["Key"], value=t["Value"]) for t in tags]
             return request(region_id=self.region, limit=200, next_token=token, since_second=since, tag=tag_list)
 
-        return self._pages(action, call, page, "Data")
+        return pager(self._pages(action, call, page, "Data"))
 
-    def _pages(
-        self, action: str, call: Callable[[Any], Any], page: Callable[[str | None], Any], key: str
-    ) -> list[Group]:
-        """Follow ``NextToken`` through every page of a listing; ``page(token)`` builds one request."""
-        records: list[Group] = []
-        token = ""
-        for _ in range(100000):  # bounded: a broken NextToken must not spin forever
-            data = self._call(action, partial(call, page(token or None))).body.to_map()
-            records.extend(data.get(key) or [])
-            token = data.get("NextToken") or ""
-            if not token:
-                break
-        return records
+    def _pages(self, action: str, call: Callable[[Any], Any], page: Callable[[str | None], Any], key: str) -> PageFetch:
+        """The fetch of one page of a listing (one counted call, for a pager); ``page(token)`` builds its request."""
+
+        def fetch(token: str | None) -> Page:
+            data = self._call(action, partial(call, page(token))).body.to_map()
+            return list(data.get(key) or []), str(data.get("NextToken") or "")
+
+        return fetch
 
     # ---- the kubelet API's calls (vkeci.kubelet.backend.EciApi) ---------------------------
 

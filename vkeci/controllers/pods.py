@@ -8,6 +8,8 @@ and documents them:
 * ``statussync.StatusSync``: ECI → Kubernetes, status polls and writes (**status**, **status-write-N**);
 * ``recorder.EventRecorder``: the Events (threads **events-N**);
 * ``reconcile.Reconciler``: adopt at start-up, orphan sweep, resync (threads **sweep**, **resync**);
+  the start-up reconcile runs on the sweep thread while every other part already runs (``running``),
+  ``reconciled`` once it is complete;
 * ``groups.GroupIndex``: the container groups tracked, by pod UID and key.
 
 The tests drive it through ``sync()`` and ``poll_status()``, without threads.
@@ -81,6 +83,8 @@ class PodController:
         self.status = StatusSync(shared, writer)
         self.podsync = PodSync(shared, writer, self.status)
         self.reconciler = Reconciler(shared, self.podsync)
+        self._stop: threading.Event | None = None
+        self._core: list[threading.Thread] = []  # watch, workers, status: what running() checks
 
     def _now(self) -> float:
         return self.clock()
@@ -94,8 +98,20 @@ class PodController:
 
     @property
     def synced(self) -> threading.Event:
-        """Set once the start-up reconcile is done."""
+        """Set once the start-up reconcile is done (``reconciled``)."""
         return self.cache.synced
+
+    def running(self) -> bool:
+        """Whether the pod controller serves pods: ``start`` has started the watch, the workers and the status
+        poller, they are alive and not stopped. True while the start-up reconcile still lists (pods are
+        adopted as their groups are found; a new pod is looked up before it is created); the node must not
+        be Ready while this is False."""
+        stop = self._stop
+        return bool(self._core) and stop is not None and not stop.is_set() and all(t.is_alive() for t in self._core)
+
+    def reconciled(self) -> bool:
+        """Whether the start-up reconcile has seen a complete listing (and so deleted the orphans it found)."""
+        return self.cache.synced.is_set()
 
     def sync(self, key: str) -> float | None:
         """Make ECI match the pod ``key`` (``PodSync.sync``)."""
@@ -129,12 +145,10 @@ class PodController:
         return self.cache.list()
 
     def start(self, stop: threading.Event, liveness: Liveness | None = None) -> list[threading.Thread]:
-        """List, reconcile with ECI (adopt + sweep), then start every part's threads; ``liveness`` watches
-        the watch, the workers and the status poller."""
+        """List the pods, then start every part's threads; the start-up reconcile (adopt, then delete orphans)
+        runs on the sweep thread meanwhile. ``liveness`` watches the watch, the workers and the status poller.
+        Raises KubeError if the first LIST of the pods fails."""
         self.cache.relist()
-        if not self.reconciler.at_start(stop):
-            return []
-        self.cache.synced.set()
         options = self.options
         # How often each loop checks ``stop`` when well: the watch only between two watch requests (each
         # at most 1.2 x the server timeout, plus the client's 15 s read slack and the 30 s backoff cap).
@@ -145,11 +159,11 @@ class PodController:
             thread = threading.Thread(target=target, args=(own,), name=name, daemon=True)
             return thread if liveness is None else liveness.track(thread)
 
-        threads = [loop(self.cache.watch_loop, "watch", "watch")]
-        threads += [loop(self.podsync.worker_loop, f"worker-{i}", "worker") for i in range(options.workers)]
-        threads.append(loop(self.status.loop, "status", "status"))
-        threads += self.recorder.threads(stop)
-        threads += self.reconciler.threads(stop)
+        core = [loop(self.cache.watch_loop, "watch", "watch")]
+        core += [loop(self.podsync.worker_loop, f"worker-{i}", "worker") for i in range(options.workers)]
+        core.append(loop(self.status.loop, "status", "status"))
+        threads = [*core, *self.recorder.threads(stop), *self.reconciler.threads(stop)]
         for thread in threads:
             thread.start()
+        self._stop, self._core = stop, core
         return threads

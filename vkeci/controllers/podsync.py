@@ -6,6 +6,9 @@ the pod:
 
 * a new pod is translated and created idempotently (ClientToken = pod UID; a retried create looks
   for the group first and adopts what a lost answer created, keeping the oldest of duplicates);
+* while the start-up reconcile still lists, a pod without a known group is looked up by its UID before
+  it is created (a ClientToken is remembered for a limited time only), and a pod that has had a group
+  (its write-back annotation says so) waits for the listing to adopt it;
 * a pod with a deletionTimestamp has its group deleted, the deletion confirmed by a describe, and
   only then the pod object removed (grace 0, UID precondition);
 * a finished pod's group is kept ``finished_retention`` seconds for ``kubectl logs``, then deleted;
@@ -32,7 +35,7 @@ from vkeci.core.identity import queue_key, uid_of
 from vkeci.core.problems import Missing, Rejected, TranslationError
 from vkeci.core.status import TERMINAL, env_error
 from vkeci.core.translate import DAEMONSET_MESSAGE, DAEMONSET_REASON, is_daemonset_pod
-from vkeci.core.writeback import image_drift, missing_annotations
+from vkeci.core.writeback import GROUP_ID_ANNOTATION, image_drift, missing_annotations
 from vkeci.log import fields, get_logger
 
 log = get_logger("pods")
@@ -109,6 +112,8 @@ class PodSync(Part):
             return None
         if uid in self.groups.lost_uids:
             return None
+        if not self.cache.synced.is_set() and GROUP_ID_ANNOTATION in (meta.get("annotations") or {}):
+            return None  # its group is on a page still to come: the reconcile queues the pod when it adopts it
         if is_daemonset_pod(pod):
             status = self.translator.problem_status(pod, DAEMONSET_REASON, DAEMONSET_MESSAGE, utcnow())
             self._report(pod, status, "Warning", DAEMONSET_REASON, DAEMONSET_MESSAGE)
@@ -155,11 +160,12 @@ class PodSync(Part):
             text = "; ".join(str(w) for w in warnings)
             self.recorder.emit(pod, "Warning", "TranslationWarning", text)
             self.last_warning[uid] = text
-        # A create whose answer was lost may have succeeded: look before creating again. Only a retry looks:
+        # A create whose answer was lost may have succeeded: look before creating again. Only a retry looks,
+        # and any create before the start-up listing is complete (the previous daemon may have created it):
         # the ClientToken (the pod UID) already makes ECI answer a repeated create with the same group, and
         # a listing per pod would cost a burst of N pods N DescribeContainerGroups calls (2,000/min budget).
         tried = self.groups.create_tried
-        if uid in tried:
+        if uid in tried or not self.cache.synced.is_set():
             existing = self.eci.list_groups([*self.selector, {"Key": identity.TAG_UID, "Value": uid}])
             if existing:
                 tried.discard(uid)

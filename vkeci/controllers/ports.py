@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, Protocol
 
+from vkeci.clients.eci import Pager
 from vkeci.core.problems import Missing, Rejected
 
 JSON = dict[str, Any]
@@ -46,15 +47,15 @@ class EciGroups(Protocol):
         """The groups among ``group_ids`` that exist, fully described."""
         ...
 
-    def list_groups(self, tags: TagList, *, with_event: bool = False) -> list[JSON]:
-        """Every group carrying all of ``tags``."""
+    def list_groups(self, tags: TagList, *, with_event: bool = False, pager: Pager = ...) -> list[JSON]:
+        """Every group carrying all of ``tags``; ``pager`` follows the pages (default: no retry)."""
         ...
 
-    def changed_since(self, tags: TagList, since_second: int | None) -> list[JSON]:
+    def changed_since(self, tags: TagList, since_second: int | None, *, pager: Pager = ...) -> list[JSON]:
         """Status records of the groups whose status changed in the window (all when None)."""
         ...
 
-    def events_since(self, tags: TagList, since_second: int) -> list[JSON]:
+    def events_since(self, tags: TagList, since_second: int, *, pager: Pager = ...) -> list[JSON]:
         """Groups with an event in the window, each with its ``Events``."""
         ...
 

@@ -33,6 +33,7 @@ from vkeci.clients.eci import EciError, chunks
 from vkeci.clients.kube import KubeError, pod_path
 from vkeci.controllers.clock import utcnow
 from vkeci.controllers.groups import GroupRecord
+from vkeci.controllers.listing import Listing
 from vkeci.controllers.loops import guarded
 from vkeci.controllers.podcache import PodCache
 from vkeci.controllers.ports import KubeApi
@@ -101,6 +102,7 @@ class StatusSync(Part):
         self._last_poll = 0.0
         self._last_full = 0.0
         self._wake = threading.Event()
+        self._stop: threading.Event | None = None  # the status thread's, once it runs: a page retry ends with it
 
     def wake(self) -> None:
         """A group was just created: the status loop ticks soon (batching the creates of a burst)."""
@@ -123,9 +125,11 @@ class StatusSync(Part):
         # changes once more (windows overlap by the 2 s of slack); the next listing's window simply
         # reaches back to the last one.
         lists = full or window is None or len(self.backlog) < self.settings.status_in_flight
-        statuses = self.eci.changed_since(self.selector, None if full else window) if lists else []
+        # Each page retried (``Listing``): at 5,000 pods a full status listing is 25 pages.
+        pager = Listing.per_settings("status listing", log, self.settings, stop=self._stop)
+        statuses = self.eci.changed_since(self.selector, None if full else window, pager=pager) if lists else []
         # Events of groups adopted at start-up are not re-posted, so the first tick lists none.
-        events = self.eci.events_since(self.selector, window) if lists and window is not None else []
+        events = self.eci.events_since(self.selector, window, pager=pager) if lists and window is not None else []
         listed = time.monotonic()
         status_marks = _marks(statuses, lambda rec: rec)
         event_marks = _marks(events, lambda rec: rec.get("Events") or [])
@@ -313,6 +317,7 @@ class StatusSync(Part):
 
     def loop(self, stop: threading.Event) -> None:
         """The status thread: tick, then wait ``next_poll_in`` (or less, after a create)."""
+        self._stop = stop
         while not stop.is_set():
             full = self.clock() - self._last_full >= self.settings.full_status_interval
             guarded(log, "status poll", partial(self.poll, full, wait_writes=False), (EciError, KubeError))

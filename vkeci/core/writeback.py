@@ -13,6 +13,8 @@ from vkeci.core.annotations import PREFIX
 
 JSON = dict[str, Any]
 _VOLATILE = ("lastProbeTime", "lastHeartbeatTime")
+_GROUP_ID = "eci-instance-id"
+GROUP_ID_ANNOTATION = PREFIX + _GROUP_ID  # on a pod once its group was described: the pod has had a group
 
 
 def _same_condition(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
@@ -78,7 +80,7 @@ def write_back_annotations(group: Mapping[str, Any], *, group_id: str, request_i
     cpu, memory = group.get("Cpu"), group.get("Memory")
     spec = group.get("InstanceType") or (f"{float(cpu):.1f}-{float(memory):.1f}Gi" if cpu and memory else "")
     values = {
-        "eci-instance-id": group_id,
+        _GROUP_ID: group_id,
         "eci-request-id": request_id,
         "eci-instance-spec": spec,
         "eci-instance-zone": group.get("ZoneId") or "",
