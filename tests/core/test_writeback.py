@@ -27,7 +27,7 @@ def test_a_group_summary_keeps_only_what_is_read_later():
 
 def test_write_back_annotations_are_alibabas_and_skip_what_is_unknown():
     group = {"Cpu": 2, "Memory": 4, "ZoneId": "cn-hangzhou-h", "VSwitchId": "vsw-1"}
-    wanted = write_back_annotations(group, group_id="eci-1", request_id="", uid="u-1")
+    wanted = write_back_annotations(group, group_id="eci-1", request_id="", token="u-1")
     assert wanted == {
         "k8s.aliyun.com/eci-instance-id": "eci-1",
         "k8s.aliyun.com/eci-instance-spec": "2.0-4.0Gi",

@@ -73,8 +73,9 @@ def group_summary(group: Mapping[str, Any]) -> JSON:
     return summary
 
 
-def write_back_annotations(group: Mapping[str, Any], *, group_id: str, request_id: str, uid: str) -> dict[str, str]:
-    """The ``k8s.aliyun.com/*`` annotations Alibaba's virtual node writes on a scheduled pod."""
+def write_back_annotations(group: Mapping[str, Any], *, group_id: str, request_id: str, token: str) -> dict[str, str]:
+    """The ``k8s.aliyun.com/*`` annotations Alibaba's virtual node writes on a scheduled pod
+    (``token``: the group's ClientToken, the pod UID for every pod whose group was never lost)."""
     cpu, memory = group.get("Cpu"), group.get("Memory")
     spec = group.get("InstanceType") or (f"{float(cpu):.1f}-{float(memory):.1f}Gi" if cpu and memory else "")
     values = {
@@ -86,7 +87,7 @@ def write_back_annotations(group: Mapping[str, Any], *, group_id: str, request_i
         "eci-instance-mem": f"{memory}Gi" if memory else "",
         "eci-vswitch": group.get("VSwitchId") or "",
         "eci-security-group": group.get("SecurityGroupId") or "",
-        "eci-client-token": uid,
+        "eci-client-token": token,
         "vk-version": __version__,
     }
     return {PREFIX + k: str(v) for k, v in values.items() if v}
