@@ -17,6 +17,7 @@ from vkeci.config import Config, PodSettings
 from vkeci.controllers.pods import PodController
 from vkeci.core import identity
 from vkeci.core import status as core_status
+from vkeci.core.annotations import CLIENT_TOKEN, INSTANCE_ID
 from vkeci.core.problems import Missing, MissingRef, Problem, Rejected
 from vkeci.core.status import PHASES, TERMINAL_STATES
 
@@ -494,6 +495,33 @@ def test_a_restarted_daemon_creates_the_attempt_on_the_pod_and_adopts_groups_of_
     assert older not in eci.groups
     ctl.sync("ns/other")
     assert tokens == ["uid-web-2"], "an adopted group is not created again"
+
+
+def test_a_group_deleted_while_the_daemon_was_away_is_recreated_and_one_still_there_adopted(world):
+    """The write-back annotations name the group of the pod's current attempt; a describe by id tells whether
+    it is still there (adopt it, whatever the start-up adoption has reached) or gone (the next attempt)."""
+    kube, eci, ctl = world
+    tokens = _tokens(eci)
+    for name in ("gone", "there"):
+        pod = kube.add(name)
+        pod["status"] = {"phase": "Running"}
+        pod["metadata"]["annotations"] = {INSTANCE_ID: "eci-gone", CLIENT_TOKEN: f"uid-{name}"}
+    there = eci.add_group("uid-there", "there")
+    kube.pods["there"]["metadata"]["annotations"][INSTANCE_ID] = there
+    load(ctl, kube)
+    ctl.sync("ns/there")
+    assert ctl.groups.get("uid-there").group_id == there and tokens == []
+    assert ctl.sync("ns/gone") is None
+    assert ctl.groups.pending_restart("uid-gone").group_id == "eci-gone"
+    ctl.sync("ns/gone")
+    assert tokens == ["uid-gone-1"]
+    assert kube.pods["gone"]["metadata"]["annotations"][identity.ATTEMPT_ANNOTATION] == "1"
+    # Annotations copied from another pod (another UID, so another ClientToken) mean nothing.
+    copied = kube.add("copy")
+    copied["metadata"]["annotations"] = {INSTANCE_ID: "eci-gone", CLIENT_TOKEN: "uid-gone"}
+    load(ctl, kube)
+    ctl.sync("ns/copy")
+    assert tokens == ["uid-gone-1", "uid-copy"]
 
 
 def test_a_new_group_not_yet_listed_is_not_taken_for_a_deleted_one():

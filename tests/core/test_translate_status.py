@@ -514,6 +514,7 @@ def test_restart_status_counts_the_restart_and_keeps_the_lost_container_in_last_
     assert waiting["reason"] == "CrashLoopBackOff" and waiting["message"].startswith("back-off 10s")
     ready = {c["type"]: c["status"] for c in now["conditions"]}
     assert ready["Ready"] == "False" and ready["ContainersReady"] == "False"
+    assert now["podIPs"] is None and now["podIP"] is None, "the lost group's address is gone with it"
     annotations = status.restart_annotations(pod, 1)
     assert annotations == {"vk-eci.io/group-attempt": "1", status.RESTARTS_ANNOTATION: '{"app": 3, "side": 1}'}
 

@@ -32,6 +32,7 @@ from vkeci.controllers.groups import GroupRecord, Restart
 from vkeci.controllers.shared import Part, Shared
 from vkeci.controllers.statussync import StatusSync, StatusWriter
 from vkeci.core import identity
+from vkeci.core.annotations import CLIENT_TOKEN, INSTANCE_ID
 from vkeci.core.identity import queue_key, uid_of
 from vkeci.core.problems import Missing, Rejected, TranslationError
 from vkeci.core.restarts import restart_policy
@@ -117,12 +118,38 @@ class PodSync(Part):
             return self._recreate(pod, restart)
         if uid in self.groups.lost_uids:
             return None
+        if self._lost_while_away(pod):
+            return None
         if is_daemonset_pod(pod):
             status = self.translator.problem_status(pod, DAEMONSET_REASON, DAEMONSET_MESSAGE, utcnow())
             self._report(pod, status, "Warning", DAEMONSET_REASON, DAEMONSET_MESSAGE)
             return None
         self._create(pod)
         return None
+
+    def _lost_while_away(self, pod: JSON) -> bool:
+        """Whether the pod's group was deleted while no daemon was watching (then handled as any lost group).
+
+        The write-back annotations name the group of the pod's current attempt once it was seen (the
+        ClientToken they name is this attempt's); if a describe by id no longer finds it, it is gone.
+        A group that is still there but not tracked yet (the start-up adoption has not reached it) is
+        adopted. Costs one describe, only for a pod without a tracked group that carries them."""
+        annotations = (pod.get("metadata") or {}).get("annotations") or {}
+        gid = str(annotations.get(INSTANCE_ID) or "")
+        if not gid or annotations.get(CLIENT_TOKEN) != identity.client_token(pod):
+            return False
+        uid, key = uid_of(pod), queue_key(pod)
+        found = [g for g in self.eci.describe([gid], with_event=True) if _alive(g)]
+        mine = [g for g in found if identity.tag_map(g.get("Tags") or []).get(identity.TAG_UID) == uid]
+        if mine:
+            self.adopt(uid, key, mine)
+            return True
+        if found:
+            return False  # not this pod's group after all: create one
+        record = GroupRecord(uid=uid, key=key, group_id=gid, seen_at=self.clock(), attempt=identity.attempt_of(pod))
+        log.info("group gone while the daemon was away", extra=fields(pod=key, group=gid))
+        self.status.lost(record, pod)
+        return True
 
     def _recreate(self, pod: JSON, restart: Restart) -> float | None:
         """Create the pod's next group attempt after its group was deleted outside vk-eci.

@@ -48,7 +48,7 @@ from vkeci.core import identity
 from vkeci.core.identity import tag_map, uid_of
 from vkeci.core.restarts import restart_policy, restarts_after_loss
 from vkeci.core.status import DELETED_REASON, TERMINAL, deleted_message
-from vkeci.core.writeback import group_summary, missing_annotations, status_changed
+from vkeci.core.writeback import group_summary, missing_annotations, status_changed, with_stale_ips_deleted
 from vkeci.log import fields, get_logger
 
 log = get_logger("pods")
@@ -72,7 +72,7 @@ class StatusWriter:
         if current.get("phase") in TERMINAL or not status_changed(current, status):
             return False
         meta = pod.get("metadata") or {}
-        patch: JSON = {"metadata": {"uid": uid_of(pod)}, "status": status}
+        patch: JSON = {"metadata": {"uid": uid_of(pod)}, "status": with_stale_ips_deleted(current, status)}
         if annotations:
             patch["metadata"]["annotations"] = annotations
         try:
@@ -300,12 +300,13 @@ class StatusSync(Part):
         still = {str(g.get("ContainerGroupId")) for g in self.eci.describe(suspects, with_event=False)}
         for gid in suspects:
             if gid not in still:
-                self._lost(known[gid])
+                self.lost(known[gid])
 
-    def _lost(self, record: GroupRecord) -> None:
-        """``record``'s group is gone: its pod's worker creates the next attempt, or the pod fails."""
+    def lost(self, record: GroupRecord, pod: JSON | None = None) -> None:
+        """``record``'s group is gone: its pod's worker creates the next attempt, or the pod fails.
+        ``pod``: the pod, when the record is not in the index (by default the cached pod of the record)."""
         gid = record.group_id
-        pod = self.cache.pod_of(record.uid)
+        pod = pod if pod is not None else self.cache.pod_of(record.uid)
         if pod is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
             self.groups.forget(record.uid)
             return

@@ -73,6 +73,7 @@ FIXED_IP_RETAIN_HOUR = PREFIX + "eci-fixed-ip-retain-hour"
 INSTANCE_ID = PREFIX + "eci-instance-id"
 INSTANCE_SPEC = PREFIX + "eci-instance-spec"
 REQUEST_ID = PREFIX + "eci-request-id"
+CLIENT_TOKEN = PREFIX + "eci-client-token"
 
 MAX_USER_TAGS = 3
 MAX_VSWITCHES = 10

@@ -713,7 +713,9 @@ def restart_status(pod: Mapping[str, Any], group_id: str, attempt: int, delay: f
         "qosClass": qos_class(pod),
         "startTime": previous.get("startTime") or stamp,
     }
-    return _kept_fields(previous, result)
+    result = _kept_fields(previous, result)
+    # The lost group's addresses are gone with it (null deletes them); the new group brings its own.
+    return {**result, "podIP": None, "podIPs": None, "hostIP": None, "hostIPs": None}
 
 
 def restart_annotations(pod: Mapping[str, Any], attempt: int) -> dict[str, str]:

@@ -33,6 +33,29 @@ def status_changed(current: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     return False
 
 
+_IP_LISTS = ("podIPs", "hostIPs")  # lists the strategic merge patch merges by "ip"
+
+
+def with_stale_ips_deleted(current: Mapping[str, Any], new: Mapping[str, Any]) -> JSON:
+    """``new`` as a strategic-merge status patch that replaces ``podIPs``/``hostIPs`` rather than
+    merging them: they merge by ``ip``, so a group recreated with another address would otherwise
+    leave the pod with two IPs of one family, which the API server refuses (422)."""
+    patch = dict(new)
+    for key in _IP_LISTS:
+        wanted = new.get(key)
+        if not isinstance(wanted, list):
+            continue
+        keep = {str(item.get("ip")) for item in wanted if isinstance(item, Mapping)}
+        stale = [
+            {"ip": item["ip"], "$patch": "delete"}
+            for item in current.get(key) or []
+            if isinstance(item, Mapping) and item.get("ip") and str(item["ip"]) not in keep
+        ]
+        if stale:
+            patch[key] = [*wanted, *stale]
+    return patch
+
+
 def image_drift(pod: Mapping[str, Any], group: Mapping[str, Any]) -> str:
     """Why the running group no longer matches the pod's images ("" when it does).
 
