@@ -132,3 +132,39 @@ def test_never_pod_whose_group_is_deleted_fails_with_container_group_deleted(dae
     assert len(events) == 1 and "restartPolicy Never" in events[0]["message"]
     time.sleep(2)
     assert not _groups_of(fake_eci, daemon.node, uid), "not recreated"
+
+
+def test_group_deleted_while_the_daemon_is_down_is_recreated_once_across_restarts(
+    daemon_factory, kube, fake_eci, namespace
+):
+    """The attempt lives on the pod: the next daemon notices the group is gone (a describe of the annotated
+    group) and creates attempt 1; the daemon after that adopts attempt 1's group and creates nothing."""
+    first = daemon_factory(extra_args=[DEFAULT_FULL])
+    wait_for(lambda: kube.ready(first.node) == "True", 60, "node Ready")
+    kube.create(namespace, nginx_deployment("away", first.node, 1))
+
+    def annotated():
+        pods = [p for p in kube.pods(namespace, "app=away") if running(p)]
+        written = pods and "k8s.aliyun.com/eci-instance-id" in (pods[0]["metadata"].get("annotations") or {})
+        return pods[0] if written else None
+
+    pod = wait_for(annotated, 60, "the pod Running, its write-back annotations written")
+    uid, name = pod["metadata"]["uid"], pod["metadata"]["name"]
+    [old] = _groups_of(fake_eci, first.node, uid)
+    first.kill()
+    _delete_with_the_sdk(fake_eci, old["ContainerGroupId"])
+    second = daemon_factory(node=first.node, extra_args=[DEFAULT_FULL])
+    [new] = wait_for(lambda: _groups_of(fake_eci, first.node, uid) or None, 60, "a new group from the next daemon")
+    assert tags_of(new)["GroupAttempt"] == "1" and new["Fake"]["ClientToken"] == f"{uid}-1"
+    pod = wait_for(lambda: running(kube.pod(namespace, name)) and kube.pod(namespace, name), 30, "Running again")
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 1
+    second.kill()
+    third = daemon_factory(node=first.node, extra_args=[DEFAULT_FULL])
+    wait_for(lambda: "daemon running" in third.log_text(), 60, "the third daemon running")
+    time.sleep(5)  # its start-up adoption and a few status ticks
+    assert [g["ContainerGroupId"] for g in _groups_of(fake_eci, first.node, uid)] == [new["ContainerGroupId"]]
+    assert kube.pod(namespace, name)["status"]["containerStatuses"][0]["restartCount"] == 1
+    assert [p["metadata"]["uid"] for p in kube.pods(namespace, "app=away")] == [uid]
+    kube.scale(namespace, "away", 0)
+    wait_for(lambda: not kube.pods(namespace, "app=away"), 60, "0 pods after the scale to 0")
+    assert not fake_groups(fake_eci, first.node, live_only=False)
