@@ -95,6 +95,31 @@ def test_deployment_pod_whose_group_is_deleted_gets_a_new_group_then_scales_to_n
     pods = kube.pods(namespace, "app=web")
     assert [p["metadata"]["uid"] for p in pods] == [uid]
 
+    # Deleted again soon after: the kubelet's back-off (10 s, CrashLoopBackOff meanwhile) before attempt 2.
+    deleted_at = time.monotonic()
+    _delete_with_the_sdk(fake_eci, new["ContainerGroupId"])
+
+    def backing_off():
+        statuses = kube.pod(namespace, name)["status"].get("containerStatuses") or []
+        waiting = statuses[0].get("state", {}).get("waiting", {}) if statuses else {}
+        return waiting if statuses[0].get("restartCount") == 2 and waiting.get("reason") == "CrashLoopBackOff" else None
+
+    waiting = wait_for(backing_off, DETECT_WITHIN + 5, "restartCount 2, CrashLoopBackOff")
+    noticed = time.monotonic()
+    assert waiting["message"].startswith("back-off 10s")
+    assert not [g for g in _groups_of(fake_eci, daemon.node, uid) if g["ContainerGroupId"] != new["ContainerGroupId"]]
+
+    def third_group():
+        groups = [g for g in _groups_of(fake_eci, daemon.node, uid) if tags_of(g).get("GroupAttempt") == "2"]
+        return groups or None
+
+    [third] = wait_for(third_group, DETECT_WITHIN + 15, "attempt 2's group after the back-off")
+    waited, total = time.monotonic() - noticed, time.monotonic() - deleted_at
+    print(f"second loss noticed after {noticed - deleted_at:.1f} s, new group {waited:.1f} s later ({total:.1f} s)")
+    assert waited >= 8.0, "the back-off was not applied"
+    assert third["Fake"]["ClientToken"] == f"{uid}-2"
+    wait_for(lambda: running(kube.pod(namespace, name)), 30, "Running again")
+
     kube.scale(namespace, "web", 0)
 
     def nothing_left():

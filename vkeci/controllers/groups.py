@@ -16,7 +16,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from vkeci.core.restarts import BackOff, next_restart
+from vkeci.core.restarts import BACKOFF_RESET, BackOff, next_restart
 from vkeci.core.status import group_settled, group_terminal
 from vkeci.core.writeback import write_back_annotations
 
@@ -126,6 +126,11 @@ class GroupIndex:
     def plan_restart(self, uid: str, group_id: str, attempt: int, lost_at: float) -> Restart:
         """Record that ``uid`` gets group ``attempt`` after the kubelet's back-off; the plan made."""
         with self._lock:
+            if len(self._backoffs) > 10000:  # pods force-deleted during a back-off leave theirs behind
+                expired = [u for u, b in self._backoffs.items() if lost_at - b.updated > BACKOFF_RESET]
+                for old in expired:
+                    self._backoffs.pop(old, None)
+                    self._restarts.pop(old, None)
             delay, self._backoffs[uid] = next_restart(self._backoffs.get(uid), lost_at)
             restart = Restart(group_id=group_id, attempt=attempt, delay=delay, not_before=lost_at + delay)
             self._restarts[uid] = restart

@@ -306,6 +306,9 @@ class StatusSync(Part):
         """``record``'s group is gone: its pod's worker creates the next attempt, or the pod fails.
         ``pod``: the pod, when the record is not in the index (by default the cached pod of the record)."""
         gid = record.group_id
+        current = self.groups.get(record.uid)
+        if current is not None and current.group_id != gid:
+            return  # the pod has another group since the tick began
         pod = pod if pod is not None else self.cache.pod_of(record.uid)
         if pod is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
             self.groups.forget(record.uid)
