@@ -48,6 +48,7 @@ def test_flag_defaults_come_from_the_settings():
         node.ping_interval,
     )
     assert args.drain_timeout == node.drain_timeout
+    assert args.lost_check_interval == pods.lost_check_interval == 10.0
     config = Config()
     assert (config.status_interval, config.resync_interval, config.workers) == (
         pods.status_interval,

@@ -16,6 +16,9 @@ from vkeci.clients.eci import EciError, follow_pages
 from vkeci.clients.kube import KubeError
 from vkeci.config import Config, PodSettings
 from vkeci.controllers.pods import PodController
+from vkeci.core import identity
+from vkeci.core import status as core_status
+from vkeci.core.annotations import CLIENT_TOKEN, INSTANCE_ID
 from vkeci.core.problems import Missing, MissingRef, Problem, Rejected
 from vkeci.core.status import PHASES, TERMINAL_STATES
 from vkeci.core.writeback import GROUP_ID_ANNOTATION
@@ -31,13 +34,16 @@ class StubTranslator:
             raise Missing([MissingRef("ConfigMap", "cfg", "spec.containers[0].env[0]")])
         if pod["spec"].get("needs_volume"):
             raise Missing([MissingRef("Secret", "tls", "spec.volumes[0].secret")])
-        return {"ContainerGroupName": pod["metadata"]["name"]}, []
+        return {"ContainerGroupName": pod["metadata"]["name"], "ClientToken": identity.client_token(pod)}, []
 
     def pod_status(self, pod, group, now):
         return {"phase": {"Running": "Running", "Succeeded": "Succeeded"}.get(group["Status"], "Pending")}
 
-    def missing_group_status(self, pod, now):
-        return {"phase": "Failed", "reason": "NotFound"}
+    def missing_group_status(self, pod, now, group_id):
+        return {"phase": "Failed", "reason": "ContainerGroupDeleted", "message": group_id}
+
+    def restart_status(self, pod, group_id, attempt, delay, now):
+        return core_status.restart_status(pod, group_id, attempt, delay, now)
 
     def rejected_status(self, pod, err, now):
         # As the real one: Pending unless restartPolicy is Never (a Pending pod is synced again).
@@ -403,18 +409,220 @@ def test_api_error_is_never_taken_for_a_lost_group(world):
     assert kube.pods["web"]["status"]["phase"] == "Pending"
 
 
-def test_group_deleted_behind_our_back_fails_the_pod_and_is_not_recreated(world):
+def test_group_deleted_outside_vk_eci_fails_a_restart_policy_never_pod_and_is_not_recreated(world):
     kube, eci, ctl = world
-    kube.add("web")
+    gid = created(kube, eci, ctl, "web")
+    kube.pods["web"]["spec"]["restartPolicy"] = "Never"
     load(ctl, kube)
-    ctl.sync("ns/web")
     eci.groups.clear()
-    ctl.poll_status(full=True)
-    assert kube.pods["web"]["status"] == {"phase": "Failed", "reason": "NotFound"}
+    ctl.poll_status(full=False, presence=True)
+    assert kube.pods["web"]["status"] == {"phase": "Failed", "reason": "ContainerGroupDeleted", "message": gid}
+    [event] = kube.events()
+    assert event["reason"] == "ContainerGroupDeleted" and gid in event["message"] and "Never" in event["message"]
     eci.calls.clear()
     ctl.cache.upsert({**kube.pods["web"], "status": {"phase": "Pending"}})
     ctl.sync("ns/web")
     assert "CreateContainerGroup" not in eci.calls
+
+
+def _tokens(eci: StubECI) -> list[str]:
+    """Record the ClientToken of every create from now on."""
+    tokens: list[str] = []
+    create = eci.create
+
+    def recording(request):
+        tokens.append(request["ClientToken"])
+        return create(request)
+
+    eci.create = recording  # type: ignore[method-assign]
+    return tokens
+
+
+def test_group_deleted_outside_vk_eci_is_recreated_with_the_kubelets_back_off(world):
+    """Issue 12: restartPolicy Always: the same pod gets a new group (attempt 1, its own ClientToken, restartCount
+    1, an event), at once the first time, then after 10 s, 20 s ... as a kubelet restarts a container."""
+    kube, eci, ctl = world
+    now = [1000.0]
+    ctl.clock = lambda: now[0]
+    tokens = _tokens(eci)
+    first = created(kube, eci, ctl, "web")
+    assert tokens == ["uid-web"], "attempt 0 keeps the pod UID as its token"
+    kube.pods["web"]["status"] = {"phase": "Running", "containerStatuses": [{"name": "c", "restartCount": 0}]}
+    kube.pods["web"]["spec"]["containers"] = [{"name": "c", "image": "nginx"}]
+    load(ctl, kube)
+    eci.groups.clear()
+    now[0] += 1  # past lost_grace (0 here)
+    ctl.poll_status(full=False, presence=True)
+    assert ctl.sync("ns/web") is None
+    pod = kube.pods["web"]
+    assert pod["metadata"]["annotations"][identity.ATTEMPT_ANNOTATION] == "1"
+    assert pod["status"]["phase"] == "Running"
+    [container] = pod["status"]["containerStatuses"]
+    assert container["restartCount"] == 1
+    assert container["lastState"]["terminated"]["reason"] == "ContainerGroupDeleted"
+    assert container["state"]["waiting"]["reason"] == "ContainerCreating"
+    [event] = [e for e in kube.events() if e["reason"] == "ContainerGroupDeleted"]
+    assert first in event["message"] and "attempt 1" in event["message"] and "outside vk-eci" in event["message"]
+    assert tokens == ["uid-web", "uid-web-1"]
+    assert len(eci.groups) == 1 and ctl.groups.get("uid-web").attempt == 1
+
+    # Lost again at once: the kubelet's back-off (10 s) before attempt 2.
+    eci.groups.clear()
+    now[0] += 1
+    ctl.poll_status(full=False, presence=True)
+    again = ctl.sync("ns/web")
+    assert again == pytest.approx(10.0)
+    assert tokens == ["uid-web", "uid-web-1"] and not eci.groups
+    waiting = kube.pods["web"]["status"]["containerStatuses"][0]
+    assert waiting["restartCount"] == 2 and waiting["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    now[0] += 5
+    assert ctl.sync("ns/web") == pytest.approx(5.0), "a resync during the back-off creates nothing"
+    now[0] += 5
+    assert ctl.sync("ns/web") is None
+    assert tokens == ["uid-web", "uid-web-1", "uid-web-2"] and len(eci.groups) == 1
+    assert len([e for e in kube.events() if e["reason"] == "ContainerGroupDeleted"]) == 2
+
+
+def test_on_failure_pod_is_recreated_unless_it_had_succeeded(world):
+    kube, eci, ctl = world
+    tokens = _tokens(eci)
+    for name, code in (("fails", 1), ("done", 0)):
+        created(kube, eci, ctl, name)
+        kube.pods[name]["spec"]["restartPolicy"] = "OnFailure"
+        terminated = {"terminated": {"exitCode": code}}
+        kube.pods[name]["status"] = {"phase": "Running", "containerStatuses": [{"name": "c", "state": terminated}]}
+    load(ctl, kube)
+    eci.groups.clear()
+    ctl.poll_status(full=False, presence=True)
+    ctl.sync("ns/fails")
+    ctl.sync("ns/done")
+    assert tokens == ["uid-fails", "uid-done", "uid-fails-1"]
+    assert kube.pods["done"]["status"]["reason"] == "ContainerGroupDeleted"
+
+
+def test_a_restarted_daemon_creates_the_attempt_on_the_pod_and_adopts_groups_of_any_attempt(world):
+    """The attempt is on the pod before its create is sent: a daemon restarted after that sends the same
+    ClientToken (ECI answers with that attempt's group), and its start-up adoption knows groups of any attempt."""
+    kube, eci, ctl = world
+    tokens = _tokens(eci)
+    pod = kube.add("web")
+    pod["metadata"]["annotations"] = {identity.ATTEMPT_ANNOTATION: "2"}
+    load(ctl, kube)
+    ctl.sync("ns/web")
+    assert tokens == ["uid-web-2"]
+
+    kube.add("other")
+    gid = eci.add_group("uid-other", "other")
+    eci.groups[gid]["Tags"].append({"Key": identity.TAG_ATTEMPT, "Value": "3"})
+    older = eci.add_group("uid-other", "other")  # a duplicate of an older attempt
+    load(ctl, kube)
+    ctl.sweep(adopt=True)
+    record = ctl.groups.get("uid-other")
+    assert record is not None and record.group_id == gid and record.attempt == 3
+    assert older not in eci.groups
+    ctl.sync("ns/other")
+    assert tokens == ["uid-web-2"], "an adopted group is not created again"
+
+
+def test_a_group_deleted_while_the_daemon_was_away_is_recreated_and_one_still_there_adopted(world):
+    """The write-back annotations name the group of the pod's current attempt; a describe by id tells whether
+    it is still there (adopt it, whatever the start-up adoption has reached) or gone (the next attempt)."""
+    kube, eci, ctl = world
+    tokens = _tokens(eci)
+    for name in ("gone", "there"):
+        pod = kube.add(name)
+        pod["status"] = {"phase": "Running"}
+        pod["metadata"]["annotations"] = {INSTANCE_ID: "eci-gone", CLIENT_TOKEN: f"uid-{name}"}
+    there = eci.add_group("uid-there", "there")
+    kube.pods["there"]["metadata"]["annotations"][INSTANCE_ID] = there
+    load(ctl, kube)
+    ctl.sync("ns/there")
+    assert ctl.groups.get("uid-there").group_id == there and tokens == []
+    assert ctl.sync("ns/gone") is None
+    assert ctl.groups.pending_restart("uid-gone").group_id == "eci-gone"
+    ctl.sync("ns/gone")
+    assert tokens == ["uid-gone-1"]
+    assert kube.pods["gone"]["metadata"]["annotations"][identity.ATTEMPT_ANNOTATION] == "1"
+    # Annotations copied from another pod (another UID, so another ClientToken) mean nothing.
+    copied = kube.add("copy")
+    copied["metadata"]["annotations"] = {INSTANCE_ID: "eci-gone", CLIENT_TOKEN: "uid-gone"}
+    load(ctl, kube)
+    ctl.sync("ns/copy")
+    assert tokens == ["uid-gone-1", "uid-copy"]
+
+
+def test_a_new_group_not_yet_listed_is_not_taken_for_a_deleted_one():
+    """Eventual consistency: a group just created may be missing from ECI's listings. Only a group ECI has shown
+    once (listed or described), or one older than lost_grace, counts as deleted when both looks miss it."""
+    kube, eci = StubKube(), StubECI()
+    ctl = PodController(kube, eci, CONFIG, StubTranslator(), PodSettings(lost_grace=30))  # type: ignore[arg-type]
+    ctl.synced.set()
+    now = [1000.0]
+    ctl.clock = lambda: now[0]
+    gid = created(kube, eci, ctl, "web")
+    hidden = eci.groups.pop(gid)  # created, but not listed or described yet
+    ctl.poll_status(full=False, presence=True)
+    assert ctl.groups.get("uid-web") is not None and ctl.groups.pending_restart("uid-web") is None
+    eci.groups[gid] = hidden  # now ECI shows it...
+    ctl.poll_status(full=False, presence=True)
+    del eci.groups[gid]  # ...and then it is deleted: noticed at the next look, well within lost_grace
+    now[0] += 10
+    ctl.poll_status(full=False, presence=True)
+    assert ctl.groups.pending_restart("uid-web") is not None
+
+
+def test_a_failed_describe_during_the_lost_check_concludes_nothing(world):
+    kube, eci, ctl = world
+    created(kube, eci, ctl, "web")
+    eci.groups.clear()
+    describe = eci.describe
+
+    def failing(ids, *, with_event=True):
+        if not with_event:  # the confirming describe
+            raise EciError("DescribeContainerGroups", "ServiceUnavailable", "x", transient=True)
+        return describe(ids, with_event=with_event)
+
+    eci.describe = failing  # type: ignore[method-assign]
+    with pytest.raises(EciError):
+        ctl.poll_status(full=False, presence=True)
+    assert ctl.groups.get("uid-web") is not None and ctl.groups.pending_restart("uid-web") is None
+    assert kube.pods["web"]["status"]["phase"] == "Pending"
+
+
+def test_the_lost_check_is_due_every_lost_check_interval():
+    kube, eci = StubKube(), StubECI()
+    options = PodSettings(lost_check_interval=10, status_interval=5, transition_interval=0.25)
+    ctl = PodController(kube, eci, CONFIG, StubTranslator(), options)  # type: ignore[arg-type]
+    ctl.synced.set()
+    now = [1000.0]
+    ctl.clock = lambda: now[0]
+    gid = created(kube, eci, ctl, "web")
+    eci.groups[gid]["Status"] = "Running"  # settled: the status poll would wait status_interval (5 s)
+    ctl.poll_status(full=False, presence=True)
+    now[0] += 7
+    assert ctl.next_poll_in() == pytest.approx(3.0)
+    now[0] += 3
+    assert ctl.next_poll_in() == 0.0
+
+
+def test_a_pod_deleted_during_its_back_off_leaves_no_group(world):
+    kube, eci, ctl = world
+    now = [1000.0]
+    ctl.clock = lambda: now[0]
+    created(kube, eci, ctl, "web")
+    for _ in range(2):  # the second loss starts a 10 s back-off
+        eci.groups.clear()
+        now[0] += 1
+        ctl.poll_status(full=False, presence=True)
+        ctl.sync("ns/web")
+    assert not eci.groups and ctl.groups.pending_restart("uid-web") is not None
+    kube.pods["web"]["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    load(ctl, kube)
+    assert ctl.sync("ns/web") is None
+    now[0] += 60
+    ctl.sync("ns/web")
+    assert not eci.groups and ctl.groups.pending_restart("uid-web") is None
+    assert any(m == "DELETE" for m, _, _ in kube.writes)
 
 
 def test_graceful_delete_removes_group_then_pod_with_uid_precondition(world):

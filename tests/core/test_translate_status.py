@@ -96,7 +96,7 @@ def check_invariants(pod: dict[str, Any], result: dict[str, Any]) -> None:
         if "waiting" in item["state"]:
             assert item["state"]["waiting"]["reason"] in status.WAITING_REASONS
         if "terminated" in item["state"]:
-            assert item["state"]["terminated"]["reason"] in (*status.TERMINATED_REASONS, "NotFound")
+            assert item["state"]["terminated"]["reason"] in (*status.TERMINATED_REASONS, status.DELETED_REASON)
         if "containerID" in item:
             assert item["containerID"].startswith("eci://")
     if result["phase"] in ("Succeeded", "Failed"):
@@ -263,7 +263,7 @@ def test_transition_times_are_kept_while_status_is_unchanged() -> None:
     assert conditions(later)["Ready"]["lastTransitionTime"] == conditions(first)["Ready"]["lastTransitionTime"]
 
 
-def test_missing_group_marks_pod_failed_not_found() -> None:
+def test_missing_group_fails_the_pod_saying_the_group_was_deleted_outside_vk_eci() -> None:
     pod = make_pod()
     pod["status"]["phase"] = "Running"
     pod["status"]["containerStatuses"] = [
@@ -274,10 +274,12 @@ def test_missing_group_marks_pod_failed_not_found() -> None:
             "ready": True,
         },
     ]
-    result = status.missing_group_status(pod, NOW)
-    assert result["phase"] == "Failed" and result["reason"] == "NotFound"
+    result = status.missing_group_status(pod, NOW, "eci-123")
+    assert result["phase"] == "Failed" and result["reason"] == "ContainerGroupDeleted"
+    assert "eci-123 was deleted outside vk-eci" in result["message"] and "Delete the pod" in result["message"]
     app = result["containerStatuses"][0]["state"]["terminated"]
     assert app["exitCode"] == -137 and app["startedAt"] == "2026-11-22T04:10:00Z"
+    assert app["reason"] == "ContainerGroupDeleted" and "eci-123" in app["message"]
     assert len(result["containerStatuses"]) == 2
     check_invariants({"status": {}}, {**result, "conditions": result["conditions"]})
 
@@ -489,3 +491,45 @@ def test_a_true_condition_keeps_no_reason_from_when_it_was_false() -> None:
     stale = {**stored, "conditions": [{**c, "reason": "ContainersNotReady"} for c in stored["conditions"]]}
     pod["status"] = stale
     assert status_changed(stale, status.pod_status(pod, group("Running", running), NOW))
+
+
+def test_restart_status_counts_the_restart_and_keeps_the_lost_container_in_last_state() -> None:
+    """Issue 12: the group was deleted and is recreated: as a kubelet shows a restarting container."""
+    pod = make_pod(phase="Running")
+    pod["status"]["containerStatuses"] = [
+        {"name": "app", "state": {"running": {"startedAt": "2026-11-22T04:10:00Z"}}, "restartCount": 2, "ready": True},
+        {"name": "side", "state": {"running": {}}, "restartCount": 0, "ready": True, "containerID": "eci://s"},
+    ]
+    now = status.restart_status(pod, "eci-123", 1, 0.0, NOW)
+    backing_off = status.restart_status(pod, "eci-123", 2, 10.0, NOW)
+    assert now["phase"] == "Running", "a kubelet never moves a pod backwards"
+    app, side = now["containerStatuses"]
+    assert (app["restartCount"], side["restartCount"]) == (3, 1)
+    assert app["state"]["waiting"]["reason"] == "ContainerCreating" and not app["ready"]
+    lost = app["lastState"]["terminated"]
+    assert lost["reason"] == "ContainerGroupDeleted" and lost["exitCode"] == -137
+    assert lost["startedAt"] == "2026-11-22T04:10:00Z" and "eci-123" in lost["message"]
+    assert side["lastState"]["terminated"]["containerID"] == "eci://s" and "containerID" not in side
+    waiting = backing_off["containerStatuses"][0]["state"]["waiting"]
+    assert waiting["reason"] == "CrashLoopBackOff" and waiting["message"].startswith("back-off 10s")
+    ready = {c["type"]: c["status"] for c in now["conditions"]}
+    assert ready["Ready"] == "False" and ready["ContainersReady"] == "False"
+    assert now["podIPs"] is None and now["podIP"] is None, "the lost group's address is gone with it"
+    annotations = status.restart_annotations(pod, 1)
+    assert annotations == {"vk-eci.io/group-attempt": "1", status.RESTARTS_ANNOTATION: '{"app": 3, "side": 1}'}
+
+
+def test_pod_status_of_a_recreated_group_adds_the_restarts_of_the_earlier_groups() -> None:
+    """restartCount never goes down: ECI counts restarts inside one group, the annotation keeps the earlier ones."""
+    pod = make_pod(phase="Running")
+    pod["metadata"]["annotations"] = status.restart_annotations(pod, 1) | {status.RESTARTS_ANNOTATION: '{"app": 3}'}
+    lost = {"terminated": {"exitCode": -137, "reason": "ContainerGroupDeleted"}}
+    pod["status"]["containerStatuses"] = [{"name": "app", "restartCount": 3, "lastState": lost}]
+    app = [eci_container("app", "Running", 0, True, restarts=1), eci_container("side", "Running", 0, True)]
+    result = status.pod_status(pod, group("Running", app), NOW)
+    counts = {c["name"]: c["restartCount"] for c in result["containerStatuses"]}
+    assert counts == {"app": 4, "side": 0}
+    fresh = status.pod_status(pod, group("Running", [eci_container("app", "Running", 0, True)]), NOW)
+    assert fresh["containerStatuses"][0]["lastState"] == lost, "the lost container stays the last state"
+    pod["metadata"]["annotations"][status.RESTARTS_ANNOTATION] = "not json"
+    assert status.pod_status(pod, group("Running", app), NOW)["containerStatuses"][0]["restartCount"] == 1

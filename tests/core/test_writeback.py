@@ -1,7 +1,14 @@
 """What the daemon writes back onto a pod besides its status (vkeci.core.writeback)."""
 
 from vkeci import __version__
-from vkeci.core.writeback import group_summary, image_drift, missing_annotations, status_changed, write_back_annotations
+from vkeci.core.writeback import (
+    group_summary,
+    image_drift,
+    missing_annotations,
+    status_changed,
+    with_stale_ips_deleted,
+    write_back_annotations,
+)
 
 
 def test_status_changed_compares_conditions_by_type():
@@ -27,7 +34,7 @@ def test_a_group_summary_keeps_only_what_is_read_later():
 
 def test_write_back_annotations_are_alibabas_and_skip_what_is_unknown():
     group = {"Cpu": 2, "Memory": 4, "ZoneId": "cn-hangzhou-h", "VSwitchId": "vsw-1"}
-    wanted = write_back_annotations(group, group_id="eci-1", request_id="", uid="u-1")
+    wanted = write_back_annotations(group, group_id="eci-1", request_id="", token="u-1")
     assert wanted == {
         "k8s.aliyun.com/eci-instance-id": "eci-1",
         "k8s.aliyun.com/eci-instance-spec": "2.0-4.0Gi",
@@ -48,3 +55,14 @@ def test_image_drift_names_the_container_and_the_fix():
     assert image_drift(pod, {"Containers": [{"Name": "web", "Image": "nginx:2"}]}) == ""
     drift = image_drift(pod, {"Containers": [{"Name": "web", "Image": "nginx:1"}]})
     assert "spec.containers[0].image" in drift and "delete the pod" in drift
+
+
+def test_a_new_address_replaces_the_old_one_in_the_status_patch():
+    """podIPs/hostIPs merge by ip: a recreated group's new address alone would leave two IPs (422 from the API)."""
+    current = {"podIP": "10.1.0.10", "podIPs": [{"ip": "10.1.0.10"}], "hostIPs": [{"ip": "10.1.0.10"}]}
+    new = {"podIP": "10.1.0.11", "podIPs": [{"ip": "10.1.0.11"}], "hostIPs": [{"ip": "10.1.0.11"}], "phase": "Running"}
+    patch = with_stale_ips_deleted(current, new)
+    assert patch["podIPs"] == [{"ip": "10.1.0.11"}, {"ip": "10.1.0.10", "$patch": "delete"}]
+    assert patch["hostIPs"] == [{"ip": "10.1.0.11"}, {"ip": "10.1.0.10", "$patch": "delete"}]
+    assert patch["podIP"] == "10.1.0.11" and patch["phase"] == "Running"
+    assert with_stale_ips_deleted(new, new) == new

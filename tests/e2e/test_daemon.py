@@ -1,15 +1,14 @@
 """`vkeci run` end to end: the real control plane, the real SDK over HTTP, the fake ECI.
 
 Node and lease registration, an nginx Deployment scaled 0 → 10 → 3 → 0, Jobs that succeed, fail
-with exit code 3 and restart OnFailure, a rejected hostPath pod, a group deleted behind the daemon's
-back, and an orphan group swept.
+with exit code 3 and restart OnFailure, a rejected hostPath pod, and an orphan group swept (a group
+deleted behind the daemon's back: test_lost_groups.py).
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import time
 
 import requests
 from vkfixtures import *  # noqa: F403 - pytest fixtures: daemon, daemon_factory, fake_eci, kube
@@ -166,23 +165,6 @@ def test_invalid_image_references_get_invalid_image_name_and_no_group(daemon, ku
         assert waiting["message"].startswith(f'Failed to apply default image tag "{image}"')
     names = {tags_of(g).get("PodName") for g in fake_groups(fake_eci, daemon.node)}
     assert not {f"bad-image-{index}" for index in range(len(images))} & names
-
-
-def test_group_deleted_behind_the_back_fails_the_pod(daemon, kube, fake_eci, namespace):
-    kube.create(namespace, pod_manifest("victim", daemon.node, containers=[{"name": "c", "image": "nginx"}]))
-    pod = wait_for(lambda: running(kube.pod(namespace, "victim")) and kube.pod(namespace, "victim"), 60, "running")
-    group = next(g for g in fake_groups(fake_eci, daemon.node) if tags_of(g)["UID"] == pod["metadata"]["uid"])
-    requests.delete(f"{fake_eci.admin_url}/groups/{group['ContainerGroupId']}", timeout=10).raise_for_status()
-
-    def failed():
-        status = kube.pod(namespace, "victim")["status"]
-        return status if status.get("phase") == "Failed" else None
-
-    status = wait_for(failed, 60, "the pod to fail with NotFound")
-    assert status["reason"] == "NotFound"
-    assert status["containerStatuses"][0]["state"]["terminated"]["exitCode"] == -137
-    time.sleep(2)
-    assert not [g for g in fake_groups(fake_eci, daemon.node) if tags_of(g)["UID"] == pod["metadata"]["uid"]]
 
 
 def test_orphan_group_is_swept(daemon, kube, fake_eci):

@@ -108,6 +108,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "seconds between ECI status polls while a container group is starting or stopping",
     )
     seconds("--full-status-interval", pods, "full_status_interval", "seconds between full ECI listings")
+    seconds(
+        "--lost-check-interval",
+        pods,
+        "lost_check_interval",
+        "seconds between looks for container groups deleted outside vk-eci",
+    )
     seconds("--sweep-interval", pods, "sweep_interval", "seconds between orphan sweeps")
     seconds(
         "--finished-retention",
@@ -207,6 +213,7 @@ def run(args: argparse.Namespace) -> int:
         status_interval=config.status_interval,
         transition_interval=args.transition_status_interval,
         full_status_interval=args.full_status_interval,
+        lost_check_interval=args.lost_check_interval,
         resync_interval=config.resync_interval,
         sweep_interval=args.sweep_interval,
         watch_timeout=args.watch_timeout,

@@ -117,9 +117,9 @@ class PodController:
         """Make ECI match the pod ``key`` (``PodSync.sync``)."""
         return self.podsync.sync(key)
 
-    def poll_status(self, full: bool, *, wait_writes: bool = True) -> int:
+    def poll_status(self, full: bool, *, wait_writes: bool = True, presence: bool = False) -> int:
         """One status tick (``StatusSync.poll``); how many groups it described."""
-        return self.status.poll(full, wait_writes=wait_writes)
+        return self.status.poll(full, wait_writes=wait_writes, presence=presence)
 
     def next_poll_in(self) -> float:
         return self.status.next_poll_in()

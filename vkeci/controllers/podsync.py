@@ -12,7 +12,11 @@ the pod:
 * a pod with a deletionTimestamp has its group deleted, the deletion confirmed by a describe, and
   only then the pod object removed (grace 0, UID precondition);
 * a finished pod's group is kept ``finished_retention`` seconds for ``kubectl logs``, then deleted;
-* a running pod gets the write-back annotations, and a Warning if its images drifted.
+* a running pod gets the write-back annotations, and a Warning if its images drifted;
+* a pod whose group was deleted outside vk-eci (``StatusSync`` found it, ``GroupIndex`` holds the
+  ``Restart``) gets its next group attempt: first the restart status and the attempt annotation are
+  written (so a restarted daemon sends the same attempt's ClientToken), then, after the kubelet's
+  back-off, the create.
 
 Every failure is retried with backoff, none is dropped; a pod that cannot run on ECI gets a status
 and one Warning that say why.
@@ -27,13 +31,15 @@ from typing import Any
 from vkeci.clients.eci import EciError
 from vkeci.clients.kube import KubeError, pod_path
 from vkeci.controllers.clock import utcnow
-from vkeci.controllers.groups import GroupRecord
+from vkeci.controllers.groups import GroupRecord, Restart
 from vkeci.controllers.shared import Part, Shared
 from vkeci.controllers.statussync import StatusSync, StatusWriter
 from vkeci.core import identity
+from vkeci.core.annotations import CLIENT_TOKEN, INSTANCE_ID
 from vkeci.core.identity import queue_key, uid_of
 from vkeci.core.problems import Missing, Rejected, TranslationError
-from vkeci.core.status import TERMINAL, env_error
+from vkeci.core.restarts import restart_policy
+from vkeci.core.status import DELETED_REASON, TERMINAL, deleted_message, env_error, restart_annotations
 from vkeci.core.translate import DAEMONSET_MESSAGE, DAEMONSET_REASON, is_daemonset_pod
 from vkeci.core.writeback import GROUP_ID_ANNOTATION, image_drift, missing_annotations
 from vkeci.log import fields, get_logger
@@ -85,6 +91,7 @@ class PodSync(Part):
         stale = [u for u in self.groups.uids_for(key) if pod is None or u != uid_of(pod)]
         for uid in stale:
             self.delete_group(uid)  # the pod was force-deleted or re-created under the same name
+            self.groups.drop_restarts(uid)
         if pod is None:
             return None
         uid = uid_of(pod)
@@ -110,15 +117,73 @@ class PodSync(Part):
                 if drift:
                     self._warn_once(pod, "SpecChangeNotApplied", drift)
             return None
+        restart = self.groups.pending_restart(uid)
+        if restart is not None:
+            return self._recreate(pod, restart)
         if uid in self.groups.lost_uids:
             return None
         if not self.cache.synced.is_set() and GROUP_ID_ANNOTATION in (meta.get("annotations") or {}):
             return None  # its group is on a page still to come: the reconcile queues the pod when it adopts it
+        if self._lost_while_away(pod):
+            return None
         if is_daemonset_pod(pod):
             status = self.translator.problem_status(pod, DAEMONSET_REASON, DAEMONSET_MESSAGE, utcnow())
             self._report(pod, status, "Warning", DAEMONSET_REASON, DAEMONSET_MESSAGE)
             return None
         self._create(pod)
+        return None
+
+    def _lost_while_away(self, pod: JSON) -> bool:
+        """Whether the pod's group was deleted while no daemon was watching (then handled as any lost group).
+
+        The write-back annotations name the group of the pod's current attempt once it was seen (the
+        ClientToken they name is this attempt's); if a describe by id no longer finds it, it is gone.
+        A group that is still there but not tracked yet (the start-up adoption has not reached it) is
+        adopted. Costs one describe, only for a pod without a tracked group that carries them."""
+        annotations = (pod.get("metadata") or {}).get("annotations") or {}
+        gid = str(annotations.get(INSTANCE_ID) or "")
+        if not gid or annotations.get(CLIENT_TOKEN) != identity.client_token(pod):
+            return False
+        uid, key = uid_of(pod), queue_key(pod)
+        found = [g for g in self.eci.describe([gid], with_event=True) if _alive(g)]
+        mine = [g for g in found if identity.tag_map(g.get("Tags") or []).get(identity.TAG_UID) == uid]
+        if mine:
+            self.adopt(uid, key, mine)
+            return True
+        if found:
+            return False  # not this pod's group after all: create one
+        record = GroupRecord(uid=uid, key=key, group_id=gid, seen_at=self.clock(), attempt=identity.attempt_of(pod))
+        log.info("group gone while the daemon was away", extra=fields(pod=key, group=gid))
+        self.status.lost(record, pod)
+        return True
+
+    def _recreate(self, pod: JSON, restart: Restart) -> float | None:
+        """Create the pod's next group attempt after its group was deleted outside vk-eci.
+
+        The restart status and the attempt annotation go first, in one write: the create's
+        ClientToken is derived from the annotation, so a daemon restarted at any point repeats the
+        create of the same attempt (ECI answers it with the same group) and never makes two."""
+        uid, key = uid_of(pod), queue_key(pod)
+        if identity.attempt_of(pod) < restart.attempt:
+            now = utcnow()
+            status = self.translator.restart_status(pod, restart.group_id, restart.attempt, restart.delay, now)
+            self.writer.write(pod, status, annotations=restart_annotations(pod, restart.attempt))
+            pod = self.cache.pod(key) or pod
+            if uid_of(pod) != uid or identity.attempt_of(pod) < restart.attempt:
+                return self.settings.delete_poll  # not written (a conflict, the pod going): look again
+            policy = restart_policy(pod)
+            wait = f" after a back-off of {restart.delay:g}s" if restart.delay else ""
+            message = (
+                f"{deleted_message(restart.group_id)}; creating it again{wait} "
+                f"(attempt {restart.attempt}, restartPolicy {policy})"
+            )
+            self.recorder.emit(pod, "Warning", DELETED_REASON, message)
+        wait_s = restart.not_before - self.clock()
+        if wait_s > 0:
+            return wait_s
+        self._create(pod)
+        if uid in self.groups:
+            self.groups.restarted(uid)
         return None
 
     def _warn_once(self, pod: JSON, reason: str, message: str) -> None:
@@ -186,7 +251,15 @@ class PodSync(Part):
         waited = self.cache.seen_for(uid)
         if waited is not None:
             self.metrics.create_latency.observe(waited)
-        record = GroupRecord(uid=uid, key=key, group_id=group_id, seen_at=self.clock(), request_id=request_id)
+        record = GroupRecord(
+            uid=uid,
+            key=key,
+            group_id=group_id,
+            seen_at=self.clock(),
+            request_id=request_id,
+            attempt=identity.attempt_of(pod),
+            token=str(request.get("ClientToken") or ""),
+        )
         self.groups.remember(record)
         # No event of our own here: ECI's Pulling/Pulled/Created/Started follow, and events are
         # most of the Kubernetes writes per pod.
@@ -194,11 +267,22 @@ class PodSync(Part):
         self.status.wake()
 
     def adopt(self, uid: str, key: str, groups: list[JSON]) -> None:
-        """Take over existing groups of a pod; more than one means duplicates: keep the oldest."""
-        groups = sorted(groups, key=lambda g: (g.get("CreationTime") or "", g.get("ContainerGroupId") or ""))
+        """Take over existing groups of a pod (of any attempt: the UID tag says whose they are); more
+        than one means duplicates: keep the oldest of the newest attempt."""
+
+        def order(group: JSON) -> tuple[int, str, str]:
+            attempt = identity.attempt_from_tags(group.get("Tags") or [])
+            return (-attempt, str(group.get("CreationTime") or ""), str(group.get("ContainerGroupId") or ""))
+
+        groups = sorted(groups, key=order)
         keep = groups[0]
-        record = GroupRecord(uid=uid, key=key, group_id=str(keep["ContainerGroupId"]), seen_at=self.clock())
+        attempt = identity.attempt_from_tags(keep.get("Tags") or [])
         pod = self.cache.pod(key)
+        token = identity.client_token(pod, attempt) if pod is not None and uid_of(pod) == uid else ""
+        record = GroupRecord(
+            uid=uid, key=key, group_id=str(keep["ContainerGroupId"]), seen_at=self.clock(), attempt=attempt, token=token
+        )
+        self.groups.restarted(uid)
         if pod is not None and uid_of(pod) == uid and keep.get("Events"):
             self.recorder.seen(record, pod, keep, utcnow())
         self.groups.remember(record)
@@ -243,6 +327,7 @@ class PodSync(Part):
                 raise
         log.info("pod deleted", extra=fields(pod=key))
         self.groups.mark_removed(uid)
+        self.groups.drop_restarts(uid)
         self.groups.lost_uids.discard(uid)
         self.last_warning.pop(uid, None)
         return None

@@ -72,8 +72,12 @@ class PodTranslator(Protocol):
         """The pod status a described group means."""
         ...
 
-    def missing_group_status(self, pod: JSON, now: datetime) -> JSON:
-        """Failed: the pod's group vanished from ECI."""
+    def missing_group_status(self, pod: JSON, now: datetime, group_id: str) -> JSON:
+        """Failed: the pod's group ``group_id`` was deleted outside vk-eci and is not recreated."""
+        ...
+
+    def restart_status(self, pod: JSON, group_id: str, attempt: int, delay: float, now: datetime) -> JSON:
+        """The pod's group ``group_id`` was deleted; group ``attempt`` is created after ``delay`` s."""
         ...
 
     def rejected_status(self, pod: JSON, err: Rejected, now: datetime) -> JSON:

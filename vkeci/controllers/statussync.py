@@ -13,8 +13,15 @@ records) and two kinds of threads:
   patches with a UID precondition, only when they change, then hands the new events to the
   event recorder.
 
-An ECI error is never read as "the group is gone": only a successful full listing that lacks the
-group, confirmed by a describe, is; then the pod fails with NotFound.
+**Lost groups.** Every ``lost_check_interval`` (10 s) a tick lists every group of the node (the
+status listing without SinceSecond) and looks for each tracked group. An ECI error is never read as
+"the group is gone" (the tick raises and concludes nothing). A group is gone when two looks by two
+APIs both miss it: the full listing by tags (DescribeContainerGroupStatus) and then a describe by
+id (DescribeContainerGroups); and only a group that ECI has shown us once (listed or described), or
+that is older than ``lost_grace``, may be missing at all: a group just created may not be listed yet
+(eventual consistency), but a group ECI has shown does not vanish from both APIs except by deletion.
+A lost group's pod is then restarted or failed as its restartPolicy says (``core.restarts``): the
+pod's worker creates the next attempt (``PodSync``), or the pod fails with ContainerGroupDeleted.
 """
 
 from __future__ import annotations
@@ -41,9 +48,10 @@ from vkeci.controllers.recorder import Applied
 from vkeci.controllers.shared import Part, Shared
 from vkeci.core import identity
 from vkeci.core.identity import tag_map, uid_of
-from vkeci.core.status import TERMINAL
+from vkeci.core.restarts import restart_policy, restarts_after_loss
+from vkeci.core.status import DELETED_REASON, TERMINAL, deleted_message
 from vkeci.core.times import parse
-from vkeci.core.writeback import group_summary, missing_annotations, status_changed
+from vkeci.core.writeback import group_summary, missing_annotations, status_changed, with_stale_ips_deleted
 from vkeci.log import fields, get_logger
 from vkeci.metrics import Metrics
 
@@ -69,7 +77,7 @@ class StatusWriter:
         if current.get("phase") in TERMINAL or not status_changed(current, status):
             return False
         meta = pod.get("metadata") or {}
-        patch: JSON = {"metadata": {"uid": uid_of(pod)}, "status": status}
+        patch: JSON = {"metadata": {"uid": uid_of(pod)}, "status": with_stale_ips_deleted(current, status)}
         if annotations:
             patch["metadata"]["annotations"] = annotations
         try:
@@ -101,6 +109,7 @@ class StatusSync(Part):
         self._pool: ThreadPoolExecutor | None = None
         self._last_poll = 0.0
         self._last_full = 0.0
+        self._last_presence = 0.0
         self._wake = threading.Event()
         self._stop: threading.Event | None = None  # the status thread's, once it runs: a page retry ends with it
 
@@ -110,9 +119,10 @@ class StatusSync(Part):
 
     # ---- one tick ------------------------------------------------------------------------
 
-    def poll(self, full: bool, *, wait_writes: bool = True) -> int:
+    def poll(self, full: bool, *, wait_writes: bool = True, presence: bool = False) -> int:
         """One status tick; returns how many groups it described. Raises EciError if a listing or a
-        describe fails (nothing is lost: what was not described stays in the backlog).
+        describe fails (nothing is lost: what was not described stays in the backlog). A ``full``
+        tick, or one with ``presence``, lists every group and looks for lost ones.
 
         A listing covers the time since the previous tick plus two seconds of slack. With
         ``wait_writes`` the tick returns when every write has ended; the status loop does not wait,
@@ -124,10 +134,13 @@ class StatusSync(Part):
         # With a backlog that fills the writers' next round, listing again would only fetch the same
         # changes once more (windows overlap by the 2 s of slack); the next listing's window simply
         # reaches back to the last one.
-        lists = full or window is None or len(self.backlog) < self.settings.status_in_flight
+        presence = full or presence
+        if presence:
+            self._last_presence = now  # when it was tried: a failing ECI is not asked again at once
+        lists = presence or window is None or len(self.backlog) < self.settings.status_in_flight
         # Each page retried (``Listing``): at 5,000 pods a full status listing is 25 pages.
         pager = Listing.per_settings("status listing", log, self.settings, stop=self._stop)
-        statuses = self.eci.changed_since(self.selector, None if full else window, pager=pager) if lists else []
+        statuses = self.eci.changed_since(self.selector, None if presence else window, pager=pager) if lists else []
         # Events of groups adopted at start-up are not re-posted, so the first tick lists none.
         events = self.eci.events_since(self.selector, window, pager=pager) if lists and window is not None else []
         listed = time.monotonic()
@@ -153,8 +166,9 @@ class StatusSync(Part):
             groups = self.eci.describe(part)
             described.extend(groups)
             self._dispatch_writes(part, groups, known)
-        if full:
+        if presence:
             self._detect_lost(known, set(status_marks) | {str(g.get("ContainerGroupId")) for g in described})
+        if full:
             self._last_full = now
         if lists:
             self._last_poll = now
@@ -283,28 +297,53 @@ class StatusSync(Part):
         return record, pod, group, now
 
     def _detect_lost(self, known: dict[str, GroupRecord], present: set[str]) -> None:
-        """Groups we track that a successful full listing did not return: confirm, then fail their pods."""
+        """Groups we track that a successful full listing did not return: confirm by a describe, then
+        restart or fail their pods (see the module docstring)."""
         now = self.clock()
         suspects = [
             r.group_id
             for gid, r in known.items()
-            if gid not in present and not r.terminal and now - r.seen_at > self.settings.lost_grace
+            if gid not in present
+            and not r.terminal
+            and (r.group is not None or r.status_mark or now - r.seen_at > self.settings.lost_grace)
         ]
         if not suspects:
             return
         still = {str(g.get("ContainerGroupId")) for g in self.eci.describe(suspects, with_event=False)}
         for gid in suspects:
-            if gid in still:
-                continue
-            record = known[gid]
-            pod = self.cache.pod_of(record.uid)
+            if gid not in still:
+                self.lost(known[gid])
+
+    def lost(self, record: GroupRecord, pod: JSON | None = None) -> None:
+        """``record``'s group is gone: its pod's worker creates the next attempt, or the pod fails.
+        ``pod``: the pod, when the record is not in the index (by default the cached pod of the record)."""
+        gid = record.group_id
+        current = self.groups.get(record.uid)
+        if current is not None and current.group_id != gid:
+            return  # the pod has another group since the tick began
+        pod = pod if pod is not None else self.cache.pod_of(record.uid)
+        if pod is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
             self.groups.forget(record.uid)
-            if pod is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
-                continue
-            self.groups.lost_uids.add(record.uid)
-            log.warning("group vanished from ECI, failing its pod", extra=fields(pod=record.key, group=gid))
-            self.writer.write(pod, self.translator.missing_group_status(pod, utcnow()))
-            self.recorder.emit(pod, "Warning", "NotFound", f"ECI container group {gid} no longer exists")
+            return
+        if restarts_after_loss(pod):
+            attempt = max(record.attempt, identity.attempt_of(pod)) + 1
+            # The plan first: the worker that finds the record gone must find the plan.
+            restart = self.groups.plan_restart(record.uid, gid, attempt, self.clock())
+            self.groups.forget(record.uid)
+            log.warning(
+                "group deleted outside vk-eci, recreating it",
+                extra=fields(pod=record.key, group=gid, attempt=attempt, back_off=restart.delay),
+            )
+            self.queue.add(record.key)
+            return
+        self.groups.forget(record.uid)
+        self.groups.lost_uids.add(record.uid)
+        log.warning("group deleted outside vk-eci, failing its pod", extra=fields(pod=record.key, group=gid))
+        self.writer.write(pod, self.translator.missing_group_status(pod, utcnow(), gid))
+        policy = restart_policy(pod)
+        self.recorder.emit(
+            pod, "Warning", DELETED_REASON, f"{deleted_message(gid)}; not recreated (restartPolicy {policy})"
+        )
 
     # ---- the loop ------------------------------------------------------------------------
 
@@ -312,15 +351,22 @@ class StatusSync(Part):
         """Seconds to the next status tick: short while any group is on its way somewhere."""
         with self._lock:
             busy = bool(self.backlog)
-        busy = busy or any(not r.settled for r in self.groups.records())
-        return self.settings.transition_interval if busy else self.settings.status_interval
+        records = self.groups.records()
+        busy = busy or any(not r.settled for r in records)
+        wait = self.settings.transition_interval if busy else self.settings.status_interval
+        if records and self._last_presence:  # the next look for lost groups is due
+            wait = min(wait, max(0.0, self._last_presence + self.settings.lost_check_interval - self.clock()))
+        return wait
 
     def loop(self, stop: threading.Event) -> None:
         """The status thread: tick, then wait ``next_poll_in`` (or less, after a create)."""
         self._stop = stop
         while not stop.is_set():
-            full = self.clock() - self._last_full >= self.settings.full_status_interval
-            guarded(log, "status poll", partial(self.poll, full, wait_writes=False), (EciError, KubeError))
+            now = self.clock()
+            full = now - self._last_full >= self.settings.full_status_interval
+            presence = now - self._last_presence >= self.settings.lost_check_interval
+            tick = partial(self.poll, full, wait_writes=False, presence=presence)
+            guarded(log, "status poll", tick, (EciError, KubeError))
             self._wake.wait(self.next_poll_in())
             if self._wake.is_set():
                 self._wake.clear()

@@ -150,8 +150,11 @@ class Translation:
     def pod_status(self, pod: JSON, group: JSON, now: datetime) -> JSON:
         return dict(status.pod_status(pod, group, now))
 
-    def missing_group_status(self, pod: JSON, now: datetime) -> JSON:
-        return dict(status.missing_group_status(pod, now))
+    def missing_group_status(self, pod: JSON, now: datetime, group_id: str) -> JSON:
+        return dict(status.missing_group_status(pod, now, group_id))
+
+    def restart_status(self, pod: JSON, group_id: str, attempt: int, delay: float, now: datetime) -> JSON:
+        return dict(status.restart_status(pod, group_id, attempt, delay, now))
 
     def rejected_status(self, pod: JSON, err: Rejected, now: datetime) -> JSON:
         return dict(status.rejected_status(pod, err.problems, now))

@@ -74,6 +74,7 @@ FIXED_IP_RETAIN_HOUR = PREFIX + "eci-fixed-ip-retain-hour"
 INSTANCE_ID = PREFIX + "eci-instance-id"
 INSTANCE_SPEC = PREFIX + "eci-instance-spec"
 REQUEST_ID = PREFIX + "eci-request-id"
+CLIENT_TOKEN = PREFIX + "eci-client-token"
 
 # What Alibaba's virtual node writes back after scheduling (eci-annotations-and-mapping.md §2.5; vk-eci writes
 # the ones in ``core.writeback``): on a pod, never inputs and never "unknown".

@@ -3,6 +3,13 @@
 The tags are the identity that survives a daemon restart: a group belongs to pod
 (namespace, name, uid) of node N of cluster C exactly when its tags say so. The UID is always
 compared, so a StatefulSet pod re-created under the same name never adopts the old group.
+
+A pod may have several groups in turn: when its group is deleted outside vk-eci, the pod's group is
+created again (``core.restarts``) as attempt 1, 2, ... The attempt number is kept on the pod (the
+``ATTEMPT_ANNOTATION``, written before the attempt's create is sent) and in the group's ``GroupAttempt``
+tag; each attempt has its own ClientToken, so a restarted daemon repeats the create of the attempt
+it finds on the pod and ECI answers with that attempt's group, never a second one. Attempt 0 (every
+pod whose group was never lost) keeps the token and the tags it always had.
 """
 
 from __future__ import annotations
@@ -24,7 +31,11 @@ TAG_NAMESPACE = "NameSpace"  # the old Go provider's spelling; kept so its group
 TAG_POD = "PodName"
 TAG_POD_REST = "PodNameRest"  # pod names can be 253 chars, tag values only 128
 TAG_UID = "UID"
-IDENTITY_KEYS = (TAG_CLUSTER, TAG_NODE, TAG_NAMESPACE, TAG_POD, TAG_POD_REST, TAG_UID)
+TAG_ATTEMPT = "GroupAttempt"  # only on attempts > 0
+IDENTITY_KEYS = (TAG_CLUSTER, TAG_NODE, TAG_NAMESPACE, TAG_POD, TAG_POD_REST, TAG_UID, TAG_ATTEMPT)
+# The pod's current group attempt (absent: 0). vk-eci's own annotation, not one of Alibaba's.
+ATTEMPT_ANNOTATION = "vk-eci.io/group-attempt"
+MAX_TOKEN = 64  # ECI: ClientToken is ASCII, at most 64 characters
 
 GROUP_NAME_PATTERN = re.compile(r"^[a-z0-9]([a-z0-9-]{0,126}[a-z0-9])$")
 _INVALID = re.compile(r"[^a-z0-9-]+")
@@ -81,16 +92,40 @@ def group_name(pod: Mapping[str, Any]) -> str:
     return f"{readable}-{suffix}" if readable else f"pod-{suffix}"
 
 
-def client_token(pod: Mapping[str, Any]) -> str:
+def attempt_of(pod: Mapping[str, Any]) -> int:
+    """The pod's group attempt from its ``ATTEMPT_ANNOTATION`` (0 when absent or not a number >= 0)."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    return _attempt(annotations.get(ATTEMPT_ANNOTATION))
+
+
+def attempt_from_tags(group_tags: Iterable[Mapping[str, Any]] | Mapping[str, Any]) -> int:
+    """The attempt a group was created for, from its ``GroupAttempt`` tag (0 without one)."""
+    return _attempt(tag_map(group_tags).get(TAG_ATTEMPT))
+
+
+def _attempt(value: Any) -> int:
+    text = str(value or "").strip()
+    return int(text) if text.isdigit() and len(text) <= 9 else 0
+
+
+def client_token(pod: Mapping[str, Any], attempt: int | None = None) -> str:
     """The ClientToken for CreateContainerGroup: the pod UID, so a retried create never duplicates.
 
     ECI wants ASCII of at most 64 characters; a UID that is not (or a pod without one, as in
-    ``vkeci translate`` on a bare manifest) gets a hash of the pod's identity instead.
+    ``vkeci translate`` on a bare manifest) gets a hash of the pod's identity instead. Attempt N > 0
+    (``attempt``, by default the pod's ``ATTEMPT_ANNOTATION``) appends ``-N``: ECI remembers a token
+    for a day, so the token of a deleted group would not create a new one.
     """
     key = pod_key(pod)
-    if key.uid and key.uid.isascii() and len(key.uid) <= 64 and key.uid.isprintable():
-        return key.uid
-    return _digest(key.namespace, key.name, key.uid)[:32]
+    if key.uid and key.uid.isascii() and len(key.uid) <= MAX_TOKEN and key.uid.isprintable():
+        base = key.uid
+    else:
+        base = _digest(key.namespace, key.name, key.uid)[:32]
+    number = attempt_of(pod) if attempt is None else attempt
+    if number <= 0:
+        return base
+    token = f"{base}-{number}"
+    return token if len(token) <= MAX_TOKEN else _digest(base, str(number))[:32]
 
 
 def identity_tags(pod: Mapping[str, Any], cluster_name: str, node_name: str) -> list[dict[str, str]]:
@@ -105,6 +140,9 @@ def identity_tags(pod: Mapping[str, Any], cluster_name: str, node_name: str) -> 
     if len(key.name) > MAX_TAG_VALUE:
         tags.append({"Key": TAG_POD_REST, "Value": key.name[MAX_TAG_VALUE:]})
     tags.append({"Key": TAG_UID, "Value": key.uid[:MAX_TAG_VALUE]})
+    attempt = attempt_of(pod)
+    if attempt > 0:
+        tags.append({"Key": TAG_ATTEMPT, "Value": str(attempt)})
     return tags
 
 

@@ -11,11 +11,13 @@ gates, DisruptionTarget) are carried over untouched.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from vkeci.core.events import event_name, pod_event
+from vkeci.core.identity import ATTEMPT_ANNOTATION
 from vkeci.core.problems import Missing, Problem, Rejected
 from vkeci.core.times import Now, parse_time, timestamp
 
@@ -83,7 +85,11 @@ WAITING_REASONS = (
     "RunContainerError",
 )
 TERMINATED_REASONS = ("Completed", "Error", "OOMKilled", "ContainerCannotRun", "DeadlineExceeded", "StartError")
-NOT_FOUND_MESSAGE = "The pod status was not found and may have been deleted from the provider"
+# A pod's group was deleted outside vk-eci (issue 12): the pod's and the lost containers' reason.
+DELETED_REASON = "ContainerGroupDeleted"
+# Restarts before the pod's current group (JSON: container name -> count), written with the group
+# attempt: ECI counts the restarts inside one group only, and a pod's restartCount never goes down.
+RESTARTS_ANNOTATION = "vk-eci.io/restart-counts"
 
 
 def _spec(pod: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -171,17 +177,33 @@ def _waiting_reason(eci_state: Mapping[str, Any] | None, restart_count: int, def
     return default, message
 
 
+def restart_bases(pod: Mapping[str, Any]) -> dict[str, int]:
+    """The pod's ``RESTARTS_ANNOTATION``: restarts per container before its current group ({} if none)."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    try:
+        value = json.loads(annotations.get(RESTARTS_ANNOTATION) or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(value, dict):
+        return {}
+    return {str(k): v for k, v in value.items() if isinstance(v, int) and not isinstance(v, bool) and v >= 0}
+
+
 def _container_status(
     spec: Mapping[str, Any],
     eci: Mapping[str, Any] | None,
     group_id: str,
     waiting_default: str,
+    base: int = 0,
+    before: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """One container's status; ``base``: its restarts in earlier groups of the pod, whose last
+    state (in ``before``, the status written so far) is kept until ECI reports one of its own."""
     name = str(spec.get("name") or "")
     eci = eci if isinstance(eci, Mapping) else {}
     raw_restarts = eci.get("RestartCount")
     restarts = raw_restarts if isinstance(raw_restarts, int) and not isinstance(raw_restarts, bool) else 0
-    restarts = max(restarts, 0)
+    restarts = max(restarts, 0) + base
     current = eci.get("CurrentState") if isinstance(eci.get("CurrentState"), Mapping) else None
     state_name = _state_of(current)
     created = bool(eci) and state_name in ("Running", "Terminated")
@@ -219,6 +241,8 @@ def _container_status(
     if previous is not None and _state_of(previous) == "Terminated":
         previous_id = _container_id(group_id, name, max(restarts - 1, 0)) if group_id else None
         status["lastState"] = {"terminated": _terminated(previous, previous_id)}
+    elif base and isinstance(before, Mapping) and isinstance(before.get("lastState"), Mapping):
+        status["lastState"] = dict(before["lastState"])
     else:
         status["lastState"] = {}
     return status
@@ -230,6 +254,11 @@ def _by_name(items: Any) -> dict[str, Mapping[str, Any]]:
         if isinstance(item, Mapping) and item.get("Name") is not None:
             result[str(item["Name"])] = item
     return result
+
+
+def _by_name_lower(items: Any) -> dict[str, Mapping[str, Any]]:
+    """Kubernetes container statuses (``name``) by name."""
+    return {str(s.get("name")): s for s in items or [] if isinstance(s, Mapping) and s.get("name") is not None}
 
 
 def _phase_from_containers(eci_phase: str, statuses: Sequence[Mapping[str, Any]], restart_policy: str) -> str:
@@ -360,6 +389,8 @@ def pod_status(pod: Mapping[str, Any], group: Mapping[str, Any] | None, now: Now
     init_specs = _containers(pod, "initContainers")
     init_statuses = []
     init_done = True
+    bases = restart_bases(pod)
+    before = _by_name_lower(previous.get("containerStatuses"))
     for spec in init_specs:
         status = _container_status(spec, eci_init.get(str(spec.get("name"))), group_id, "PodInitializing")
         if not init_done and "waiting" in status["state"]:
@@ -368,7 +399,14 @@ def pod_status(pod: Mapping[str, Any], group: Mapping[str, Any] | None, now: Now
         init_statuses.append(status)
     waiting_default = "ContainerCreating" if init_done else "PodInitializing"
     app_statuses = [
-        _container_status(spec, eci_app.get(str(spec.get("name"))), group_id, waiting_default)
+        _container_status(
+            spec,
+            eci_app.get(str(spec.get("name"))),
+            group_id,
+            waiting_default,
+            bases.get(str(spec.get("name")), 0),
+            before.get(str(spec.get("name"))),
+        )
         for spec in _containers(pod, "containers")
     ]
     if not terminal:
@@ -555,60 +593,140 @@ def rejected_status(pod: Mapping[str, Any], problems: Iterable[Problem] | Reject
     return result
 
 
-def missing_group_status(pod: Mapping[str, Any], now: Now) -> dict[str, Any]:
-    """The pod's ECI group is confirmed gone (not merely an API error): Failed, reason NotFound,
-    and every container that had not finished terminated with exit code -137, as the
-    virtual-kubelet library does, so that controllers replace the pod."""
-    stamp = timestamp(now)
-    previous = _status(pod)
-    old = {str(s.get("name")): s for s in previous.get("containerStatuses") or [] if isinstance(s, Mapping)}
-    statuses = []
-    for spec in _containers(pod, "containers"):
-        name = str(spec.get("name") or "")
-        before = old.get(name) or {}
-        state = before.get("state") or {}
-        if "terminated" in state:
-            statuses.append({**before, "ready": False, "started": False})
-            continue
-        terminated: dict[str, Any] = {
-            "exitCode": -137,
-            "reason": "NotFound",
-            "message": "Container was not found and was likely deleted",
-            "finishedAt": stamp,
-        }
-        started = (state.get("running") or {}).get("startedAt")
-        terminated["startedAt"] = started or stamp
-        if before.get("containerID"):
-            terminated["containerID"] = before["containerID"]
-        statuses.append(
-            {
-                "name": name,
-                "image": str(spec.get("image") or ""),
-                "imageID": str(before.get("imageID") or ""),
-                "restartCount": int(before.get("restartCount") or 0),
-                "ready": False,
-                "started": False,
-                "state": {"terminated": terminated},
-                "lastState": before.get("lastState") or {},
-                **({"containerID": before["containerID"]} if before.get("containerID") else {}),
-            }
-        )
-    init = [dict(s) for s in previous.get("initContainerStatuses") or [] if isinstance(s, Mapping)]
-    result: dict[str, Any] = {
-        "phase": "Failed",
-        "reason": "NotFound",
-        "message": NOT_FOUND_MESSAGE,
-        "conditions": _conditions(pod, "Failed", False, init, statuses, stamp),
-        "containerStatuses": statuses,
-        "qosClass": qos_class(pod),
-        "startTime": previous.get("startTime") or stamp,
+def deleted_message(group_id: str) -> str:
+    """What a lost container's ``terminated.message`` says."""
+    return f"ECI container group {group_id or '(unknown)'} was deleted outside vk-eci"
+
+
+def _lost_container(before: Mapping[str, Any], group_id: str, stamp: str) -> dict[str, Any]:
+    """The terminated state of a container whose group vanished: exit code -137 (killed, as the
+    virtual-kubelet library reports a container the provider lost)."""
+    state = before.get("state") or {}
+    terminated: dict[str, Any] = {
+        "exitCode": -137,
+        "reason": DELETED_REASON,
+        "message": deleted_message(group_id),
+        "startedAt": (state.get("running") or {}).get("startedAt") or stamp,
+        "finishedAt": stamp,
     }
+    if before.get("containerID"):
+        terminated["containerID"] = before["containerID"]
+    return terminated
+
+
+def _base_status(spec: Mapping[str, Any], before: Mapping[str, Any]) -> dict[str, Any]:
+    status: dict[str, Any] = {
+        "name": str(spec.get("name") or ""),
+        "image": str(spec.get("image") or ""),
+        "imageID": str(before.get("imageID") or ""),
+        "restartCount": int(before.get("restartCount") or 0),
+        "ready": False,
+        "started": False,
+    }
+    if before.get("containerID"):
+        status["containerID"] = before["containerID"]
+    return status
+
+
+def _kept_fields(previous: Mapping[str, Any], result: dict[str, Any]) -> dict[str, Any]:
+    init = [dict(s) for s in previous.get("initContainerStatuses") or [] if isinstance(s, Mapping)]
     if init:
         result["initContainerStatuses"] = init
     for key in ("podIP", "podIPs", "hostIP", "hostIPs"):
         if previous.get(key):
             result[key] = previous[key]
     return result
+
+
+def missing_group_status(pod: Mapping[str, Any], now: Now, group_id: str = "") -> dict[str, Any]:
+    """The pod's ECI group ``group_id`` is confirmed gone (not merely an API error) and the pod is not
+    restarted (``core.restarts.restarts_after_loss``): Failed, reason ``ContainerGroupDeleted``, and
+    every container that had not finished terminated with exit code -137, as the virtual-kubelet
+    library does, so that controllers replace the pod."""
+    stamp = timestamp(now)
+    previous = _status(pod)
+    old = _by_name_lower(previous.get("containerStatuses"))
+    statuses = []
+    for spec in _containers(pod, "containers"):
+        before = old.get(str(spec.get("name") or "")) or {}
+        if "terminated" in (before.get("state") or {}):
+            statuses.append({**before, "ready": False, "started": False})
+            continue
+        status = _base_status(spec, before)
+        status["state"] = {"terminated": _lost_container(before, group_id, stamp)}
+        status["lastState"] = before.get("lastState") or {}
+        statuses.append(status)
+    policy = str(_spec(pod).get("restartPolicy") or "Always")
+    message = (
+        f"{deleted_message(group_id)} (ECI console, API or another tool); with restartPolicy {policy} the "
+        "pod is not restarted. Delete the pod to clean it up (its controller, if any, creates a new one)."
+    )
+    init = [s for s in previous.get("initContainerStatuses") or [] if isinstance(s, Mapping)]
+    result: dict[str, Any] = {
+        "phase": "Failed",
+        "reason": DELETED_REASON,
+        "message": message,
+        "conditions": _conditions(pod, "Failed", False, init, statuses, stamp),
+        "containerStatuses": statuses,
+        "qosClass": qos_class(pod),
+        "startTime": previous.get("startTime") or stamp,
+    }
+    return _kept_fields(previous, result)
+
+
+def restart_status(pod: Mapping[str, Any], group_id: str, attempt: int, delay: float, now: Now) -> dict[str, Any]:
+    """The pod's status once its group ``group_id`` is known deleted and a new one (``attempt``) is
+    to be created after ``delay`` seconds, as a kubelet shows a restarting container: restartCount
+    + 1, the lost container in ``lastState``, waiting ``CrashLoopBackOff`` during a back-off (else
+    ``ContainerCreating``), not ready; the phase does not move backwards."""
+    stamp = timestamp(now)
+    previous = _status(pod)
+    old = _by_name_lower(previous.get("containerStatuses"))
+    statuses = []
+    for spec in _containers(pod, "containers"):
+        name = str(spec.get("name") or "")
+        before = old.get(name) or {}
+        status = _base_status(spec, before)
+        status["restartCount"] += 1
+        terminated = (before.get("state") or {}).get("terminated")
+        status["lastState"] = {"terminated": dict(terminated or _lost_container(before, group_id, stamp))}
+        if delay > 0:
+            waiting = {
+                "reason": "CrashLoopBackOff",
+                "message": f"back-off {delay:g}s recreating the ECI container group (attempt {attempt}) "
+                f"of container={name}: {deleted_message(group_id)}",
+            }
+        else:
+            text = f"recreating the ECI container group (attempt {attempt})"
+            waiting = {"reason": "ContainerCreating", "message": text}
+        status["state"] = {"waiting": waiting}
+        status.pop("containerID", None)
+        statuses.append(status)
+    phase = "Running" if previous.get("phase") == "Running" else "Pending"
+    init = [s for s in previous.get("initContainerStatuses") or [] if isinstance(s, Mapping)]
+    result: dict[str, Any] = {
+        "phase": phase,
+        "reason": None,
+        "message": None,
+        "conditions": _conditions(pod, phase, False, init, statuses, stamp),
+        "containerStatuses": statuses,
+        "qosClass": qos_class(pod),
+        "startTime": previous.get("startTime") or stamp,
+    }
+    result = _kept_fields(previous, result)
+    # The lost group's addresses are gone with it (null deletes them); the new group brings its own.
+    return {**result, "podIP": None, "podIPs": None, "hostIP": None, "hostIPs": None}
+
+
+def restart_annotations(pod: Mapping[str, Any], attempt: int) -> dict[str, str]:
+    """The annotations that make ``attempt`` the pod's group attempt: its number (which the
+    ClientToken is derived from) and each container's restarts so far (``restart_status``'s counts)."""
+    old = _by_name_lower(_status(pod).get("containerStatuses"))
+    counts = {
+        str(spec.get("name") or ""): int((old.get(str(spec.get("name") or "")) or {}).get("restartCount") or 0) + 1
+        for spec in _containers(pod, "containers")
+    }
+    return {ATTEMPT_ANNOTATION: str(attempt), RESTARTS_ANNOTATION: json.dumps(counts, sort_keys=True)}
 
 
 _CONTAINER_IN_MESSAGE = re.compile(r"container:? \"?([a-z0-9]([-a-z0-9]*[a-z0-9])?)\"?", re.IGNORECASE)

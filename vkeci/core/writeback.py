@@ -35,6 +35,29 @@ def status_changed(current: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     return False
 
 
+_IP_LISTS = ("podIPs", "hostIPs")  # lists the strategic merge patch merges by "ip"
+
+
+def with_stale_ips_deleted(current: Mapping[str, Any], new: Mapping[str, Any]) -> JSON:
+    """``new`` as a strategic-merge status patch that replaces ``podIPs``/``hostIPs`` rather than
+    merging them: they merge by ``ip``, so a group recreated with another address would otherwise
+    leave the pod with two IPs of one family, which the API server refuses (422)."""
+    patch = dict(new)
+    for key in _IP_LISTS:
+        wanted = new.get(key)
+        if not isinstance(wanted, list):
+            continue
+        keep = {str(item.get("ip")) for item in wanted if isinstance(item, Mapping)}
+        stale = [
+            {"ip": item["ip"], "$patch": "delete"}
+            for item in current.get(key) or []
+            if isinstance(item, Mapping) and item.get("ip") and str(item["ip"]) not in keep
+        ]
+        if stale:
+            patch[key] = [*wanted, *stale]
+    return patch
+
+
 def image_drift(pod: Mapping[str, Any], group: Mapping[str, Any]) -> str:
     """Why the running group no longer matches the pod's images ("" when it does).
 
@@ -75,8 +98,9 @@ def group_summary(group: Mapping[str, Any]) -> JSON:
     return summary
 
 
-def write_back_annotations(group: Mapping[str, Any], *, group_id: str, request_id: str, uid: str) -> dict[str, str]:
-    """The ``k8s.aliyun.com/*`` annotations Alibaba's virtual node writes on a scheduled pod."""
+def write_back_annotations(group: Mapping[str, Any], *, group_id: str, request_id: str, token: str) -> dict[str, str]:
+    """The ``k8s.aliyun.com/*`` annotations Alibaba's virtual node writes on a scheduled pod
+    (``token``: the group's ClientToken, the pod UID for every pod whose group was never lost)."""
     cpu, memory = group.get("Cpu"), group.get("Memory")
     spec = group.get("InstanceType") or (f"{float(cpu):.1f}-{float(memory):.1f}Gi" if cpu and memory else "")
     values = {
@@ -88,7 +112,7 @@ def write_back_annotations(group: Mapping[str, Any], *, group_id: str, request_i
         "eci-instance-mem": f"{memory}Gi" if memory else "",
         "eci-vswitch": group.get("VSwitchId") or "",
         "eci-security-group": group.get("SecurityGroupId") or "",
-        "eci-client-token": uid,
+        "eci-client-token": token,
         "vk-version": __version__,
     }
     return {PREFIX + k: str(v) for k, v in values.items() if v}
