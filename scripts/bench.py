@@ -136,6 +136,10 @@ def start_daemon(
         "ECI_QUOTA_CPU": "100000",
         "ECI_QUOTA_MEMORY": "400Ti",
         "VKECI_LOG_LEVEL": "warning",  # info logs a few lines per pod: the bench measures the daemon, not its logs
+        # A real cluster has DNS; the bench's has no kube-dns Service. Without it every ClusterFirst pod gets
+        # a TranslationWarning event (as a kubelet posts MissingClusterDNS): 1 request and 1.4-1.8 ms of daemon CPU per pod
+        # that a production node does not spend (BENCHMARKS.md #12). Nothing listens there: no pod runs.
+        "CLUSTER_DNS": "10.96.0.10",
     }
     env = daemon_env(
         kubeconfig,
