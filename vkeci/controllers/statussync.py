@@ -19,6 +19,7 @@ group, confirmed by a describe, is; then the pod fails with NotFound.
 
 from __future__ import annotations
 
+import json
 import math
 import threading
 import time
@@ -314,12 +315,12 @@ class StatusSync(Part):
 
 
 def _marks(records: list[JSON], part: Callable[[JSON], Any]) -> dict[str, str]:
-    """Group id -> a comparable rendering of ``part`` of its listing record.
-
-    ``repr``, not ``json.dumps(sort_keys=True)``: 3x cheaper (14 against 40 us for a record of 4 events),
-    and a listing record's keys come in the same order every time (the SDK's models map them in a fixed
-    order), so equal records render equally. Every tick renders every record of both listings."""
-    return {str(rec["ContainerGroupId"]): repr(part(rec)) for rec in records if rec.get("ContainerGroupId")}
+    """Group id -> a comparable rendering of ``part`` of its listing record."""
+    return {
+        str(rec["ContainerGroupId"]): json.dumps(part(rec), sort_keys=True, default=str)
+        for rec in records
+        if rec.get("ContainerGroupId")
+    }
 
 
 def _set_marks(record: GroupRecord | None, marks: Marks) -> None:
