@@ -49,23 +49,3 @@ def test_install_is_idempotent_and_reaches_requests():
     assert prepared.url == "http://h/?a=%2F+b&c=d%20"
     spaced = requests.Request("GET", "http://h/a b?q=x y").prepare()
     assert spaced.url == "http://h/a%20b?q=x%20y"
-
-
-STOCK_QUOTE = getattr(urllib.parse.quote_from_bytes, "__wrapped__", urllib.parse.quote_from_bytes)
-BYTESISH = st.binary() | st.text(alphabet=st.sampled_from(list('AZaz09+/=-_.~ %"{}:,é'))).map(str.encode)
-
-
-@given(value=BYTESISH, safe=st.one_of(st.sampled_from(["", "/", "~", "!#$%&'()*+,/:;=?@[]~"]), st.text(), st.binary()))
-@example(value=b"QUJD+/==" * 50, safe="")
-@example(value=b'{"a": "b c"}' * 20, safe="")
-@example(value=b"\xff\x00a", safe=b"\xff")
-def test_fast_quote_answers_exactly_what_urllib_answers(value, safe):
-    assert urlescape.fast_quote_from_bytes(value, safe) == STOCK_QUOTE(value, safe)
-    assert urlescape.fast_quote_from_bytes(bytearray(value), safe) == STOCK_QUOTE(bytearray(value), safe)
-
-
-def test_installed_quote_is_the_fast_one():
-    urlescape.install()
-    assert urllib.parse.quote_from_bytes is urlescape.fast_quote_from_bytes
-    assert urllib.parse.quote("a b/c+d") == "a%20b/c%2Bd"
-    assert urllib.parse.quote_plus("a b/c+d") == "a+b%2Fc%2Bd"

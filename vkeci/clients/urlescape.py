@@ -9,20 +9,12 @@ component at once when it has no '%'; `install` adds the same shortcut for a com
 '%' starts an upper-case escape (`%2F`) and whose other characters are all allowed, which is
 exactly what `urlencode` makes.
 The original function runs for everything else, so what goes on the wire does not change.
-
-The SDK also escapes every parameter itself, twice per call (the URL, and the string it signs),
-with `urllib.parse.quote`, whose `quote_from_bytes` turns any value holding one unsafe byte into
-a Python loop over all of its bytes. A bare pod's base64 config-file volumes (token, CA) are
-kilobytes of text with a few unsafe bytes ('+', '/', '='): `fast_quote_from_bytes` escapes just
-those with one regular-expression pass (1.5 KB of base64: 172 -> 34 us), and text with many unsafe
-bytes through a lookup table (2.3x faster than the stock loop); the answer is the same for any input.
 """
 
 from __future__ import annotations
 
 import re
-import urllib.parse as _parse
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container
 from typing import Any
 
 import urllib3.util.url as _url
@@ -51,57 +43,9 @@ def fast_encoder(original: Callable[[Any, Container[str]], Any]) -> Callable[[An
     return encode
 
 
-_ALWAYS_SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-~")
-
-
-class _Quoter:
-    """What `quote_from_bytes` makes of each byte, for one set of safe bytes."""
-
-    def __init__(self, safe: bytes) -> None:
-        keep = _ALWAYS_SAFE | set(safe)
-        self.table = [chr(b) if b in keep else f"%{b:02X}" for b in range(256)]
-        self.escaped = {bytes([b]): self.table[b].encode() for b in range(256) if b not in keep}
-        self.safe = bytes(sorted(keep))
-        self.unsafe = re.compile(b"[^" + re.escape(self.safe) + b"]")
-
-    def quote(self, bs: bytes) -> str:
-        unsafe = len(bs.translate(None, self.safe))  # how many bytes need an escape (counted in C)
-        if unsafe * 8 < len(bs):  # a few: escape just those, in one regex pass
-            escaped = self.escaped
-            return self.unsafe.sub(lambda m: escaped[m.group()], bs).decode("ascii")
-        return "".join(map(self.table.__getitem__, bs))
-
-
-_QUOTERS: dict[bytes, _Quoter] = {}
-
-
-def fast_quote_from_bytes(bs: bytes | bytearray, safe: str | Iterable[int] = "/") -> str:
-    """`urllib.parse.quote_from_bytes`, with the same answer for any input, faster on long values."""
-    if not isinstance(bs, (bytes, bytearray)):
-        raise TypeError("quote_from_bytes() expected bytes")
-    if not bs:
-        return ""
-    if isinstance(safe, str):
-        safe_bytes = safe.encode("ascii", "ignore")
-    else:
-        safe_bytes = bytes([c for c in safe if c < 128])
-    quoter = _QUOTERS.get(safe_bytes)
-    if quoter is None:
-        quoter = _Quoter(safe_bytes)
-        if len(_QUOTERS) < 64:  # callers use a handful of safe sets; never grow without bound
-            _QUOTERS[safe_bytes] = quoter
-    if not bs.translate(None, quoter.safe):
-        return bytes(bs).decode()
-    return quoter.quote(bytes(bs))
-
-
 def install() -> bool:
-    """Put the fast paths in front of urllib3's encoder and `urllib.parse.quote_from_bytes`, once per
-    process. Returns False if this urllib3 has no such function (the quote fast path is still put in):
-    only speed depends on them."""
-    if not hasattr(_parse.quote_from_bytes, "__wrapped__"):
-        fast_quote_from_bytes.__wrapped__ = _parse.quote_from_bytes  # type: ignore[attr-defined]
-        _parse.quote_from_bytes = fast_quote_from_bytes
+    """Put the fast path in front of urllib3's encoder, once per process. Returns False (and
+    changes nothing) if this urllib3 has no such function: only speed depends on it."""
     original = getattr(_url, "_encode_invalid_chars", None)
     if original is None or hasattr(original, "__wrapped__"):
         return original is not None
