@@ -173,7 +173,7 @@ class KubeClient:
 
         ``Session.request`` merges the session's cookies, hooks, headers and environment into every
         request and re-parses and re-quotes the URL: 12 % of the daemon's GIL time in a 1,000-pod burst
-        (py-spy ``--gil``, BENCHMARKS.md #12). Paths here are built by ``pod_path`` and friends, already
+        (py-spy ``--gil``, BENCHMARKS.md #13). Paths here are built by ``pod_path`` and friends, already
         quoted; no cookies, hooks or redirects are used. Sending still goes through ``Session.send`` and
         the adapter, so timeouts, TLS, proxies and the tests' ``responses`` mocks behave as before."""
         url = self.credentials.host + path
