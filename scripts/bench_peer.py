@@ -187,7 +187,9 @@ def run_one(cluster: Cluster, args: argparse.Namespace, daemon_name: str, n: int
         if raw.t_pods_gone is None:
             raw.notes.append(f"pods still in the API {args.timeout:.0f} s after the deletes")
         say(f"{name}: all gone after {(raw.t_eci_empty or time.monotonic()) - raw.t_delete_start:.1f} s")
-        time.sleep(2.0)  # events and the last status writes trail the deletes; count them in this run
+        # Events and the last status writes trail the deletes; count them in this run.
+        settled = bench.wait_events_settle(kube)
+        raw.notes.append(f"events settled {settled:.1f} s after all were gone")
         snapshot("end")
         raw.peak_rss_mb = bench.memory_mb(proc.pid)
     finally:

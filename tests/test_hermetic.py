@@ -63,4 +63,5 @@ def test_the_credential_chain_never_asks_the_metadata_service(tmp_path: Path) ->
     assert "unable to load credentials from any of the providers in the chain" in result.stderr, result.stderr
     assert "EnvironmentVariableCredentialsProvider" in result.stderr
     assert "EcsRamRole" not in result.stderr
-    assert elapsed < 10, f"{elapsed:.1f}s to fail: something waited on the network"
+    # It took 12.2 s once at load 17 (a slow import, not a network wait): the bound catches a timeout.
+    assert elapsed < 20, f"{elapsed:.1f}s to fail: something waited on the network"

@@ -134,3 +134,43 @@ def test_an_untrusted_serving_certificate_is_named_as_the_cause(tmp_path):
     finally:
         server.shutdown()
     assert "CERTIFICATE_VERIFY_FAILED" in str(info.value) and "self-signed certificate" in str(info.value)
+
+
+@responses.activate
+def test_requests_are_prepared_as_requests_would():
+    """The client prepares its own requests (no Session.request merging): query, body, headers as before."""
+    responses.post(HOST + "/api/v1/namespaces/ns/events", json={"ok": True})
+    responses.get(HOST + "/api/v1/pods", json={})
+    responses.delete(HOST + "/api/v1/namespaces/ns/pods/p", json={})
+    kube = client()
+    kube.post("/api/v1/namespaces/ns/events", {"message": "é"})
+    kube.get("/api/v1/pods", {"labelSelector": "a=b,c in (d)", "limit": 5, "continue": None})
+    kube.delete("/api/v1/namespaces/ns/pods/p")
+    post, get, delete = (c.request for c in responses.calls)
+    assert json.loads(post.body) == {"message": "é"}
+    assert post.headers["Content-Type"] == "application/json"
+    assert post.headers["Content-Length"] == str(len(post.body))
+    assert post.headers["Accept"] == "application/json" and post.headers["User-Agent"] == "vkeci"
+    assert post.headers["Authorization"] == "Bearer abc"
+    assert get.url == HOST + "/api/v1/pods?labelSelector=a%3Db%2Cc+in+%28d%29&limit=5"
+    assert "Content-Length" not in get.headers
+    assert delete.headers["Content-Length"] == "0"
+
+
+def test_the_connection_pool_is_looked_up_once(monkeypatch):
+    """One API server, one TLS setting: the adapter keeps the pool instead of rebuilding its key per request."""
+    from requests.adapters import HTTPAdapter
+
+    lookups = []
+    real = HTTPAdapter.get_connection_with_tls_context
+
+    def counting(self, request, verify, proxies=None, cert=None):
+        lookups.append(request.url)
+        return real(self, request, verify, proxies=proxies, cert=cert)
+
+    monkeypatch.setattr(HTTPAdapter, "get_connection_with_tls_context", counting)
+    kube = KubeClient(Credentials(host="http://127.0.0.1:1"), timeout=1, connect_timeout=0.5)
+    for _ in range(3):
+        with pytest.raises(KubeError):
+            kube.get("/version")
+    assert len(lookups) == 1

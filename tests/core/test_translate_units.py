@@ -773,7 +773,7 @@ def test_documented_annotations_vk_eci_does_not_honour_are_named_as_not_supporte
 def test_written_back_and_other_prefixes_are_no_warning() -> None:
     from vkeci.core.writeback import write_back_annotations
 
-    back = write_back_annotations({"Cpu": 2, "Memory": 4, "ZoneId": "z"}, group_id="eci-1", request_id="r", uid="u")
+    back = write_back_annotations({"Cpu": 2, "Memory": 4, "ZoneId": "z"}, group_id="eci-1", request_id="r", token="u")
     assert set(back) <= ann.WRITTEN_BACK | ann.SUPPORTED
     other = {"example.com/eci-usespecs": "x", "kubernetes.io/egress-bandwidth": "10M"}
     assert not translate(pod(annotations={**back, **other}), Objects(), DEFAULTS).warnings

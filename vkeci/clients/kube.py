@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import requests
+from requests.adapters import HTTPAdapter
+from requests.hooks import default_hooks
+from requests.models import PreparedRequest
+from requests.structures import CaseInsensitiveDict
 
 from vkeci import metrics
 from vkeci.clients.ratelimit import RateLimitTimeout, TokenBucket
@@ -133,7 +138,7 @@ class KubeClient:
         self.session.proxies.update(requests.utils.get_environ_proxies(credentials.host))
         # The default pool keeps 10 connections; more threads than that (workers + status writers) would
         # open and TLS-handshake a new connection for every request beyond it.
-        adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=64)
+        adapter = _OnePoolAdapter(pool_connections=1, pool_maxsize=64)
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.verify = credentials.verify
@@ -175,6 +180,35 @@ class KubeClient:
             headers["Authorization"] = token
         return headers
 
+    def _prepare(
+        self, method: str, path: str, params: dict[str, Any] | None, data: bytes | None, content_type: str | None
+    ) -> PreparedRequest:
+        """The request as ``Session.request`` would prepare it, without its per-request merging.
+
+        ``Session.request`` merges the session's cookies, hooks, headers and environment into every
+        request and re-parses and re-quotes the URL: 12 % of the daemon's GIL time in a 1,000-pod burst
+        (py-spy ``--gil``, BENCHMARKS.md #13). Paths here are built by ``pod_path`` and friends, already
+        quoted; no cookies, hooks or redirects are used. Sending still goes through ``Session.send`` and
+        the adapter, so timeouts, TLS, proxies and the tests' ``responses`` mocks behave as before."""
+        url = self.credentials.host + path
+        if params:
+            query = urlencode([(k, v) for k, v in params.items() if v is not None], doseq=True)
+            if query:
+                url += ("&" if "?" in path else "?") + query
+        headers: CaseInsensitiveDict[str | bytes] = CaseInsensitiveDict(self.session.headers)
+        headers.update(self._headers(content_type))
+        if data is not None:
+            headers["Content-Length"] = str(len(data))
+        elif method not in ("GET", "HEAD"):
+            headers["Content-Length"] = "0"
+        prepared = PreparedRequest()
+        prepared.method = method
+        prepared.url = url
+        prepared.headers = headers  # type: ignore[assignment]  # what Session.request puts there too
+        prepared.body = data
+        prepared.hooks = default_hooks()
+        return prepared
+
     def request(
         self,
         method: str,
@@ -197,21 +231,20 @@ class KubeClient:
                 self.metrics.kube_request(method, resource, metrics.DROPPED, waited, None, priority=self.priority)
                 message = "client-side rate limit exhausted (raise VKECI_KUBE_QPS / VKECI_KUBE_BURST)"
                 raise KubeError(429, "TooManyRequests", message, method, path) from None
-        data = None if body is None else json.dumps(body)
+        data = None if body is None else json.dumps(body).encode()
         if data is not None and content_type is None:
             content_type = "application/json"
         sent = time.perf_counter()
         try:
-            resp = self.session.request(
-                method,
-                self.credentials.host + path,
-                params=params,
-                data=data,
-                headers=self._headers(content_type),
+            resp = self.session.send(
+                self._prepare(method, path, params, data, content_type),
                 timeout=(self.connect_timeout, timeout or self.timeout),
                 stream=stream,
                 # Explicit, because requests lets $REQUESTS_CA_BUNDLE override a session's CA.
                 verify=self.credentials.verify,
+                cert=self.session.cert,
+                proxies=self.session.proxies,
+                allow_redirects=False,  # the API server answers our paths itself
             )
         except requests.RequestException as exc:
             took = time.perf_counter() - sent
@@ -280,6 +313,45 @@ def root_cause(exc: BaseException) -> str:
     # urllib3 prefixes the connection object: "HTTPConnection(host='h', port=1): Failed to establish...".
     head, sep, rest = text.partition("): ")
     return rest if sep and head.startswith(("HTTPConnection", "HTTPSConnection", "<urllib3")) else text
+
+
+class _OnePoolAdapter(HTTPAdapter):
+    """An HTTPAdapter for one API server: the connection pool and its TLS settings are looked up once.
+
+    The stock adapter rebuilds the pool key from the URL and re-checks the CA and client-certificate
+    files on disk (``cert_verify``: stat calls) for every request; a KubeClient always talks to the
+    same host with the same TLS settings, so the answer is kept per (host, verify, cert)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._pools: dict[tuple[str, Any, Any], Any] = {}
+        self._pools_lock = threading.Lock()
+
+    def get_connection_with_tls_context(
+        self, request: PreparedRequest, verify: Any, proxies: Mapping[str, str] | None = None, cert: Any = None
+    ) -> Any:
+        url = request.url or ""
+        if proxies:  # through a proxy: the stock lookup, every time
+            proxied = super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
+            super().cert_verify(proxied, url, verify, cert)
+            return proxied
+        origin = url[: url.find("/", url.find("//") + 2)] if url.count("/") >= 3 else url
+        key = (origin, verify, cert)
+        pool: Any = self._pools.get(key)
+        if pool is None or pool.pool is None:  # not looked up yet, or closed (evicted by the pool manager)
+            pool = super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
+            super().cert_verify(pool, url, verify, cert)
+            with self._pools_lock:
+                self._pools[key] = pool
+        return pool
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        """Done once per pool, in ``get_connection_with_tls_context``."""
+
+    def close(self) -> None:
+        with self._pools_lock:
+            self._pools.clear()
+        super().close()
 
 
 def resource_of(path: str) -> str:
