@@ -219,7 +219,7 @@ WEBHOOK_SERVICE_ACCOUNT = "vkeci-webhook"
 WEBHOOK_API_CALLS: tuple[ApiCall, ...] = (
     ApiCall(("get", "list", "watch"), "", "namespaces", ()),
     ApiCall(("get", "update"), "admissionregistration.k8s.io", "mutatingwebhookconfigurations", (), names=("vkeci",)),
-    ApiCall(("list", "watch"), "", "configmaps", (), scope="kube-system"),
+    ApiCall(("list", "watch"), "", "configmaps", (), scope="kube-system", names=("eci-profile",)),
     ApiCall(("create",), "", "events", (), scope="kube-system"),
     ApiCall(("create",), "", "secrets", (), scope=NAMESPACE),
     ApiCall(("get", "update"), "", "secrets", (), scope=NAMESPACE, names=("vkeci-webhook-tls",)),

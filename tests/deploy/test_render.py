@@ -442,7 +442,7 @@ def test_helm_webhook_follows_the_release_name_and_values(helm_bin: Path) -> Non
     assert "--service=eci-vkeci-webhook.$(POD_NAMESPACE)" in container["args"]
     granted = rbac_grants(bound_to(objects, "eci-vkeci-webhook"), "eci-vkeci-webhook")
     names = {g[4] for g in granted if g[4]}
-    assert names == {("eci-vkeci",), ("eci-vkeci-webhook-tls",)}
+    assert names == {("eci-vkeci",), ("eci-vkeci-webhook-tls",), ("eci-profile",)}  # eci-profile: ACK's fixed name
 
 
 def test_helm_refuses_a_blocking_or_unknown_failure_policy(helm_bin: Path) -> None:
