@@ -48,6 +48,11 @@ def test_flag_defaults_come_from_the_settings():
         node.ping_interval,
     )
     assert args.drain_timeout == node.drain_timeout
+    assert (args.ping_retry_interval, args.eci_unreachable_after, args.eci_refused_failures) == (
+        node.ping_retry_interval,
+        node.eci_unreachable_after,
+        node.eci_refused_failures,
+    )
     config = Config()
     assert (config.status_interval, config.resync_interval, config.workers) == (
         pods.status_interval,

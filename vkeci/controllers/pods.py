@@ -75,6 +75,8 @@ class PodController:
         self.status = StatusSync(shared, writer)
         self.podsync = PodSync(shared, writer, self.status)
         self.reconciler = Reconciler(shared, self.podsync)
+        self.outage = shared.outage
+        self._started = False  # set once start() has started the threads (``running``)
 
     def _now(self) -> float:
         return self.clock()
@@ -90,6 +92,16 @@ class PodController:
     def synced(self) -> threading.Event:
         """Set once the start-up reconcile is done."""
         return self.cache.synced
+
+    def running(self) -> bool:
+        """Whether the pod controller serves pods: ``start`` has started its threads (the node is Ready only
+        then)."""
+        return self._started
+
+    def eci_changed(self, reachable: bool, message: str) -> None:
+        """ECI became unreachable (creates are held, the pods say why) or reachable again (held pods now)."""
+        for key in self.outage.change(reachable, message):
+            self.queue.add(key)
 
     def sync(self, key: str) -> float | None:
         """Make ECI match the pod ``key`` (``PodSync.sync``)."""
@@ -146,4 +158,5 @@ class PodController:
         threads += self.reconciler.threads(stop)
         for thread in threads:
             thread.start()
+        self._started = True
         return threads

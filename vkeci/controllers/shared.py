@@ -6,8 +6,9 @@ what is its own. Each shared object guards itself (its docstring says how).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vkeci.config import PodSettings
 from vkeci.controllers.groups import GroupIndex
@@ -15,6 +16,39 @@ from vkeci.controllers.podcache import PodCache
 from vkeci.controllers.ports import EciGroups, KubeApi, PodTranslator
 from vkeci.controllers.recorder import EventRecorder
 from vkeci.controllers.workqueue import WorkQueue
+
+
+class EciOutage:
+    """Whether ECI is unreachable (as the node's ``core.reachability`` decided) and the pods whose create
+    waits for it. Thread-safe (one lock): the ping thread sets it, the workers read it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._message: str | None = None
+        self._waiting: set[str] = set()
+
+    def message(self) -> str | None:
+        """Why ECI is unreachable, or None while it answers."""
+        with self._lock:
+            return self._message
+
+    def hold(self, key: str) -> bool:
+        """The pod ``key`` waits for ECI to answer again; False when ECI answers again meanwhile."""
+        with self._lock:
+            if self._message is None:
+                return False
+            self._waiting.add(key)
+            return True
+
+    def change(self, reachable: bool, message: str) -> list[str]:
+        """ECI became reachable (the keys that waited, to sync now) or unreachable (``message``: why)."""
+        with self._lock:
+            if not reachable:
+                self._message = message or "the ECI endpoint does not answer"
+                return []
+            self._message = None
+            waiting, self._waiting = sorted(self._waiting), set()
+            return waiting
 
 
 @dataclass(frozen=True)
@@ -31,6 +65,7 @@ class Shared:
     settings: PodSettings
     selector: list[dict[str, str]]  # the tags of this node's groups (core.identity.selector_tags)
     clock: Callable[[], float]  # monotonic seconds
+    outage: EciOutage = field(default_factory=EciOutage)
 
 
 class Part:
@@ -47,3 +82,4 @@ class Part:
         self.settings = shared.settings
         self.selector = shared.selector
         self.clock = shared.clock
+        self.outage = shared.outage
