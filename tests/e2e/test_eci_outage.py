@@ -103,6 +103,7 @@ def test_an_eci_outage_longer_than_the_not_ready_toleration_evicts_nothing(daemo
         to_clear = time.monotonic() - recovered
         wait_for(lambda: running(kube.pod(namespace, "late")), 60, "the held pod Running after recovery")
         to_late_running = time.monotonic() - recovered
+        assert not kube.pod(namespace, "late")["status"].get("reason"), "a stale ECIUnreachable on a Running pod"
 
         pods = kube.pods(namespace, "app=outage")
         kept = {p["metadata"]["uid"] for p in pods if p["metadata"]["name"].startswith("web-")}
