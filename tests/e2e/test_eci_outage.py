@@ -141,3 +141,27 @@ def test_a_deleted_node_is_registered_again_within_10_s(daemon, kube, cluster):
     assert again["status"]["addresses"] == node["status"]["addresses"]
     wait_for(lambda: kube.ready(daemon.node) == "True", 20, "the Node Ready again")
     print(f"re-registered {took:.1f} s after kubectl delete node")
+
+
+def test_a_hard_outage_is_noticed_within_seconds_with_the_default_thresholds(daemon, kube, fake_eci, namespace):
+    # Connection refused (nothing listens at the endpoint) is no flake: 2 refused pings in a row, not 30 s.
+    kube.create(namespace, _pod("kept", daemon.node))
+    wait_for(lambda: running(kube.pod(namespace, "kept")), 60, "a pod Running")
+    uid = kube.pod(namespace, "kept")["metadata"]["uid"]
+    fake_eci.go_offline()
+    started = time.monotonic()
+    try:
+        wait_for(lambda: _condition(kube, daemon.node, ECI_CONDITION).get("status") == "False", 15, "ECI down")
+        noticed = time.monotonic() - started
+        eci = _condition(kube, daemon.node, ECI_CONDITION)
+        assert "connection refused" in eci["message"]
+        assert _condition(kube, daemon.node, "Ready").get("status") == "True"
+    finally:
+        fake_eci.come_online()
+    back = time.monotonic()
+    wait_for(lambda: _condition(kube, daemon.node, ECI_CONDITION).get("status") == "True", 15, "ECI back")
+    wait_for(lambda: UNREACHABLE_TAINT["key"] not in _taint_keys(kube, daemon.node), 15, "the taint cleared")
+    cleared = time.monotonic() - back
+    pod = kube.pod(namespace, "kept")
+    assert pod["metadata"]["uid"] == uid and running(pod)
+    print(f"connection refused noticed after {noticed:.1f} s, cleared {cleared:.1f} s after the endpoint came back")
