@@ -21,12 +21,13 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class ReachabilitySettings:
-    """The thresholds (``config.NodeSettings`` holds the configured values)."""
+    """The thresholds; their defaults are ``config.NodeSettings``' (ping_interval, ping_retry_interval,
+    eci_unreachable_after, eci_refused_failures)."""
 
-    ping_interval: float = 10.0
-    retry_interval: float = 2.0
-    unreachable_after: float = 30.0
-    refused_failures: int = 2
+    ping_interval: float
+    retry_interval: float
+    unreachable_after: float
+    refused_failures: int
 
 
 class Reachability:
