@@ -4,7 +4,8 @@
 - processes: :func:`start_logged`, :func:`stop_process`, :func:`start_fake_process` (``python -m fakes.eci``
   and the endpoint it prints), :func:`daemon_env` (what ``vkeci run`` needs to talk to a fake), and
   :class:`DaemonProcess`, the daemon of an e2e test (fast timings, killable);
-- the cluster: :class:`Kube` (the project's own REST client, for assertions) and :func:`wait_for`;
+- the cluster: :class:`Kube` (the project's own REST client, for assertions), :func:`wait_for` and
+  :class:`ReadyNode` (a second Node that stays Ready);
 - manifests and predicates: :func:`placement`, :func:`pod_manifest`, :func:`nginx_deployment`,
   :func:`job_manifest`, :func:`running`;
 - the fake's admin API: :func:`fake_groups`, :func:`fake_calls`, :func:`fake_get`, :func:`set_faults`,
@@ -21,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -270,6 +272,75 @@ class Kube:
             {"spec": {"replicas": replicas}},
             content_type="application/merge-patch+json",
         )
+
+
+class ReadyNode:
+    """A Node object that stays Ready: the test registers it and renews its Lease in kube-node-lease (every
+    2 s, with vk-eci's own LeaseController). With it the node lifecycle controller sees a zone that is not
+    fully disrupted when the virtual node fails, so it evicts as it would in a real cluster (a zone whose
+    only node is NotReady puts it in full-disruption mode, where it stops evicting)."""
+
+    def __init__(self, kube: Kube, name: str, labels: dict[str, str] | None = None) -> None:
+        self.kube = kube
+        self.name = name
+        self.labels = {"kubernetes.io/hostname": name, **(labels or {})}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> ReadyNode:
+        from vkeci.controllers.lease import LeaseController
+
+        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        ready = {
+            "type": "Ready",
+            "status": "True",
+            "reason": "KubeletReady",
+            "message": "a stand-in node of the e2e test",
+            "lastHeartbeatTime": now,
+            "lastTransitionTime": now,
+        }
+        node = self.kube.client.post(
+            "/api/v1/nodes",
+            {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {"name": self.name, "labels": self.labels},
+                # Nothing of the test's may land on it.
+                "spec": {"taints": [{"key": "e2e.vkeci/stand-in", "effect": "NoSchedule"}]},
+                "status": {"conditions": [ready]},
+            },
+        )
+        lease = LeaseController(self.kube.client, self.name, 40)
+        uid = str(node["metadata"]["uid"])
+        lease.renew(uid)
+
+        def renew() -> None:
+            while not self._stop.wait(2.0):
+                try:
+                    lease.renew(uid)
+                except KubeError:
+                    pass  # the next renewal retries; 40 s of lease leave room
+
+        self._thread = threading.Thread(target=renew, name=f"lease-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def ready(self) -> str:
+        return self.kube.ready(self.name)
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        for path in (
+            f"/api/v1/nodes/{self.name}",
+            f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.name}",
+        ):
+            try:
+                self.kube.client.delete(path)
+            except KubeError as err:
+                if not err.not_found:
+                    raise
 
 
 # ---- manifests and predicates ----------------------------------------------------------------------------

@@ -53,7 +53,7 @@ API_CALLS: tuple[ApiCall, ...] = (
     ApiCall(("patch", "delete"), "", "pods", ("/api/v1/namespaces/", "/pods")),
     ApiCall(("patch",), "", "pods/status", ("/pods",)),
     ApiCall(("create", "patch"), "", "events", ("/events",)),
-    ApiCall(("create", "patch", "delete"), "", "nodes", ("/api/v1/nodes", "/api/v1/nodes/")),
+    ApiCall(("create", "get", "list", "watch", "patch", "delete"), "", "nodes", ("/api/v1/nodes", "/api/v1/nodes/")),
     ApiCall(("patch",), "", "nodes/status", ("/status",)),
     ApiCall(("get",), "", "configmaps", ("/configmaps/",)),
     ApiCall(("get",), "", "secrets", ("/secrets/",)),

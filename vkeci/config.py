@@ -288,6 +288,12 @@ class NodeSettings:
     lease_interval: float = 10.0
     node_status_interval: float = 60.0
     ping_interval: float = 10.0
+    # ECI reachability hysteresis (``core.reachability``, where the figures are): while pings fail they run
+    # every ping_retry_interval; ECI counts as unreachable after failures lasting eci_unreachable_after, or
+    # after eci_refused_failures refused connections in a row; the first success clears it.
+    ping_retry_interval: float = 2.0
+    eci_unreachable_after: float = 30.0
+    eci_refused_failures: int = 2
     # `vkeci run --decommission`: how long to wait for the node's pods to go.
     drain_timeout: float = 600.0
 

@@ -1,6 +1,6 @@
 """The composition root of `vkeci run`: builds the clients and controllers, starts their threads.
 
-Threads, each documented by its owner: **heartbeat** and **ping** (``controllers.node.Heartbeat``),
+Threads, each documented by its owner: **heartbeat**, **ping** and **watch-node** (``controllers.node.Heartbeat``),
 **watch-eci-profile** (``controllers.profile``), the pod controller's **watch**, **worker-N**,
 **status**, **status-write-N**, **events-N**, **sweep** and **resync** (``controllers.pods``), and the
 kubelet API's server threads (``kubelet.server``).
@@ -60,15 +60,26 @@ class Daemon:
         config = self.config = with_cluster_defaults(config, self.kube)
         # Heartbeats get their own connection pool and the reserved part of the budget.
         self.heartbeat_kube = self.kube.with_priority(True)
+        # The node watch has its own connection (a watch holds one for minutes), without priority.
+        self.node_watch_kube = self.kube.with_priority(False)
         # One ECI client for the controllers and the kubelet API: one budget, one count (--stats-file).
         self.eci = EciClient.from_config(config, eci_limits, self.metrics)
         self.node = NodeController(self.heartbeat_kube, config)
         self.lease = LeaseController(self.heartbeat_kube, config.node_name, timings.lease_duration)
-        self.heartbeat = Heartbeat(self.node, self.lease, self.eci.ping, config.endpoint(), timings)
         # The eci-profile's cluster parameters (kube-system/eci-profile, watched) for pods created after an edit.
         self.profile = ProfileWatcher(self.kube.with_priority(False), component="vkeci")
         self.translator = translator or Translation(config, self.kube, profile=self.profile)
         self.pods = PodController(self.kube, self.eci, config, self.translator, options, metrics=self.metrics)
+        # Ready while the pod controller runs; ECI's reachability holds or releases the creates.
+        self.heartbeat = Heartbeat(
+            self.node,
+            self.lease,
+            self.eci.ping,
+            config.endpoint(),
+            timings,
+            pods=self.pods,
+            on_eci_change=self.pods.eci_changed,
+        )
         self.liveness = Liveness(HealthSettings.stale_after)
         self.registered = threading.Event()
         self.metrics.watch(self)
@@ -97,8 +108,8 @@ class Daemon:
         return None if renewed is None else monotonic() - renewed
 
     def eci_healthy(self) -> bool:
-        """Whether the last ECI ping worked."""
-        return self.heartbeat.health.ready
+        """Whether ECI counts as reachable (core.reachability: sustained failure, not one failed ping)."""
+        return self.heartbeat.health.eci_reachable
 
     def start_health(self, settings: HealthSettings) -> HealthServer:
         """Serve ``/healthz`` and ``/readyz`` (``controllers.health``); raises OSError when it cannot bind."""
@@ -153,7 +164,7 @@ class Daemon:
         if not self.heartbeat.register(stop):
             return []
         self.registered.set()
-        threads = self.heartbeat.threads(stop, self.liveness)
+        threads = self.heartbeat.threads(stop, self.liveness, self.node_watch_kube)
         for thread in threads:
             thread.start()
         threads.append(self.profile.start(stop))
@@ -162,6 +173,7 @@ class Daemon:
         if not self.profile.synced.wait(5.0):
             log.warning("eci-profile not read yet; the daemon's own settings apply until it is")
         threads += self.pods.start(stop, self.liveness)
+        self.heartbeat.refresh()  # Ready now that the pod controller runs
         if not stop.is_set():
             log.info("daemon running", extra=fields(node=self.config.node_name))
         return threads

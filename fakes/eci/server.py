@@ -277,6 +277,20 @@ class FakeECI:
                 self.cloud.save()
         self.runner.shutdown()
 
+    # ---- a hard outage (in-process only: the admin API shares the socket) ---------------------------
+    def go_offline(self) -> None:
+        """Close the listening socket and cut every connection: calls get "connection refused", as from an
+        endpoint nothing listens on. The groups keep their state (and their processes run on)."""
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.httpd.close_all()
+
+    def come_online(self) -> None:
+        """Listen again on the same address after ``go_offline``."""
+        self.httpd = _Server((self.host, self.port), _Handler)
+        self.httpd.fake = self
+        self._spawn(lambda: self.httpd.serve_forever(poll_interval=0.05), "fake-eci-http")
+
     # ---- background work ---------------------------------------------------------------------------
     def tick(self) -> None:
         """One pass of the ticker: start/restart real processes, retention, persistence."""

@@ -103,6 +103,8 @@ def test_no_answer_from_the_real_sdk_is_transient():
     with pytest.raises(EciError) as info:
         provider.ping()
     assert info.value.transient and info.value.code == "NoResponse"
+    # Nothing listens on port 1: a refused connection, the hard outage the node notices at once.
+    assert info.value.refused and "connection refused" in str(info.value)
     assert provider.calls["DescribeRegions"] == 1
 
 

@@ -49,6 +49,11 @@ def test_flag_defaults_come_from_the_settings():
     )
     assert args.drain_timeout == node.drain_timeout
     assert args.lost_check_interval == pods.lost_check_interval == 10.0
+    assert (args.ping_retry_interval, args.eci_unreachable_after, args.eci_refused_failures) == (
+        node.ping_retry_interval,
+        node.eci_unreachable_after,
+        node.eci_refused_failures,
+    )
     config = Config()
     assert (config.status_interval, config.resync_interval, config.workers) == (
         pods.status_interval,

@@ -101,20 +101,6 @@ def test_stopped_daemon_goes_not_ready_and_comes_back_with_pods_kept(daemon_fact
     _no_failed(kube, namespace, "kept")
 
 
-def test_unreachable_eci_makes_the_node_not_ready_honestly(daemon, kube, fake_eci):
-    set_faults(fake_eci, {"errors": [{"action": "DescribeRegions", "code": "ServiceUnavailable"}]})
-
-    def not_ready():
-        conditions = kube.node(daemon.node)["status"]["conditions"]
-        ready = next(c for c in conditions if c["type"] == "Ready")
-        return ready if ready["status"] == "False" else None
-
-    ready = wait_for(not_ready, 30, "Ready=False while ECI fails")
-    assert ready["reason"] == "ECIUnreachable" and "ServiceUnavailable" in ready["message"]
-    set_faults(fake_eci, {"errors": []})
-    wait_for(lambda: kube.ready(daemon.node) == "True", 30, "Ready again once ECI answers")
-
-
 def test_no_stock_in_one_zone_moves_to_the_next(daemon, kube, fake_eci, namespace):
     set_faults(fake_eci, {"stock": {"cn-hangzhou-a": 0}})
     kube.create(namespace, nginx_deployment("zonal", daemon.node, 2))

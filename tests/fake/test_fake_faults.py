@@ -330,3 +330,18 @@ def test_cli_log_requests(tmp_path) -> None:
         _, err = proc.communicate(timeout=10)
     assert "fake-eci: DescribeRegions -> 200 OK" in err
     assert SK not in err
+
+
+def test_offline_refuses_connections_keeps_the_groups_and_comes_back_on_the_same_port(fake, admin) -> None:
+    import socket
+
+    client = sdk_client(fake)
+    gid = client.create_container_group(create_request()).body.container_group_id
+    fake.go_offline()
+    with pytest.raises(ConnectionRefusedError), socket.create_connection((fake.host, fake.port), timeout=2):
+        pass
+    with pytest.raises(UnretryableException, match="refused"):
+        _describe(client)
+    fake.come_online()
+    assert describe(client, gid).container_group_id == gid
+    assert admin.get("/health")["ok"]

@@ -51,8 +51,12 @@ class EciError(Exception):
         request_id: str = "",
         status: int = 0,
         transient: bool = False,
+        refused: bool = False,
     ) -> None:
         self.action = action
+        # No connection could be made at all (refused, or the name does not resolve): a hard outage, noticed
+        # at once by the node's reachability (``core.reachability``); the call did not act.
+        self.refused = refused
         self.code = code
         self.message = message
         self.request_id = request_id
@@ -154,6 +158,13 @@ def classify(action: str, exc: Exception) -> EciError:
         # No HTTP answer at all (refused, reset, timed out): the call may or may not have acted.
         inner = getattr(getattr(exc, "_context", None), "exception", None) or getattr(exc, "inner_exception", None)
         detail = type(inner).__name__ if inner is not None else type(exc).__name__
+        text = f"{exc!s} {inner!s}"
+        # urllib3's words for a connection never made (refused, unresolvable host), inside the SDK's wrapper.
+        if "Failed to establish a new connection" in text or "Failed to resolve" in text:
+            why = "connection refused" if "refused" in text.lower() else "cannot connect"
+            return EciError(
+                action, "NoResponse", f"no answer from the ECI endpoint ({why})", transient=True, refused=True
+            )
         return EciError(action, "NoResponse", f"no answer from the ECI endpoint ({detail})", transient=True)
     transient = status >= 500 or status == 429 or code.startswith(_TRANSIENT_CODES) or "Throttling" in code
     return EciError(

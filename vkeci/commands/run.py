@@ -101,6 +101,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     seconds("--lease-interval", node, "lease_interval", "seconds between lease renewals")
     seconds("--node-status-interval", node, "node_status_interval", "seconds between node status writes")
     seconds("--ping-interval", node, "ping_interval", "seconds between ECI health pings")
+    seconds("--ping-retry-interval", node, "ping_retry_interval", "seconds between ECI health pings while they fail")
+    seconds(
+        "--eci-unreachable-after",
+        node,
+        "eci_unreachable_after",
+        "seconds of failing pings before ECI counts as unreachable (condition ECIReachable=False, NoSchedule taint)",
+    )
+    seconds(
+        "--eci-refused-failures",
+        node,
+        "eci_refused_failures",
+        "refused connections in a row after which ECI counts as unreachable at once",
+        int,
+    )
     seconds(
         "--transition-status-interval",
         pods,
@@ -207,6 +221,9 @@ def run(args: argparse.Namespace) -> int:
         lease_interval=args.lease_interval,
         node_status_interval=args.node_status_interval,
         ping_interval=args.ping_interval,
+        ping_retry_interval=args.ping_retry_interval,
+        eci_unreachable_after=args.eci_unreachable_after,
+        eci_refused_failures=args.eci_refused_failures,
         drain_timeout=args.drain_timeout,
     )
     options = PodSettings(

@@ -46,7 +46,9 @@ class LeaseController:
             spec["renewTime"] = micro_time(utcnow())
             body["spec"] = spec
             meta = dict(body.get("metadata") or {})
-            if node_uid and not meta.get("ownerReferences"):
+            # A Node deleted and registered again has a new UID; an owner reference to the old one would
+            # have the garbage collector delete the lease.
+            if node_uid and [o.get("uid") for o in meta.get("ownerReferences") or []] != [node_uid]:
                 meta["ownerReferences"] = lease_object(self.node_name, node_uid, 0, "")["metadata"]["ownerReferences"]
             body["metadata"] = meta
             try:

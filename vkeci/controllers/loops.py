@@ -57,14 +57,15 @@ def guarded(log: logging.Logger, what: str, fn: Callable[[], object], expected: 
 
 def run_periodic(
     stop: threading.Event,
-    every: float,
+    every: float | Callable[[], float],
     fn: Callable[[], object],
     what: str,
     log: logging.Logger,
     expected: Errors = (),
 ) -> None:
-    """Wait ``every`` seconds, run a guarded pass of ``fn``, repeat until ``stop``."""
-    while not stop.wait(every):
+    """Wait ``every`` seconds (a callable: asked before each wait), run a guarded pass of ``fn``, repeat
+    until ``stop``."""
+    while not stop.wait(every() if callable(every) else every):
         guarded(log, what, fn, expected)
 
 

@@ -85,6 +85,7 @@ class PodController:
         self.reconciler = Reconciler(shared, self.podsync)
         self._stop: threading.Event | None = None
         self._core: list[threading.Thread] = []  # watch, workers, status: what running() checks
+        self.outage = shared.outage
 
     def _now(self) -> float:
         return self.clock()
@@ -112,6 +113,11 @@ class PodController:
     def reconciled(self) -> bool:
         """Whether the start-up reconcile has seen a complete listing (and so deleted the orphans it found)."""
         return self.cache.synced.is_set()
+
+    def eci_changed(self, reachable: bool, message: str) -> None:
+        """ECI became unreachable (creates are held, the pods say why) or reachable again (held pods now)."""
+        for key in self.outage.change(reachable, message):
+            self.queue.add(key)
 
     def sync(self, key: str) -> float | None:
         """Make ECI match the pod ``key`` (``PodSync.sync``)."""

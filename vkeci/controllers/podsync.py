@@ -37,6 +37,7 @@ from vkeci.controllers.statussync import StatusSync, StatusWriter
 from vkeci.core import identity
 from vkeci.core.annotations import CLIENT_TOKEN, INSTANCE_ID
 from vkeci.core.identity import queue_key, uid_of
+from vkeci.core.node import ECI_UNREACHABLE_REASON
 from vkeci.core.problems import Missing, Rejected, TranslationError
 from vkeci.core.restarts import restart_policy
 from vkeci.core.status import DELETED_REASON, TERMINAL, deleted_message, env_error, restart_annotations
@@ -130,8 +131,7 @@ class PodSync(Part):
             status = self.translator.problem_status(pod, DAEMONSET_REASON, DAEMONSET_MESSAGE, utcnow())
             self._report(pod, status, "Warning", DAEMONSET_REASON, DAEMONSET_MESSAGE)
             return None
-        self._create(pod)
-        return None
+        return self._create(pod)
 
     def _lost_while_away(self, pod: JSON) -> bool:
         """Whether the pod's group was deleted while no daemon was watching (then handled as any lost group).
@@ -201,7 +201,8 @@ class PodSync(Part):
             self.recorder.emit(pod, kind, reason, message)
             self.last_warning[uid] = message
 
-    def _create(self, pod: JSON) -> None:
+    def _create(self, pod: JSON) -> float | None:
+        """Create the pod's group (None), or hold the pod while ECI is unreachable (seconds to look again)."""
         uid, key = uid_of(pod), queue_key(pod)
         now = utcnow()
         try:
@@ -213,7 +214,7 @@ class PodSync(Part):
                 log.warning("pod rejected", extra=fields(pod=key, problems=message))
             status = self.translator.rejected_status(pod, err, now)
             self._report(pod, status, "Warning", "ProviderCreateFailed", message)
-            return
+            return None
         except Missing as err:
             log.info("pod waits for referenced objects", extra=fields(pod=key, missing=str(err)))
             # As a kubelet: a missing env/envFrom source is "Failed", "Error: <its error>"; a volume one FailedMount.
@@ -221,6 +222,13 @@ class PodSync(Part):
             reason, text = ("Failed", f"Error: {env}") if env else ("FailedMount", str(err))
             self._report(pod, self.translator.waiting_status(pod, err, now), "Warning", reason, text)
             raise  # retried with backoff until the objects exist
+        outage = self.outage.message()
+        if outage is not None:
+            # Held, not retried with backoff: created as soon as the node sees ECI answer again (PodController).
+            text = f"ECI is unreachable ({outage}); the container group will be created when ECI answers again"
+            status = self.translator.problem_status(pod, ECI_UNREACHABLE_REASON, text, now)
+            self._report(pod, status, "Warning", ECI_UNREACHABLE_REASON, text)
+            return None if self.outage.hold(key) else 0.1  # back meanwhile: look again at once
         if warnings and self.last_warning.get(uid) is None:
             text = "; ".join(str(w) for w in warnings)
             self.recorder.emit(pod, "Warning", "TranslationWarning", text)
@@ -235,7 +243,7 @@ class PodSync(Part):
             if existing:
                 tried.discard(uid)
                 self.adopt(uid, key, existing)
-                return
+                return None
         tried.add(uid)
         try:
             group_id, request_id = self.eci.create(request)
@@ -265,6 +273,7 @@ class PodSync(Part):
         # most of the Kubernetes writes per pod.
         log.info("group created", extra=fields(pod=key, group=group_id, request_id=request_id))
         self.status.wake()
+        return None
 
     def adopt(self, uid: str, key: str, groups: list[JSON]) -> None:
         """Take over existing groups of a pod (of any attempt: the UID tag says whose they are); more

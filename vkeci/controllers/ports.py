@@ -95,3 +95,9 @@ class PodTranslator(Protocol):
     def events(self, pod: JSON, group: JSON, now: datetime) -> list[JSON]:
         """The Kubernetes Events for the group's ECI events."""
         ...
+
+
+class PodsRunning(Protocol):
+    """Whether the pod controller serves pods (``PodController.running``): the node is Ready only then."""
+
+    def running(self) -> bool: ...

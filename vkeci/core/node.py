@@ -1,8 +1,14 @@
-"""The virtual Node as Kubernetes sees it: labels, taint, conditions, status, and its Lease. Pure.
+"""The virtual Node as Kubernetes sees it: labels, taints, conditions, status, and its Lease. Pure.
 
 The node copies the conventions of Alibaba's virtual node (labels, taint) so existing
 manifests with a toleration and nodeSelector work unchanged. Times are passed in as
 metav1.Time strings (``vkeci.core.times``).
+
+An unreachable ECI does not make the node NotReady: the node lifecycle controller would then taint it
+``node.kubernetes.io/not-ready:NoExecute`` and evict every pod on it (deleting container groups that run
+fine). ``Ready`` says whether vk-eci itself works (lease renewed, pod controller running); ECI's state has
+a condition of its own, ``ECIReachable``, and while it is False the taint ``UNREACHABLE_TAINT``
+(``virtual-kubelet.io/eci-unreachable:NoSchedule``) keeps new pods off the node. Both go on recovery.
 """
 
 from __future__ import annotations
@@ -28,11 +34,21 @@ _HEALTHY = (
 )
 
 
+# The condition that says whether ECI answers (the scheduler and the node lifecycle controller ignore
+# conditions they do not know; the taint below is what keeps pods off).
+ECI_CONDITION = "ECIReachable"
+ECI_UNREACHABLE_REASON = "ECIUnreachable"
+# NoSchedule only: running pods stay untouched (a NoExecute taint would evict them, the very thing avoided).
+UNREACHABLE_TAINT = {"key": "virtual-kubelet.io/eci-unreachable", "effect": "NoSchedule"}
+
+
 @dataclass(frozen=True)
 class Health:
-    """Whether ECI answers; ``message`` explains a failure to whoever runs `kubectl describe node`."""
+    """What the node reports: whether vk-eci serves pods (``ready``: the pod controller runs) and whether ECI
+    answers (``eci_reachable``); ``message`` explains an unreachable ECI to whoever runs `kubectl describe node`."""
 
-    ready: bool
+    ready: bool = True
+    eci_reachable: bool = True
     message: str = ""
 
 
@@ -58,6 +74,26 @@ def taint(config: Config) -> dict[str, str]:
     return {"key": config.taint_key, "value": config.taint_value, "effect": config.taint_effect}
 
 
+def taints(config: Config, health: Health) -> list[dict[str, str]]:
+    """The taints this daemon sets on a new node: ours, and the unreachable one while ECI is unreachable."""
+    return [taint(config)] + ([] if health.eci_reachable else [dict(UNREACHABLE_TAINT)])
+
+
+def wanted_taints(
+    existing: list[Mapping[str, Any]], config: Config, health: Health, now: str
+) -> list[dict[str, Any]] | None:
+    """``existing`` with ours in place and the unreachable taint present exactly while ECI is unreachable,
+    everybody else's kept; None when nothing needs to change. ``now`` stamps a newly added unreachable taint."""
+    result = merged_taints(existing, taint(config))
+    current = [dict(t) for t in existing] if result is None else result
+    has = any(t.get("key") == UNREACHABLE_TAINT["key"] for t in current)
+    if health.eci_reachable and has:
+        return [t for t in current if t.get("key") != UNREACHABLE_TAINT["key"]]
+    if not health.eci_reachable and not has:
+        return [*current, {**UNREACHABLE_TAINT, "timeAdded": now}]
+    return result
+
+
 def conditions(health: Health, now: str, previous: list[Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
     """The conditions this daemon owns; ``lastTransitionTime`` is kept while a status holds."""
     before = {c.get("type"): c for c in previous or []}
@@ -77,8 +113,23 @@ def conditions(health: Health, now: str, previous: list[Mapping[str, Any]] | Non
     if health.ready:
         ready = condition("Ready", "True", "KubeletReady", "kubelet is posting ready status")
     else:
-        ready = condition("Ready", "False", "ECIUnreachable", health.message or "the ECI endpoint does not answer")
-    return [ready] + [condition(kind, "False", reason, message) for kind, reason, message in _HEALTHY]
+        ready = condition(
+            "Ready",
+            "False",
+            "KubeletNotReady",
+            "vk-eci's pod controller is not running (starting up, or its threads stopped: see the daemon log)",
+        )
+    if health.eci_reachable:
+        eci = condition(ECI_CONDITION, "True", "ECIReachable", "the ECI endpoint answers")
+    else:
+        text = health.message or "the ECI endpoint does not answer"
+        eci = condition(
+            ECI_CONDITION,
+            "False",
+            ECI_UNREACHABLE_REASON,
+            f"{text}; running pods are kept, new pods wait (taint {UNREACHABLE_TAINT['key']}) until ECI answers",
+        )
+    return [ready, eci] + [condition(kind, "False", reason, message) for kind, reason, message in _HEALTHY]
 
 
 def node_status(config: Config, health: Health, now: str, previous: list[Mapping[str, Any]] | None = None) -> dict:
@@ -116,7 +167,7 @@ def node_object(config: Config, health: Health, now: str) -> dict[str, Any]:
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": config.node_name, "labels": labels(config)},
-        "spec": {"taints": [taint(config)]},
+        "spec": {"taints": taints(config, health)},
         "status": node_status(config, health, now),
     }
 
