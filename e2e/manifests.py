@@ -121,6 +121,8 @@ NOT_API_CALLS = {
     # `vkeci check` only: every authenticated user may create a SelfSubjectAccessReview (system:basic-user).
     "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
     "/version",  # `vkeci check`; readable by everyone (system:public-info-viewer)
+    # A file, not a request: the daemon's namespace, where its leader Lease lives (config.leader_settings).
+    "/var/run/secrets/kubernetes.io/serviceaccount/namespace",
     # The health endpoint's routes (controllers.health; the probes call the daemon on them).
     "/readyz",
     # The kubelet API's own routes (the API server calls the daemon on them).

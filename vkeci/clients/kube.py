@@ -117,8 +117,12 @@ class KubeClient:
         timeout: float = 30.0,
         connect_timeout: float = 5.0,
         user_agent: str = "vkeci",
+        write_gate: Callable[[], bool] | None = None,
     ) -> None:
         self.credentials = credentials
+        # Asked right before every request that is not a GET; False refuses it (KubeError "NotLeader"):
+        # only the leader of the node writes (controllers/leader.py).
+        self.write_gate = write_gate
         self.limiter = limiter
         self.priority = priority
         self.timeout = timeout
@@ -151,6 +155,7 @@ class KubeClient:
             timeout=self.timeout,
             connect_timeout=self.connect_timeout,
             user_agent=str(self.session.headers["User-Agent"]),
+            write_gate=self.write_gate,
         )
 
     def _headers(self, content_type: str | None) -> dict[str, str]:
@@ -180,6 +185,9 @@ class KubeClient:
             except RateLimitTimeout:
                 message = "client-side rate limit exhausted (raise VKECI_KUBE_QPS / VKECI_KUBE_BURST)"
                 raise KubeError(429, "TooManyRequests", message, method, path) from None
+        if self.write_gate is not None and method != "GET" and not self.write_gate():
+            message = "not sent: this replica is not (or no longer) the leader of its node"
+            raise KubeError(0, "NotLeader", message, method, path)
         data = None if body is None else json.dumps(body)
         if data is not None and content_type is None:
             content_type = "application/json"

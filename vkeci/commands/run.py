@@ -44,6 +44,13 @@ CONFIG_FLAGS = (
     ("api_server", "host:port ECI pods reach the API server on (default: the default/kubernetes endpoints)"),
     ("zone_id", "default ECI zone id (annotations override)"),
     ("resource_group_id", "default resource group id (annotations override)"),
+    ("leader_elect", "true/false: elect one leader among the node's replicas (default true)"),
+    ("leader_lease_duration", "seconds a standby waits after the last renewal it saw (default 15)"),
+    ("leader_renew_deadline", "seconds after its last renewal the leader stops writing (default 10)"),
+    ("leader_retry_period", "seconds between the leader's renewals (default 2)"),
+    ("leader_namespace", "namespace of the Lease vkeci-<node> (default: the daemon's own)"),
+    ("leader_identity", "this replica's name in the Lease (default: <hostname>_<random>)"),
+    ("eci_rate_share", "this daemon's share of the account's ECI rate limits, e.g. 0.5 for 2 nodes (default 1)"),
 )
 
 
@@ -152,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
         logmod.setup(config.log_level, config.log_format)
         config.require("region")
         config_module.require_internal_ip(config)
+        config_module.leader_settings(config, "", "")  # the timings, checked before anything starts
     except ConfigError as err:
         print(f"vkeci run: {err}", file=sys.stderr)
         return 2
@@ -187,12 +195,6 @@ def run(args: argparse.Namespace) -> int:
     except KubeError as err:
         log.error("cannot reach Kubernetes", extra=fields(error=str(err)))
         return 1
-    server = None
-    if not args.no_kubelet_api:
-        try:
-            server = daemon.start_kubelet_api(args)
-        except Exception as err:  # a TLS or port problem must be explained, not crash the node
-            log.error("kubelet API not started (kubectl logs/exec will fail)", extra=fields(error=str(err)))
     health = None
     if args.health_port:
         try:
@@ -202,14 +204,26 @@ def run(args: argparse.Namespace) -> int:
                 "health endpoint not started (liveness and readiness probes will fail)",
                 extra=fields(address=args.health_address, port=args.health_port, error=str(err)),
             )
-    daemon.start(stop)
+    servers: list[Any] = []
+
+    def start_kubelet_api() -> None:
+        # On the leader only: the API server dials the node's InternalIP, which the leader points at itself.
+        if args.no_kubelet_api:
+            return
+        try:
+            servers.append(daemon.start_kubelet_api(args))
+        except Exception as err:  # a TLS or port problem must be explained, not crash the node
+            log.error("kubelet API not started (kubectl logs/exec will fail)", extra=fields(error=str(err)))
+
+    daemon.start(stop, on_leading=start_kubelet_api)
     if args.decommission:
         code = daemon.decommission(stop, args.drain_timeout)
         stop.set()
         return code
     while not stop.wait(1.0):
         pass
-    if server is not None:
+    daemon.release()
+    for server in servers:
         server.stop()
     if health is not None:
         health.stop()
@@ -218,5 +232,8 @@ def run(args: argparse.Namespace) -> int:
     if args.stats_file:
         with open(args.stats_file, "w") as out:
             json.dump(stats, out, indent=1, sort_keys=True)
+    if daemon.lost_leadership:
+        log.info("stopped after losing the leader lease (exit status 1: restart as a standby)")
+        return 1
     log.info("stopped; the node stays registered and goes NotReady when its lease expires")
     return 0

@@ -75,6 +75,7 @@ class PodController:
         self.status = StatusSync(shared, writer)
         self.podsync = PodSync(shared, writer, self.status)
         self.reconciler = Reconciler(shared, self.podsync)
+        self._watch: threading.Thread | None = None
 
     def _now(self) -> float:
         return self.clock()
@@ -122,28 +123,39 @@ class PodController:
         """Every pod bound to this node."""
         return self.cache.list()
 
-    def start(self, stop: threading.Event, liveness: Liveness | None = None) -> list[threading.Thread]:
-        """List, reconcile with ECI (adopt + sweep), then start every part's threads; ``liveness`` watches
-        the watch, the workers and the status poller."""
-        self.cache.relist()
-        if not self.reconciler.at_start(stop):
-            return []
-        self.cache.synced.set()
+    def _loop(
+        self, stop: threading.Event, liveness: Liveness | None, target: Callable[[threading.Event], None], name: str
+    ) -> threading.Thread:
         options = self.options
         # How often each loop checks ``stop`` when well: the watch only between two watch requests (each
         # at most 1.2 x the server timeout, plus the client's 15 s read slack and the 30 s backoff cap).
         periods = {"watch": 1.2 * options.watch_timeout + 45.0, "worker": 0.5, "status": options.status_interval}
+        own = stop if liveness is None else liveness.stop_for(name, stop, periods[name.split("-")[0]])
+        thread = threading.Thread(target=target, args=(own,), name=name, daemon=True)
+        return thread if liveness is None else liveness.track(thread)
 
-        def loop(target: Callable[[threading.Event], None], name: str, kind: str) -> threading.Thread:
-            own = stop if liveness is None else liveness.stop_for(name, stop, periods[kind])
-            thread = threading.Thread(target=target, args=(own,), name=name, daemon=True)
-            return thread if liveness is None else liveness.track(thread)
+    def start_cache(self, stop: threading.Event, liveness: Liveness | None = None) -> threading.Thread:
+        """LIST the node's pods, then start the **watch** thread: all a standby runs (no writes), so that
+        a take-over starts from a warm cache. ``start`` calls it unless it ran."""
+        self.cache.relist()
+        self._watch = self._loop(stop, liveness, self.cache.watch_loop, "watch")
+        self._watch.start()
+        return self._watch
 
-        threads = [loop(self.cache.watch_loop, "watch", "watch")]
-        threads += [loop(self.podsync.worker_loop, f"worker-{i}", "worker") for i in range(options.workers)]
-        threads.append(loop(self.status.loop, "status", "status"))
+    def start(self, stop: threading.Event, liveness: Liveness | None = None) -> list[threading.Thread]:
+        """List (unless the cache is warm), reconcile with ECI (adopt + sweep), then start every part's
+        threads; ``liveness`` watches the watch, the workers and the status poller."""
+        threads = [] if self._watch is not None else [self.start_cache(stop, liveness)]
+        if not self.reconciler.at_start(stop):
+            return threads
+        self.cache.synced.set()
+        threads += [
+            self._loop(stop, liveness, self.podsync.worker_loop, f"worker-{i}") for i in range(self.options.workers)
+        ]
+        threads.append(self._loop(stop, liveness, self.status.loop, "status"))
         threads += self.recorder.threads(stop)
         threads += self.reconciler.threads(stop)
         for thread in threads:
-            thread.start()
+            if thread.ident is None:
+                thread.start()
         return threads
