@@ -150,6 +150,7 @@ class Daemon:
             on_leading()
             return self.lead(stop)
         elector = self.elector
+        self.heartbeat.ping()  # the node's health is known before a take-over: registration comes first
         done, watch = retry_until(
             stop, lambda: self.pods.start_cache(stop, self.liveness), "pod list", log, Backoff(0.5, 30.0), (KubeError,)
         )
@@ -171,7 +172,8 @@ class Daemon:
     def lead(self, stop: threading.Event) -> list[threading.Thread]:
         """Ping, register (the node's InternalIP and kubelet port become this replica's), start heartbeats,
         then the pod controller (after its reconcile)."""
-        self.heartbeat.ping()
+        if self.elector is None:
+            self.heartbeat.ping()
         if not self.heartbeat.register(stop):
             return []
         self.registered.set()

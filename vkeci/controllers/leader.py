@@ -71,6 +71,8 @@ class LeaderElector:
         self.holder = ""  # the holder last seen (for logs and /readyz)
         self.counts = {"permitted": 0, "refused": 0}  # writes the gate let through / refused
         self.lost_at_wall = ""
+        self.first_write_at = 0.0  # wall times of the first and the last write the gate let through
+        self.last_write_at = 0.0
 
     @property
     def where(self) -> str:
@@ -83,6 +85,9 @@ class LeaderElector:
         allowed = self.clock() < self._valid_until
         with self._lock:
             self.counts["permitted" if allowed else "refused"] += 1
+            if allowed:
+                self.last_write_at = time.time()
+                self.first_write_at = self.first_write_at or self.last_write_at
         return allowed
 
     def is_leader(self) -> bool:
@@ -253,4 +258,6 @@ class LeaderElector:
             "lost_at": self.lost_at_wall or None,
             "writes_permitted": counts["permitted"],
             "writes_refused": counts["refused"],
+            "first_write_at": self.first_write_at or None,
+            "last_write_at": self.last_write_at or None,
         }

@@ -2,7 +2,8 @@
 
 ``Reconciler`` has no lock of its own and two threads:
 
-* **sweep**: every ``sweep_interval``, delete the groups tagged with this node whose pod no longer
+* **sweep**: every ``sweep_interval``, delete the groups tagged with this cluster and node (ECI's tag
+  filter, checked again here: never another node's group, nor one without the tags) whose pod no longer
   exists (at start-up, once, it also adopts the groups of the pods that do: a restart loses nothing);
 * **resync**: every ``resync_interval``, queue every cached pod again (not a relist), so no pod
   waits for a watch event to be looked at.
@@ -38,8 +39,15 @@ class Reconciler(Part):
         live = self.cache.live_uids()
         deleted = 0
         by_uid: dict[str, list[JSON]] = {}
+        mine = identity.tag_map(self.selector)
         for group in groups:
-            key = identity.pod_key_from_tags(group.get("Tags") or [])
+            tags = identity.tag_map(group.get("Tags") or [])
+            # ECI filtered the listing by these tags; checked again because a deletion cannot be undone: a
+            # group of another node or cluster (several daemons share an account), or one that lost its
+            # tags, is never ours to delete or adopt.
+            if any(tags.get(k) != v for k, v in mine.items()):
+                continue
+            key = identity.pod_key_from_tags(tags)
             if key is None:
                 continue
             if key.uid in live:
