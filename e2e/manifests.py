@@ -82,6 +82,14 @@ API_CALLS: tuple[ApiCall, ...] = (
         ("/apis/coordination.k8s.io/v1/namespaces/", "/leases"),
         scope="kube-node-lease",
     ),
+    # The leader Lease vkeci-<node> (controllers/leader.py), in the daemon's own namespace.
+    ApiCall(
+        ("get", "create", "update"),
+        "coordination.k8s.io",
+        "leases",
+        ("/apis/coordination.k8s.io/v1/namespaces/", "/leases"),
+        scope=NAMESPACE,
+    ),
     ApiCall(("list", "watch"), "", "configmaps", ("/configmaps",), scope="kube-system", names=("eci-profile",)),
     ApiCall(
         ("get",),

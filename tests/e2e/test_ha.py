@@ -127,3 +127,30 @@ def test_a_frozen_leader_writes_nothing_after_it_lost_the_lease(daemon_factory, 
     # Its own gate: the last write it let through was before the freeze; what it tried after was refused.
     assert leader["lost"] and leader["last_write_at"] <= frozen_at + 0.5 and leader["writes_refused"] > 0
     print(f"frozen leader: {leader}")
+
+
+def test_two_nodes_on_one_account_never_touch_each_others_groups(daemon_factory, kube, fake_eci, namespace, tmp_path):
+    suffix = uuid.uuid4().hex[:6]
+    node_a, node_b = f"vk-a-{suffix}", f"vk-b-{suffix}"
+    a = replica(daemon_factory, node_a, "node-a-1", tmp_path)
+    replica(daemon_factory, node_b, "node-b-1", tmp_path)
+    wait_for(lambda: kube.ready(node_a) == "True" and kube.ready(node_b) == "True", 90, "both nodes Ready")
+    kube.create(namespace, nginx_deployment("on-a", node_a, 100))
+    kube.create(namespace, nginx_deployment("on-b", node_b, 100))
+    wait_for(lambda: settled(kube, fake_eci, namespace, node_a, "on-a", 100), 300, "100 pods Running on vk-a")
+    wait_for(lambda: settled(kube, fake_eci, namespace, node_b, "on-b", 100), 300, "100 pods Running on vk-b")
+    groups_a = {g["ContainerGroupId"] for g in fake_groups(fake_eci, node_a)}
+    a.kill()  # for good: vk-a's groups have no daemon now
+    time.sleep(12)  # more than two of vk-b's orphan sweeps (every 5 s)
+    assert {g["ContainerGroupId"] for g in fake_groups(fake_eci, node_a)} == groups_a
+    assert all(g["Status"] == "Running" for g in fake_groups(fake_eci, node_a))
+    deletes_b = [c for c in fake_call_log(fake_eci) if c["action"] == "DeleteContainerGroup"]
+    assert not deletes_b, f"{len(deletes_b)} groups deleted while nobody deleted a pod"
+    # vk-a comes back (a new process: it waits for its node's Lease to expire) and adopts every group.
+    replica(daemon_factory, node_a, "node-a-2", tmp_path)
+    wait_for(lambda: holder(kube, node_a) == "node-a-2", 60, "node-a-2 leading vk-a")
+    wait_for(lambda: settled(kube, fake_eci, namespace, node_a, "on-a", 100), 120, "vk-a's 100 pods Running again")
+    assert {g["ContainerGroupId"] for g in fake_groups(fake_eci, node_a)} == groups_a
+    log = fake_call_log(fake_eci)
+    recreated = [c for c in log if c["action"] == "CreateContainerGroup" and c["user_agent"].endswith("vkeci/node-a-2")]
+    assert not recreated, f"{len(recreated)} groups re-created after the restart"
