@@ -104,3 +104,10 @@ def test_the_heartbeat_turns_an_eci_failure_into_an_honest_not_ready():
     assert beat.register(threading.Event()) and Node.registered == [beat.health]
     beat.ping()
     assert beat.health.ready
+
+
+def test_a_configured_zone_becomes_the_nodes_topology_zone_label():
+    # One node per zone (issue 16): the scheduler's zone spreading and affinity see which zone it is.
+    assert "topology.kubernetes.io/zone" not in labels(CONFIG)
+    zoned = Config(region="cn-hangzhou", node_name="vk-h", zone_id="cn-hangzhou-h")
+    assert labels(zoned)["topology.kubernetes.io/zone"] == "cn-hangzhou-h"
