@@ -186,6 +186,9 @@ class LeaderElector:
         except KubeError as err:
             log.warning("leader lease attempt failed", extra=fields(lease=self.where, error=str(err)))
             return False
+        except Exception:  # the election thread must outlive any surprise (the gate stays closed meanwhile)
+            log.exception("leader lease attempt crashed, will retry", extra=fields(lease=self.where))
+            return False
 
     # ---- the loop --------------------------------------------------------------------------------
 
