@@ -21,8 +21,9 @@ partitioned or slowed stops writing before anyone else may start.
 
 ``LeaderElector`` owns one thread, **leader-election**: acquire (a standby reads the Lease every quarter
 of ``retry_period``, so it sees each renewal within 0.5 s and takes an expired Lease within as much), then
-renew every ``retry_period``; once a renewal cannot succeed before the deadline, or another holder is
-seen, it calls ``on_lost`` (the daemon exits, to come back as a standby).
+renew every ``retry_period``. Past the deadline without a renewal the gate is closed; a later renewal of a
+Lease that still names this replica reopens it (nobody else can have led meanwhile); once another holder
+is seen it calls ``on_lost`` (the daemon exits, to come back as a standby).
 """
 
 from __future__ import annotations
@@ -208,27 +209,37 @@ class LeaderElector:
         self.leading.set()
         log.info("leading", extra=fields(lease=self.where, identity=s.identity))
         threading.Thread(target=on_leading, name="leading", daemon=True).start()
+        suspended = False
         while not stop.wait(s.retry_period):
             if self._attempt():
                 continue
-            # Not renewed: try again (client-go retries until renewDeadline) unless the deadline passed
-            # or another holder was seen (then ours must have passed).
+            # Not renewed: try again (client-go retries until renewDeadline). Past the deadline the gate is
+            # closed, but while the Lease still names us nobody else can have led (a take-over is a PUT that
+            # changes the holder, and ours carry the resourceVersion we read), so a later renewal resumes
+            # writing: an API server outage longer than the deadline pauses the leader, it does not end it.
+            # Another holder (or a released Lease) means someone else may have led: we are done.
             while True:
-                if self.holder and self.holder != s.identity:
-                    self.step_down()
-                if not self.is_leader():
-                    if not stop.is_set():
-                        self._lost(on_lost)
+                if self.holder != s.identity:
+                    self._lost(on_lost)
                     return
+                if not self.is_leader() and not suspended:
+                    suspended = True
+                    log.warning(
+                        "leader lease not renewed within the renew deadline: writes stopped until it is",
+                        extra=fields(lease=self.where, identity=s.identity),
+                    )
                 if stop.wait(min(s.retry_period / 2, 0.5)) or self._attempt():
                     break
+            if suspended and self.is_leader():
+                suspended = False
+                log.info("leader lease renewed again: writes resume", extra=fields(lease=self.where))
 
     def _lost(self, on_lost: Callable[[], None]) -> None:
         self.step_down()
         self.lost_at_wall = self.now()
         self.lost.set()
         log.error(
-            "leader lease lost: no renewal within the renew deadline; writes stopped, exiting to restart as a standby",
+            "leader lease lost: another replica holds it; writes stopped, exiting to restart as a standby",
             extra=fields(lease=self.where, identity=self.settings.identity, holder=self.holder or None),
         )
         on_lost()
