@@ -192,7 +192,10 @@ class Daemon:
 
     def stats(self) -> dict[str, Any]:
         """Requests made so far: Kubernetes by verb and resource, ECI by action (the kubelet API's included)."""
-        kube = dict(self.kube.counts + self.heartbeat_kube.counts)
+        counts = self.kube.counts + self.heartbeat_kube.counts + self.api.counts
+        if self.elector is not None:
+            counts += self.elector.kube.counts
+        kube = dict(counts)
         stats = {"kubernetes": kube, "eci": dict(self.eci.calls), "pods_seen": len(self.pods.pods)}
         if self.elector is not None:
             stats["leader"] = self.elector.view()
