@@ -8,8 +8,8 @@
   :class:`ReadyNode` (a second Node that stays Ready);
 - manifests and predicates: :func:`placement`, :func:`pod_manifest`, :func:`nginx_deployment`,
   :func:`job_manifest`, :func:`running`;
-- the fake's admin API: :func:`fake_groups`, :func:`fake_calls`, :func:`fake_get`, :func:`set_faults`,
-  :func:`group_of_pod`, :func:`steer_usage`.
+- the fake's admin API: :func:`fake_groups`, :func:`fake_calls`, :func:`fake_call_log`, :func:`fake_get`,
+  :func:`set_faults`, :func:`group_of_pod`, :func:`steer_usage`.
 
 Network: everything runs on 127.0.0.1 or, inside the test namespace (e2e/netns.py), on the node address
 10.250.0.1; :func:`e2e.netns.node_ip` is the one place that says which. Not shipped in the wheel.
@@ -443,6 +443,11 @@ def fake_groups(fake: HasEndpoint | str, node: str | None = None, *, live_only: 
 
 def fake_calls(fake: HasEndpoint | str) -> JSON:
     return fake_get(fake, "calls", timeout=10)
+
+
+def fake_call_log(fake: HasEndpoint | str) -> list[JSON]:
+    """Every call the fake answered, oldest first: ``at`` (unix seconds), ``action``, ``outcome``, ``user_agent``."""
+    return list(fake_get(fake, "calls/log", timeout=30)["calls"])
 
 
 def set_faults(fake: HasEndpoint | str, spec: JSON) -> None:

@@ -82,6 +82,14 @@ API_CALLS: tuple[ApiCall, ...] = (
         ("/apis/coordination.k8s.io/v1/namespaces/", "/leases"),
         scope="kube-node-lease",
     ),
+    # The leader Lease vkeci-<node> (controllers/leader.py), in the daemon's own namespace.
+    ApiCall(
+        ("get", "create", "update"),
+        "coordination.k8s.io",
+        "leases",
+        ("/apis/coordination.k8s.io/v1/namespaces/", "/leases"),
+        scope=NAMESPACE,
+    ),
     ApiCall(("list", "watch"), "", "configmaps", ("/configmaps",), scope="kube-system", names=("eci-profile",)),
     ApiCall(
         ("get",),
@@ -121,6 +129,8 @@ NOT_API_CALLS = {
     # `vkeci check` only: every authenticated user may create a SelfSubjectAccessReview (system:basic-user).
     "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
     "/version",  # `vkeci check`; readable by everyone (system:public-info-viewer)
+    # A file, not a request: the daemon's namespace, where its leader Lease lives (config.leader_settings).
+    "/var/run/secrets/kubernetes.io/serviceaccount/namespace",
     # The health endpoint's routes (controllers.health; the probes call the daemon on them).
     "/readyz",
     # The kubelet API's own routes (the API server calls the daemon on them).

@@ -107,6 +107,13 @@ def _seconds(value: str) -> float:
     return number
 
 
+def _share(value: str) -> float:
+    number = float(value)
+    if not 0 < number <= 1:
+        raise ValueError(value)
+    return number
+
+
 def _bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -219,6 +226,24 @@ SETTINGS: tuple[Setting, ...] = (
         ("API_SERVER",),
         _host_port,
         "host:port of the API server as ECI pods reach it, with the port and no scheme, e.g. 192.168.0.10:6443",
+    ),
+    # Leader election among the replicas of one node (controllers/leader.py; README "High availability").
+    Setting("leader_elect", ("VKECI_LEADER_ELECT",), _bool, "true or false"),
+    Setting("leader_lease_duration", ("VKECI_LEADER_LEASE_DURATION",), _seconds, "seconds a standby waits"),
+    Setting("leader_renew_deadline", ("VKECI_LEADER_RENEW_DEADLINE",), _seconds, "seconds the leader may go unrenewed"),
+    Setting("leader_retry_period", ("VKECI_LEADER_RETRY_PERIOD",), _seconds, "seconds between lease attempts"),
+    Setting(
+        "leader_namespace",
+        ("VKECI_LEADER_NAMESPACE", "POD_NAMESPACE"),
+        _text,
+        "the namespace of the leader Lease vkeci-<node> (the daemon's own)",
+    ),
+    Setting("leader_identity", ("VKECI_LEADER_IDENTITY",), _text, "a name unique to this replica"),
+    Setting(
+        "eci_rate_share",
+        ("VKECI_ECI_RATE_SHARE",),
+        _share,
+        "a fraction in (0, 1]: this daemon's part of the account's ECI rate limits, e.g. 0.5 for 2 nodes",
     ),
 )
 _BY_NAME = {setting.name: setting for setting in SETTINGS}
@@ -364,6 +389,15 @@ class Config:
     # Where ECI pods reach the API server when the `kubernetes` Service's ClusterIP is not routable
     # from the VPC ("host:port"); replaces the KUBERNETES_SERVICE_* variables in-cluster clients use.
     api_server: str = ""
+    # Leader election (LeaderSettings has the meaning of each timing).
+    leader_elect: bool = True
+    leader_lease_duration: float = 15.0
+    leader_renew_deadline: float = 10.0
+    leader_retry_period: float = 2.0
+    leader_namespace: str = ""
+    leader_identity: str = ""
+    # This daemon's share of the account's ECI per-minute limits (several nodes on one account).
+    eci_rate_share: float = 1.0
 
     def endpoint(self) -> str:
         """The ECI endpoint the SDK should use: the configured one, or the region's public one."""
@@ -432,6 +466,64 @@ def require_for_run(config: Config) -> None:
     problems = run_problems(config)
     if problems:
         raise ConfigError(*problems)
+
+
+@dataclass(frozen=True)
+class LeaderSettings:
+    """Leader election among the replicas of one node, with client-go's timings and meaning.
+
+    A standby takes the Lease once ``lease_duration`` passed on its own clock since it last saw the
+    Lease change; the leader stops writing ``renew_deadline`` after the start of its last successful
+    renewal, on its own clock. The difference (5 s by default) is the margin for clock rate skew,
+    pauses between the check and the send, and writes in flight (README, "High availability")."""
+
+    enabled: bool
+    namespace: str
+    name: str
+    identity: str
+    lease_duration: float
+    renew_deadline: float
+    retry_period: float
+
+
+# client-go's wait.JitterFactor: the acquire retries wait up to 1.2 x retry_period.
+JITTER = 1.2
+IN_CLUSTER_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def leader_settings(
+    config: Config, hostname: str, suffix: str, namespace_file: str = IN_CLUSTER_NAMESPACE
+) -> LeaderSettings:
+    """The leader election of ``config``: the Lease ``vkeci-<node>`` in the daemon's namespace
+    (``leader_namespace``, else the service account's, else ``default``), and an identity unique to this
+    process (``<hostname>_<suffix>``, as client-go's users make it). Raises ConfigError on timings that
+    cannot keep two leaders apart."""
+    duration, deadline, retry = config.leader_lease_duration, config.leader_renew_deadline, config.leader_retry_period
+    if not duration > deadline:
+        raise ConfigError(
+            f"VKECI_LEADER_LEASE_DURATION = {duration:g} must be greater than VKECI_LEADER_RENEW_DEADLINE = "
+            f"{deadline:g}: the difference is the safety margin between the leader's last write and a take-over"
+        )
+    if not deadline > JITTER * retry:
+        raise ConfigError(
+            f"VKECI_LEADER_RENEW_DEADLINE = {deadline:g} must be greater than {JITTER} x VKECI_LEADER_RETRY_PERIOD "
+            f"= {JITTER * retry:g}: the leader must get more than one renewal attempt before it gives up"
+        )
+    namespace = config.leader_namespace
+    if not namespace:
+        try:
+            namespace = Path(namespace_file).read_text().strip()
+        except OSError:
+            namespace = ""
+    return LeaderSettings(
+        enabled=config.leader_elect,
+        namespace=namespace or "default",
+        name=f"vkeci-{config.node_name}",
+        identity=config.leader_identity or f"{hostname}_{suffix}",
+        lease_duration=duration,
+        renew_deadline=deadline,
+        retry_period=retry,
+    )
 
 
 def _parse(setting: Setting, raw: Any, source: str) -> Any:

@@ -106,6 +106,8 @@ def handle(fake: FakeECI, method: str, path: str, body: bytes) -> tuple[int, Any
             return 200, {"killed": parts[3]}
         if parts == ["calls"] and method == "GET":
             return 200, fake.faults.call_counts()
+        if parts == ["calls", "log"] and method == "GET":
+            return 200, fake.faults.call_log()
         if parts == ["calls", "reset"] and method == "POST":
             fake.faults.reset_calls()
             return 200, fake.faults.call_counts()

@@ -19,12 +19,14 @@ import random
 import re
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Mapping
 from typing import Any
 
 from fakes.eci.errors import ApiError, throttled
 from fakes.eci.settings import DEFAULT_RATE_LIMITS
+
+JOURNAL_SIZE = 200_000  # about 20 MB at most; a 5,000-pod burst makes about 20,000 calls
 
 _DEFAULT_MESSAGES = {
     "ServiceUnavailable": "The request has failed due to a temporary failure of the server.",
@@ -60,6 +62,9 @@ class Faults:
         self.image_pull_errors: list[re.Pattern[str]] = []
         self._windows: dict[str, tuple[float, int]] = {}
         self.calls: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        # Every call in order, with its wall time and the caller's User-Agent (vk-eci names its replica in
+        # it): which replica of a node wrote when (the leader election tests). The newest JOURNAL_SIZE.
+        self.journal: deque[tuple[float, str, str, str]] = deque(maxlen=JOURNAL_SIZE)
 
     # ---- configuration -----------------------------------------------------------------------------
     def update(self, spec: Mapping[str, Any]) -> None:
@@ -210,10 +215,18 @@ class Faults:
             return rate > 0 and self._rng.random() < rate
 
     # ---- accounting --------------------------------------------------------------------------------
-    def count(self, action: str, outcome: str) -> None:
-        """Count one call of `action` ending in `outcome` ("OK", an error code, or "Dropped")."""
+    def count(self, action: str, outcome: str, agent: str = "") -> None:
+        """Count one call of `action` ending in `outcome` ("OK", an error code, or "Dropped") by `agent`."""
         with self._lock:
             self.calls[action][outcome] += 1
+            self.journal.append((time.time(), action, outcome, agent))
+
+    def call_log(self) -> dict[str, Any]:
+        """{"calls": [{"at": unix seconds, "action", "outcome", "user_agent"}, ...]}, oldest first."""
+        with self._lock:
+            entries = list(self.journal)
+        keys = ("at", "action", "outcome", "user_agent")
+        return {"calls": [dict(zip(keys, entry, strict=True)) for entry in entries]}
 
     def call_counts(self) -> dict[str, Any]:
         """{"total": n, "by_action": {action: {"total": n, "outcomes": {outcome: n}}}}."""
@@ -225,3 +238,4 @@ class Faults:
         """Zero the counters."""
         with self._lock:
             self.calls.clear()
+            self.journal.clear()

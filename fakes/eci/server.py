@@ -354,7 +354,7 @@ class FakeECI:
             result = dispatch(self.ctx, action, Params(unflatten(pairs)))
             if self.faults.should_drop(action):
                 # The action took effect but the client never hears so: it must retry idempotently.
-                self.faults.count(action, "Dropped")
+                self.faults.count(action, "Dropped", headers.get("user-agent", ""))
                 h.close_connection = True
                 return
             result["RequestId"] = request_id
@@ -365,7 +365,7 @@ class FakeECI:
             err = ApiError("InternalError", f"The fake ECI failed: {type(e).__name__}: {e}", 500)
             status, outcome, reply = 500, "InternalError", json_dumps(err.body(request_id))
         # Count before replying, so a client that reads /_fake/calls right after sees its own call.
-        self.faults.count(action or "?", outcome)
+        self.faults.count(action or "?", outcome, headers.get("user-agent", ""))
         if self.log_requests:
             print(f"fake-eci: {action or '?'} -> {status} {outcome}", file=sys.stderr, flush=True)
         h._reply(status, reply, extra)

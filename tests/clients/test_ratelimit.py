@@ -72,3 +72,15 @@ def test_kube_bucket_reserves_some_for_priority():
 def test_bad_parameters():
     with pytest.raises(ValueError):
         TokenBucket(0, 1)
+
+
+def test_a_rate_share_scales_the_documented_limits_not_the_explicit_ones():
+    # Two nodes on one account at 0.5 each stay under the account's limits together (issue 16).
+    half = EciLimiter({"DeleteContainerGroup": 700}, share=0.5)
+    create = half.bucket("CreateContainerGroup")
+    limit = ECI_LIMITS_PER_MINUTE["CreateContainerGroup"] // 2
+    assert create.burst == limit // 10
+    assert abs(create.rate * 60 + create.burst - limit) < 1e-6
+    delete = half.bucket("DeleteContainerGroup")
+    assert abs(delete.rate * 60 + delete.burst - 700) < 1e-6
+    assert half.bucket("SomethingNew").burst == 25  # the default 500 per minute, halved

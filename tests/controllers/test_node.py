@@ -281,3 +281,10 @@ def test_the_reachability_change_log_says_why(caplog):
     assert changes  # (caplog may see a record twice when another test left a handler behind)
     why = changes[-1].vkeci_fields["why"]
     assert "eci.test:443" in why and "InvalidAccessKeyId.NotFound" in why
+
+
+def test_a_configured_zone_becomes_the_nodes_topology_zone_label():
+    # One node per zone (issue 16): the scheduler's zone spreading and affinity see which zone it is.
+    assert "topology.kubernetes.io/zone" not in labels(CONFIG)
+    zoned = Config(region="cn-hangzhou", node_name="vk-h", zone_id="cn-hangzhou-h")
+    assert labels(zoned)["topology.kubernetes.io/zone"] == "cn-hangzhou-h"

@@ -1089,3 +1089,22 @@ def test_a_group_listed_twice_by_a_resumed_listing_is_kept(restarted):
     load(ctl, kube)
     assert ctl.sweep(adopt=True) == 0
     assert gid in eci.groups and "DeleteContainerGroup" not in eci.calls
+
+
+def test_sweep_never_deletes_or_adopts_a_group_of_another_node_or_cluster_or_without_tags(world):
+    # ECI filters the listing by the node's tags; were a listing ever to hold more (a filter ignored, a
+    # tag lost), no group of another node, another cluster or without identity tags is touched (issue 16).
+    kube, eci, ctl = world
+    kube.add("live")
+    other_node = eci.add_group("uid-b", "b", node="vk-b")
+    other_cluster = eci.add_group("uid-c", "c")
+    eci.groups[other_cluster]["Tags"][0]["Value"] = "another-cluster"
+    untagged = eci.add_group("uid-u", "u")
+    eci.groups[untagged]["Tags"] = [{"Key": "UID", "Value": "uid-u"}, {"Key": "PodName", "Value": "u"}]
+    eci.list_groups = lambda tags, with_event=False: [dict(g) for g in eci.groups.values()]  # type: ignore[method-assign]
+    load(ctl, kube)
+    assert ctl.sweep(adopt=True) == 0
+    assert ctl.sweep() == 0
+    assert {other_node, other_cluster, untagged} <= set(eci.groups)
+    assert "DeleteContainerGroup" not in eci.calls
+    assert all(ctl.groups.get(uid) is None for uid in ("uid-b", "uid-c", "uid-u"))

@@ -42,7 +42,7 @@ pytestmark = pytest.mark.e2e
 # replace the kubeconfig, the node IP comes from the downward API (VKUBELET_POD_IP) or Helm's nodeIP, and
 # the serving certificate from the TLS mode (flags naming the mounted Secret's files).
 NOT_IN_CONFIG_FILE = {"kubeconfig", "internal_ip", "tls_cert_file", "tls_key_file"}
-KNOWN_ENV = {"VKUBELET_POD_IP", "VKUBELET_NODE_IP", "VKECI_CONFIG"}
+KNOWN_ENV = {"VKUBELET_POD_IP", "VKUBELET_NODE_IP", "VKECI_CONFIG", "POD_NAMESPACE"}
 
 
 def file_settings() -> set[str]:
@@ -144,7 +144,18 @@ def test_the_same_probes_env_and_security(base: list[dict[str, Any]], chart: lis
 
 def test_deployment_is_hardened(base: list[dict[str, Any]]) -> None:
     deployment = one(base, "Deployment")
-    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    # Two replicas elect a leader (issue 16): a rolling update keeps a standby, a drain one replica at a time.
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    anti = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    term = anti["preferredDuringSchedulingIgnoredDuringExecution"][0]["podAffinityTerm"]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    pdb = next(o for o in base if o["kind"] == "PodDisruptionBudget")
+    assert pdb["spec"] == {"minAvailable": 1, "selector": deployment["spec"]["selector"]}
     pod = deployment["spec"]["template"]["spec"]
     assert pod["serviceAccountName"] == "vkeci"
     assert pod["securityContext"]["runAsNonRoot"] is True

@@ -37,6 +37,17 @@ _TRANSIENT_CODES = ("Throttling", "ServiceUnavailable", "InternalError", "Operat
 _NOT_FOUND_CODES = ("InvalidParameter.NotFound", "ContainerGroup.NotFound", "InvalidContainerGroup.NotFound")
 _MAX_IDS = 20
 _LOCAL_THROTTLING = "Throttling.Local"  # the client-side rate limit gave no token: the call was never sent
+# The actions that change container groups: only the node's leader sends them (the kubelet API's exec,
+# logs and metrics are reads of a group and go to any replica).
+WRITE_ACTIONS = frozenset(
+    {
+        "CreateContainerGroup",
+        "DeleteContainerGroup",
+        "UpdateContainerGroup",
+        "RestartContainerGroup",
+        "CreateImageCache",
+    }
+)
 
 
 class EciError(Exception):
@@ -207,7 +218,12 @@ class EciClient:
     It is also the kubelet API's :class:`vkeci.kubelet.backend.EciApi`."""
 
     def __init__(
-        self, client: Any, region: str, limiter: EciLimiter | None = None, meter: metrics.Metrics | None = None
+        self,
+        client: Any,
+        region: str,
+        limiter: EciLimiter | None = None,
+        meter: metrics.Metrics | None = None,
+        write_gate: Callable[[], bool] | None = None,
     ) -> None:
         from alibabacloud_eci20180808 import models
 
@@ -216,14 +232,24 @@ class EciClient:
         self.region = region
         self.limiter = limiter or EciLimiter(enabled=False)
         self.metrics = meter or metrics.Metrics()
+        # Asked right before every call that changes groups; False refuses it: only the node's leader writes.
+        self.write_gate = write_gate
 
     @classmethod
     def from_config(
-        cls, config: Config, limits: dict[str, int] | None = None, meter: metrics.Metrics | None = None
+        cls,
+        config: Config,
+        limits: dict[str, int] | None = None,
+        meter: metrics.Metrics | None = None,
+        *,
+        write_gate: Callable[[], bool] | None = None,
+        user_agent: str = "vkeci",
     ) -> EciClient:
         """A client built from a Config: SDK client, credentials, rate limits (``limits``
-        overrides the documented per-minute limit of some actions), counted in ``meter``."""
-        return cls(new_client(config), config.region, EciLimiter(limits, enabled=config.rate_limits), meter)
+        overrides the documented per-minute limit of some actions; the others are the documented ones
+        times ``eci_rate_share``), counted in ``meter``."""
+        limiter = EciLimiter(limits, enabled=config.rate_limits, share=config.eci_rate_share)
+        return cls(new_client(config, user_agent=user_agent), config.region, limiter, meter, write_gate)
 
     @property
     def calls(self) -> Counter[str]:
@@ -243,6 +269,13 @@ class EciClient:
                 status=429,
                 transient=True,
             ) from None
+        if self.write_gate is not None and action in WRITE_ACTIONS and not self.write_gate():
+            raise EciError(
+                action,
+                "NotLeader",
+                "not sent: this replica is not (or no longer) the leader of its node",
+                transient=True,
+            )
         sent = time.perf_counter()
         try:
             result = fn()
@@ -467,6 +500,7 @@ def new_client(
     signature_algorithm: str | None = None,
     connect_timeout_ms: int = 5000,
     read_timeout_ms: int = 10000,
+    user_agent: str = "vkeci",
 ) -> Client:
     """An SDK client for the configured endpoint. The SDK itself never retries; callers do."""
     from alibabacloud_eci20180808.client import Client
@@ -480,7 +514,7 @@ def new_client(
         protocol=config.eci_protocol,
         connect_timeout=connect_timeout_ms,
         read_timeout=read_timeout_ms,
-        user_agent="vkeci",
+        user_agent=user_agent,
     )
     if signature_algorithm:
         sdk_config.signature_algorithm = signature_algorithm

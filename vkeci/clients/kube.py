@@ -124,9 +124,13 @@ class KubeClient:
         connect_timeout: float = 5.0,
         user_agent: str = "vkeci",
         meter: metrics.Metrics | None = None,
+        write_gate: Callable[[], bool] | None = None,
     ) -> None:
         """``meter`` counts the requests (shared by the clients ``with_priority`` makes)."""
         self.credentials = credentials
+        # Asked right before every request that is not a GET; False refuses it (KubeError "NotLeader"):
+        # only the leader of the node writes (controllers/leader.py).
+        self.write_gate = write_gate
         self.limiter = limiter
         self.priority = priority
         self.timeout = timeout
@@ -158,6 +162,7 @@ class KubeClient:
             connect_timeout=self.connect_timeout,
             user_agent=str(self.session.headers["User-Agent"]),
             meter=self.metrics,
+            write_gate=self.write_gate,
         )
 
     @property
@@ -231,6 +236,9 @@ class KubeClient:
                 self.metrics.kube_request(method, resource, metrics.DROPPED, waited, None, priority=self.priority)
                 message = "client-side rate limit exhausted (raise VKECI_KUBE_QPS / VKECI_KUBE_BURST)"
                 raise KubeError(429, "TooManyRequests", message, method, path) from None
+        if self.write_gate is not None and method != "GET" and not self.write_gate():
+            message = "not sent: this replica is not (or no longer) the leader of its node"
+            raise KubeError(0, "NotLeader", message, method, path)
         data = None if body is None else json.dumps(body).encode()
         if data is not None and content_type is None:
             content_type = "application/json"

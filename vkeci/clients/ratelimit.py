@@ -111,9 +111,14 @@ class EciLimiter:
     at 90% of it.
     """
 
-    def __init__(self, per_minute: Mapping[str, int] | None = None, *, enabled: bool = True) -> None:
+    def __init__(
+        self, per_minute: Mapping[str, int] | None = None, *, enabled: bool = True, share: float = 1.0
+    ) -> None:
         self.enabled = enabled
-        self._limits = dict(ECI_LIMITS_PER_MINUTE)
+        # Several daemons on one account (one per node) each take ``share`` of the documented limits, so
+        # that together they stay under them; limits given explicitly (``per_minute``) are this daemon's own.
+        self.share = share
+        self._limits = {action: max(1, int(limit * share)) for action, limit in ECI_LIMITS_PER_MINUTE.items()}
         self._limits.update(per_minute or {})
         self._buckets: dict[str, TokenBucket] = {}
         self._lock = threading.Lock()
@@ -122,7 +127,7 @@ class EciLimiter:
         """The bucket for ``action`` (created on first use)."""
         with self._lock:
             if action not in self._buckets:
-                per_minute = self._limits.get(action, DEFAULT_PER_MINUTE)
+                per_minute = self._limits.get(action, max(1, int(DEFAULT_PER_MINUTE * self.share)))
                 burst = max(1, per_minute // 10)
                 self._buckets[action] = TokenBucket(max(per_minute - burst, 1) / 60.0, burst)
             return self._buckets[action]

@@ -40,6 +40,10 @@ PERMISSIONS: tuple[tuple[str, str, str, str, str, str], ...] = (
     ("get", "coordination.k8s.io", "leases", "", "kube-node-lease", ""),
     ("create", "coordination.k8s.io", "leases", "", "kube-node-lease", ""),
     ("update", "coordination.k8s.io", "leases", "", "kube-node-lease", ""),
+    # The leader Lease, in the daemon's namespace (DAEMON_NAMESPACE stands for it; see check_kube).
+    ("get", "coordination.k8s.io", "leases", "", "vkeci-system", ""),
+    ("create", "coordination.k8s.io", "leases", "", "vkeci-system", ""),
+    ("update", "coordination.k8s.io", "leases", "", "vkeci-system", ""),
     ("get", "discovery.k8s.io", "endpointslices", "", "default", "kubernetes"),
     # The eci-profile's cluster parameters (README, "Routing pods to ECI"), watched by name.
     ("list", "", "configmaps", "", "kube-system", "eci-profile"),
@@ -171,6 +175,9 @@ def check_placement(config: Config) -> Result:
     return Result("ECI placement", True, f"{what}: a dry-run create is accepted")
 
 
+DAEMON_NAMESPACE = "vkeci-system"  # the manifests' namespace; asked for as the configured leader namespace
+
+
 def check_kube(config: Config) -> list[Result]:
     """API server reachable, and every permission the daemon needs granted."""
     from vkeci.clients.kube import KubeClient, KubeError, load_credentials
@@ -181,7 +188,16 @@ def check_kube(config: Config) -> list[Result]:
     except KubeError as err:
         return [Result("Kubernetes", False, str(err))]
     results = [Result("Kubernetes", True, f"{kube.credentials.host} answers (version {version.get('gitVersion')})")]
+    import socket
+
+    from vkeci.config import ConfigError, leader_settings
+
+    try:
+        leader_namespace = leader_settings(config, socket.gethostname(), "check").namespace
+    except ConfigError:
+        leader_namespace = DAEMON_NAMESPACE  # check_config reports the timings
     for verb, group, resource, sub, namespace, name in PERMISSIONS:
+        namespace = leader_namespace if namespace == DAEMON_NAMESPACE else namespace
         attributes = {"verb": verb, "group": group, "resource": resource, "subresource": sub}
         attributes.update({"namespace": namespace} if namespace else {})
         attributes.update({"name": name} if name else {})

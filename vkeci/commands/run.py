@@ -64,6 +64,13 @@ CONFIG_FLAGS = (
     ("resource_group_id", "default resource group id; annotations override"),
     ("tls_cert_file", "the kubelet API's serving certificate; unset: self-signed, or --tls-csr"),
     ("tls_key_file", "key of --tls-cert-file"),
+    ("leader_elect", "true or false: elect one leader among the node's replicas"),
+    ("leader_lease_duration", "seconds a standby waits after the last renewal it saw"),
+    ("leader_renew_deadline", "seconds after its last renewal the leader stops writing"),
+    ("leader_retry_period", "seconds between the leader's renewals"),
+    ("leader_namespace", "namespace of the Lease vkeci-<node>; unset: the daemon's own, else default"),
+    ("leader_identity", "this replica's name in the Lease; unset: <hostname>_<random>"),
+    ("eci_rate_share", "this daemon's share of the account's ECI rate limits, e.g. 0.5 for 2 nodes"),
 )
 
 
@@ -211,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = load_config(args, also=config_module.run_problems)
         logmod.setup(config.log_level, config.log_format)
+        config_module.leader_settings(config, "", "")  # the timings, checked before anything starts
     except ConfigError as err:
         print(f"vkeci run: {err}", file=sys.stderr)
         return 2
@@ -250,12 +258,6 @@ def run(args: argparse.Namespace) -> int:
     except KubeError as err:
         log.error("cannot reach Kubernetes", extra=fields(error=str(err)))
         return 1
-    server = None
-    if not args.no_kubelet_api:
-        try:
-            server = daemon.start_kubelet_api(args)
-        except Exception as err:  # a TLS or port problem must be explained, not crash the node
-            log.error("kubelet API not started (kubectl logs/exec will fail)", extra=fields(error=str(err)))
     health = None
     if args.health_port:
         try:
@@ -265,14 +267,26 @@ def run(args: argparse.Namespace) -> int:
                 "health endpoint not started (liveness and readiness probes will fail)",
                 extra=fields(address=args.health_address, port=args.health_port, error=str(err)),
             )
-    daemon.start(stop)
+    servers: list[Any] = []
+
+    def start_kubelet_api() -> None:
+        # On the leader only: the API server dials the node's InternalIP, which the leader points at itself.
+        if args.no_kubelet_api:
+            return
+        try:
+            servers.append(daemon.start_kubelet_api(args))
+        except Exception as err:  # a TLS or port problem must be explained, not crash the node
+            log.error("kubelet API not started (kubectl logs/exec will fail)", extra=fields(error=str(err)))
+
+    daemon.start(stop, on_leading=start_kubelet_api)
     if args.decommission:
         code = daemon.decommission(stop, args.drain_timeout)
         stop.set()
         return code
     while not stop.wait(1.0):
         pass
-    if server is not None:
+    daemon.release()
+    for server in servers:
         server.stop()
     if health is not None:
         health.stop()
@@ -281,5 +295,8 @@ def run(args: argparse.Namespace) -> int:
     if args.stats_file:
         with open(args.stats_file, "w") as out:
             json.dump(stats, out, indent=1, sort_keys=True)
+    if daemon.lost_leadership:
+        log.info("stopped after losing the leader lease (exit status 1: restart as a standby)")
+        return 1
     log.info(stop_message(daemon.registered.is_set()))
     return 0

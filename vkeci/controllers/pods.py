@@ -86,6 +86,7 @@ class PodController:
         self._stop: threading.Event | None = None
         self._core: list[threading.Thread] = []  # watch, workers, status: what running() checks
         self.outage = shared.outage
+        self._watch: threading.Thread | None = None
 
     def _now(self) -> float:
         return self.clock()
@@ -150,26 +151,39 @@ class PodController:
         """Every pod bound to this node."""
         return self.cache.list()
 
-    def start(self, stop: threading.Event, liveness: Liveness | None = None) -> list[threading.Thread]:
-        """List the pods, then start every part's threads; the start-up reconcile (adopt, then delete orphans)
-        runs on the sweep thread meanwhile. ``liveness`` watches the watch, the workers and the status poller.
-        Raises KubeError if the first LIST of the pods fails."""
-        self.cache.relist()
+    def _loop(
+        self, stop: threading.Event, liveness: Liveness | None, target: Callable[[threading.Event], None], name: str
+    ) -> threading.Thread:
         options = self.options
         # How often each loop checks ``stop`` when well: the watch only between two watch requests (each
         # at most 1.2 x the server timeout, plus the client's 15 s read slack and the 30 s backoff cap).
         periods = {"watch": 1.2 * options.watch_timeout + 45.0, "worker": 0.5, "status": options.status_interval}
+        own = stop if liveness is None else liveness.stop_for(name, stop, periods[name.split("-")[0]])
+        thread = threading.Thread(target=target, args=(own,), name=name, daemon=True)
+        return thread if liveness is None else liveness.track(thread)
 
-        def loop(target: Callable[[threading.Event], None], name: str, kind: str) -> threading.Thread:
-            own = stop if liveness is None else liveness.stop_for(name, stop, periods[kind])
-            thread = threading.Thread(target=target, args=(own,), name=name, daemon=True)
-            return thread if liveness is None else liveness.track(thread)
+    def start_cache(self, stop: threading.Event, liveness: Liveness | None = None) -> threading.Thread:
+        """LIST the node's pods, then start the **watch** thread: all a standby runs (no writes), so that
+        a take-over starts from a warm cache. ``start`` calls it unless it ran."""
+        self.cache.relist()
+        self._watch = self._loop(stop, liveness, self.cache.watch_loop, "watch")
+        self._watch.start()
+        return self._watch
 
-        core = [loop(self.cache.watch_loop, "watch", "watch")]
-        core += [loop(self.podsync.worker_loop, f"worker-{i}", "worker") for i in range(options.workers)]
-        core.append(loop(self.status.loop, "status", "status"))
-        threads = [*core, *self.recorder.threads(stop), *self.reconciler.threads(stop)]
-        for thread in threads:
+    def start(self, stop: threading.Event, liveness: Liveness | None = None) -> list[threading.Thread]:
+        """List the pods and start the watch (unless ``start_cache`` did: a standby's take-over starts warm),
+        then start every part's threads; the start-up reconcile (adopt, then delete orphans) runs on the sweep
+        thread meanwhile. ``liveness`` watches the watch, the workers and the status poller. Raises KubeError
+        if the first LIST of the pods fails."""
+        threads = [] if self._watch is not None else [self.start_cache(stop, liveness)]
+        assert self._watch is not None
+        workers = [
+            self._loop(stop, liveness, self.podsync.worker_loop, f"worker-{i}") for i in range(self.options.workers)
+        ]
+        status = self._loop(stop, liveness, self.status.loop, "status")
+        others = [*self.recorder.threads(stop), *self.reconciler.threads(stop)]
+        for thread in [*workers, status, *others]:
             thread.start()
-        self._stop, self._core = stop, core
+        self._stop, self._core = stop, [self._watch, *workers, status]
+        return [*threads, *workers, status, *others]
         return threads

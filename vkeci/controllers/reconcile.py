@@ -5,7 +5,8 @@
 
 * **sweep**: first the start-up reconcile: list this node's groups and adopt those of the pods that
   exist (a restart loses nothing) and delete the rest; then, every ``sweep_interval``, delete the groups
-  tagged with this node whose pod no longer exists;
+  tagged with this cluster and node whose pod no longer exists. ECI's tag filter is checked again here:
+  never another node's group, nor one without the tags (several daemons share an account);
 * **resync**: every ``resync_interval``, queue every cached pod again (not a relist), so no pod
   waits for a watch event to be looked at.
 
@@ -61,9 +62,16 @@ class Reconciler(Part):
         live = self.cache.live_uids()  # after the listing: a group listed for a pod deleted meanwhile is an orphan
         deleted = 0
         by_uid: dict[str, list[JSON]] = {}
+        mine = identity.tag_map(self.selector)
         seen: set[str] = set()
         for group in groups:
-            key = identity.pod_key_from_tags(group.get("Tags") or [])
+            tags = identity.tag_map(group.get("Tags") or [])
+            # ECI filtered the listing by these tags; checked again because a deletion cannot be undone: a
+            # group of another node or cluster (several daemons share an account), or one that lost its
+            # tags, is never ours to delete or adopt.
+            if any(tags.get(k) != v for k, v in mine.items()):
+                continue
+            key = identity.pod_key_from_tags(tags)
             gid = str(group.get("ContainerGroupId") or "")
             if key is None or gid in seen:
                 continue  # a group a resumed listing returned twice is not its own duplicate

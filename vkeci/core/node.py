@@ -66,6 +66,8 @@ def labels(config: Config) -> dict[str, str]:
     }
     if config.region:
         result["topology.kubernetes.io/region"] = config.region
+    if config.zone_id:  # one node per zone: the scheduler's topology spread and zone affinity see it
+        result["topology.kubernetes.io/zone"] = config.zone_id
     return result
 
 
