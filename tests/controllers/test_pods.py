@@ -1101,7 +1101,7 @@ def test_sweep_never_deletes_or_adopts_a_group_of_another_node_or_cluster_or_wit
     eci.groups[other_cluster]["Tags"][0]["Value"] = "another-cluster"
     untagged = eci.add_group("uid-u", "u")
     eci.groups[untagged]["Tags"] = [{"Key": "UID", "Value": "uid-u"}, {"Key": "PodName", "Value": "u"}]
-    eci.list_groups = lambda tags, with_event=False: [dict(g) for g in eci.groups.values()]  # type: ignore[method-assign]
+    eci.list_groups = lambda tags, with_event=False, pager=None: [dict(g) for g in eci.groups.values()]  # type: ignore[method-assign]
     load(ctl, kube)
     assert ctl.sweep(adopt=True) == 0
     assert ctl.sweep() == 0
