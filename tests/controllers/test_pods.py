@@ -395,6 +395,24 @@ def test_status_is_written_only_on_change(world):
     assert [e["reason"] for e in kube.events()].count("Started") == 1
 
 
+def test_a_status_someone_else_overwrote_is_put_back_on_the_pods_next_sync(world):
+    # The node lifecycle controller marks every pod of a NotReady node Ready=False, for example while
+    # a standby takes over; the group did not change, so no listing would ever describe it again.
+    kube, eci, ctl = world
+    gid = created(kube, eci, ctl, "web")
+    eci.groups[gid]["Status"] = "Running"
+    ctl.poll_status(full=True)
+    assert kube.pods["web"]["status"]["phase"] == "Running"
+    kube.pods["web"]["status"] = {"phase": "Pending", "reason": "NodeNotReady"}
+    load(ctl, kube)  # the watch delivers the overwritten pod
+    ctl.sync("ns/web")
+    assert kube.pods["web"]["status"]["phase"] == "Running"
+    writes = len(kube.writes)
+    load(ctl, kube)
+    ctl.sync("ns/web")  # nothing differs now: nothing is written
+    assert kube.writes[writes:] == []
+
+
 def test_api_error_is_never_taken_for_a_lost_group(world):
     kube, eci, ctl = world
     kube.add("web")

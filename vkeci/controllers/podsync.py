@@ -111,6 +111,9 @@ class PodSync(Part):
             return None
         record = self.groups.get(uid)
         if record is not None:
+            if record.pod_status is not None:
+                # Put back a status someone else wrote over (the write is skipped when nothing differs).
+                self.writer.write(pod, record.pod_status)
             if record.group is not None and not record.annotated:
                 self._annotate(pod, record)
             if record.group is not None:

@@ -285,7 +285,9 @@ class StatusSync(Part):
             return None
         now = utcnow()
         annotations = {} if record.annotated else missing_annotations(pod, record.annotations())
-        written = self.writer.write(pod, self.translator.pod_status(pod, group, now), annotations=annotations)
+        status = self.translator.pod_status(pod, group, now)
+        record.pod_status = status
+        written = self.writer.write(pod, status, annotations=annotations)
         if written or not annotations:
             record.annotated = True
         else:
