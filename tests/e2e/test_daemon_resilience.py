@@ -145,3 +145,20 @@ def test_refused_create_is_shown_with_code_and_request_id_then_recovers(daemon, 
     # The fault was one-shot: the retry succeeds and the pod turns Running with the reason cleared.
     wait_for(lambda: _settled(kube, fake_eci, namespace, daemon.node, "refused", 1), 90, "Running")
     assert not kube.pods(namespace, "app=refused")[0]["status"].get("reason")
+
+
+def test_a_ready_condition_someone_else_set_false_is_put_back(daemon, kube, fake_eci, namespace):
+    # The node lifecycle controller marks every pod of a NotReady node Ready=False (as during a leader
+    # take-over that outlasts node-monitor-grace-period); the groups did not change, so no ECI listing
+    # would ever describe them again: the pod's next sync (the watch event of that very write) puts it back.
+    kube.create(namespace, nginx_deployment("marked", daemon.node, 2))
+    live, _ = wait_for(lambda: _settled(kube, fake_eci, namespace, daemon.node, "marked", 2), 60, "2 pods")
+    name = live[0]["metadata"]["name"]
+    kube.client.patch(
+        f"/api/v1/namespaces/{namespace}/pods/{name}/status",
+        {"status": {"conditions": [{"type": "Ready", "status": "False", "reason": "NodeNotReady"}]}},
+        content_type="application/strategic-merge-patch+json",
+    )
+    assert not running(kube.pod(namespace, name))
+    wait_for(lambda: running(kube.pod(namespace, name)), 30, f"pod {name} Ready again")
+    _no_failed(kube, namespace, "marked")
