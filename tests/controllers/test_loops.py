@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from vkeci.controllers.loops import Backoff, guarded, retry_until, run_periodic
+from vkeci.controllers.loops import Backoff, Streak, guarded, retry_until, run_periodic
 
 log = logging.getLogger("test-loops")
 
@@ -67,3 +67,21 @@ def test_run_periodic_runs_until_stop():
 
     run_periodic(stop, 0.001, once, "thing", log)
     assert len(runs) == 3
+
+
+def test_a_run_of_failures_is_one_warning_then_one_line_when_it_works_again(caplog):
+    streak = Streak()
+    outcomes = iter([False] * 5 + [True, True, False])
+
+    def tick() -> None:
+        if not next(outcomes):
+            raise OSError("connection refused")
+
+    caplog.set_level(logging.DEBUG, logger="test-loops")
+    for _ in range(8):
+        guarded(log, "status poll", tick, (OSError,), streak)
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records]
+    assert [level for level, _ in lines if level == "WARNING"] == ["WARNING", "WARNING"]  # the 1st and the 8th
+    assert ("INFO", "status poll works again") in lines
+    assert [level for level, _ in lines].count("DEBUG") == 4
+    assert streak.failures == 1

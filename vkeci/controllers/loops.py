@@ -1,7 +1,8 @@
 """How the daemon's threads loop: one vocabulary for backing off, repeating and retrying.
 
 * :class:`Backoff`: exponential delays with a cap (and optional jitter), reset on success.
-* :func:`guarded`: one pass of a loop that must survive any error (logged, never raised).
+* :func:`guarded`: one pass of a loop that must survive any error (logged, never raised); with a
+  :class:`Streak`, a run of failures is two lines (the first, and the recovery), not one per pass.
 * :func:`run_periodic`: a guarded pass every ``every`` seconds until ``stop``.
 * :func:`retry_until`: call until it succeeds or ``stop``, backing off between attempts.
 
@@ -42,16 +43,36 @@ class Backoff:
         self.attempt = 0
 
 
-def guarded(log: logging.Logger, what: str, fn: Callable[[], object], expected: Errors = ()) -> bool:
-    """Run one pass of a loop; an ``expected`` error is logged as a warning, any other with its
-    traceback. Never raises (but ``KeyboardInterrupt``/``SystemExit`` still end the thread). True if it worked."""
+class Streak:
+    """The consecutive failures of one loop's passes. During an ECI outage the status loop fails every
+    2 s: without this, a 10-minute outage wrote 300 identical warnings; with it, one warning when the
+    failures start (repeats are debug lines) and one info line, with the count, when a pass works again."""
+
+    def __init__(self) -> None:
+        self.failures = 0
+
+
+def guarded(
+    log: logging.Logger, what: str, fn: Callable[[], object], expected: Errors = (), streak: Streak | None = None
+) -> bool:
+    """Run one pass of a loop; an ``expected`` error is logged as a warning (with ``streak``: only the
+    first of a run of failures), any other with its traceback. Never raises (but
+    ``KeyboardInterrupt``/``SystemExit`` still end the thread). True if it worked."""
     try:
         fn()
-        return True
     except expected as err:
-        log.warning(f"{what} failed, will retry", extra=fields(error=str(err)))
+        repeat = streak is not None and streak.failures > 0
+        level = logging.DEBUG if repeat else logging.WARNING
+        log.log(level, f"{what} failed, will retry", extra=fields(error=str(err)))
     except Exception:
         log.exception(f"{what} crashed, will retry")
+    else:
+        if streak is not None and streak.failures:
+            log.info(f"{what} works again", extra=fields(failed_passes=streak.failures))
+            streak.failures = 0
+        return True
+    if streak is not None:
+        streak.failures += 1
     return False
 
 
@@ -64,9 +85,10 @@ def run_periodic(
     expected: Errors = (),
 ) -> None:
     """Wait ``every`` seconds (a callable: asked before each wait), run a guarded pass of ``fn``, repeat
-    until ``stop``."""
+    until ``stop``. A run of failures logs its first and its end (:class:`Streak`)."""
+    streak = Streak()
     while not stop.wait(every() if callable(every) else every):
-        guarded(log, what, fn, expected)
+        guarded(log, what, fn, expected, streak)
 
 
 def retry_until(

@@ -41,7 +41,7 @@ from vkeci.clients.kube import KubeError, pod_path
 from vkeci.controllers.clock import utcnow
 from vkeci.controllers.groups import GroupRecord
 from vkeci.controllers.listing import Listing
-from vkeci.controllers.loops import guarded
+from vkeci.controllers.loops import Streak, guarded
 from vkeci.controllers.podcache import PodCache
 from vkeci.controllers.ports import KubeApi
 from vkeci.controllers.recorder import Applied
@@ -363,12 +363,13 @@ class StatusSync(Part):
     def loop(self, stop: threading.Event) -> None:
         """The status thread: tick, then wait ``next_poll_in`` (or less, after a create)."""
         self._stop = stop
+        streak = Streak()  # an outage: one warning, not one per tick
         while not stop.is_set():
             now = self.clock()
             full = now - self._last_full >= self.settings.full_status_interval
             presence = now - self._last_presence >= self.settings.lost_check_interval
             tick = partial(self.poll, full, wait_writes=False, presence=presence)
-            guarded(log, "status poll", tick, (EciError, KubeError))
+            guarded(log, "status poll", tick, (EciError, KubeError), streak)
             self._wake.wait(self.next_poll_in())
             if self._wake.is_set():
                 self._wake.clear()
