@@ -58,6 +58,13 @@ class _Server(ThreadingHTTPServer):
             self.open_sockets.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (a daemon killed with -9 resets its connections) is not an error of
+        the fake: no traceback for it, as ECI would log nothing. Anything else keeps socketserver's."""
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return
+        super().handle_error(request, client_address)
+
     def close_all(self) -> None:
         """Cut keep-alive connections, so a stopped fake answers nothing more."""
         with self.sockets_lock:

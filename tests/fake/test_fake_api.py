@@ -734,3 +734,19 @@ def test_the_admin_root_lists_its_endpoints(fake) -> None:
     assert {"GET /_fake/groups", "PUT /_fake/faults", "POST /_fake/clock"} <= listed
     for endpoint in ("GET /_fake/health", "GET /_fake/calls", "GET /_fake/clock"):
         assert requests.get(fake.url + endpoint.split(" ", 1)[1], timeout=5).status_code == 200
+
+
+def test_a_client_that_resets_its_connection_leaves_no_traceback(fake, capfd) -> None:
+    # A daemon killed with -9 resets its keep-alive connections; socketserver printed a traceback for each.
+    import socket
+    import struct
+
+    host, port = fake.endpoint.rsplit(":", 1)
+    for _ in range(3):
+        sock = socket.create_connection((host, int(port)))
+        sock.sendall(b"GET /?Action=Describe")  # half a request line, then a reset (SO_LINGER 0)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    time.sleep(0.5)
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "ConnectionResetError" not in err
