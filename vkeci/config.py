@@ -315,7 +315,8 @@ class NodeSettings:
     ping_interval: float = 10.0
     # ECI reachability hysteresis (``core.reachability``, where the figures are): while pings fail they run
     # every ping_retry_interval; ECI counts as unreachable after failures lasting eci_unreachable_after, or
-    # after eci_refused_failures refused connections in a row; the first success clears it.
+    # after eci_refused_failures refused connections in a row (before the first success: that many failures of
+    # any kind in a row); the first success clears it.
     ping_retry_interval: float = 2.0
     eci_unreachable_after: float = 30.0
     eci_refused_failures: int = 2

@@ -170,7 +170,8 @@ def test_the_heartbeat_says_eci_is_unreachable_without_making_the_node_not_ready
 
     from vkeci.clients.eci import EciError
 
-    answers: list[Exception | None] = [EciError("DescribeRegions", "InvalidAccessKeyId", "bad key"), None]
+    bad_key = EciError("DescribeRegions", "InvalidAccessKeyId", "bad key")
+    answers: list[Exception | None] = [bad_key, bad_key, None]
 
     def ping() -> None:
         error = answers.pop(0)
@@ -179,7 +180,9 @@ def test_the_heartbeat_says_eci_is_unreachable_without_making_the_node_not_ready
 
     changes: list[tuple[bool, str]] = []
     beat = heartbeat(ping, on_change=lambda reachable, message: changes.append((reachable, message)))
-    beat.ping()  # before any success: at once
+    beat.ping()
+    assert beat.health.eci_reachable  # one failed first ping may be a flake
+    beat.ping()  # before any success: the second failure in a row
     health = beat.health
     assert health.ready and not health.eci_reachable
     assert "eci.test:443" in health.message and "InvalidAccessKeyId" in health.message
@@ -187,6 +190,26 @@ def test_the_heartbeat_says_eci_is_unreachable_without_making_the_node_not_ready
     beat.ping()
     assert beat.health.eci_reachable and beat.health.ready
     assert [reachable for reachable, _ in changes] == [False, True]
+
+
+def test_a_throttled_or_unsent_ping_never_makes_eci_unreachable():
+    from vkeci.clients.eci import EciError
+
+    answers = [
+        EciError("DescribeRegions", "Throttling.User", "Request was denied due to user flow control.", status=400),
+        EciError("DescribeRegions", "Throttling.Local", "no token within the wait"),
+    ] * 20
+    changes: list[bool] = []
+
+    def ping() -> None:
+        raise answers.pop(0)
+
+    now = [0.0]
+    beat = heartbeat(ping, on_change=lambda reachable, message: changes.append(reachable), clock=lambda: now[0])
+    for _ in range(40):  # 80 s of nothing but throttled and never-sent pings
+        now[0] += 2.0
+        beat.ping()
+    assert beat.health.eci_reachable and changes == []
 
 
 def test_an_unreachable_eci_is_written_as_condition_and_taint_once_not_per_failed_ping():
@@ -274,7 +297,8 @@ def test_the_reachability_change_log_says_why(caplog):
     logger.propagate = True  # caplog listens at the root
     try:
         with caplog.at_level(logging.INFO, logger="vkeci"):
-            beat.ping()  # before any success: unreachable at once
+            beat.ping()
+            beat.ping()  # before any success: unreachable at the second failure in a row
     finally:
         logger.propagate = False
     changes = [r for r in caplog.records if r.getMessage() == "ECI reachability changed"]

@@ -38,6 +38,7 @@ from vkeci.core.reachability import Reachability, ReachabilitySettings
 from vkeci.core.times import rfc3339
 from vkeci.core.translate import is_daemonset_pod
 from vkeci.log import fields, get_logger
+from vkeci.metrics import DROPPED
 
 log = get_logger("node")
 
@@ -184,7 +185,10 @@ class Heartbeat:
         try:
             self._ping()
         except EciError as err:
-            error, refused = f"ECI endpoint {self.endpoint} fails: {err}", err.refused
+            if err.outcome == DROPPED:
+                return  # our own rate limit kept the ping from being sent: it says nothing about ECI
+            if err.outcome != "throttled":  # a throttled answer is an answer: ECI is reachable
+                error, refused = f"ECI endpoint {self.endpoint} fails: {err}", err.refused
         except Exception as err:  # e.g. the credential chain failing: ECI cannot be used either
             error = f"ECI cannot be called: {type(err).__name__}: {err}"
         if not self.reachability.observe(self.clock(), error, refused=refused):

@@ -9,7 +9,12 @@ it unreachable only when they are sustained:
   that is 15 failures in a row; at a 1-in-3 failure rate the odds of that are 1 in 14 million);
 * a refused connection (nothing listens at the endpoint, or the address does not resolve) is a hard outage,
   not a flake: ``refused_failures`` of them in a row (2, about 2 s apart) are enough;
-* before the first success (a daemon starting during an outage) a failure counts at once.
+* before the first success (a daemon starting during an outage) ``refused_failures`` failures of any kind in
+  a row (2, about 2 s apart) are enough: a daemon restarted during an outage says so within seconds, and one
+  flaky answer does not (the fault run: 7 of 20 restarts called ECI unreachable on one failed first ping, and
+  55-77 new pods were held Pending for it).
+
+A throttled answer is not a failure: ECI answered (the caller counts it as a success).
 
 While failing, the ping runs every ``retry_interval`` instead of every ``ping_interval`` (``next_ping_in``).
 """
@@ -55,8 +60,9 @@ class Reachability:
         self.refused = self.refused + 1 if refused else 0
         self.message = error
         sustained = self.failures >= 2 and now - self.failing_since >= self.settings.unreachable_after
-        # Before any success nothing says ECI works: a daemon starting during an outage says so at once.
-        if sustained or self.refused >= self.settings.refused_failures or not self.confirmed:
+        # Before any success nothing says ECI works: a daemon starting during an outage says so soon.
+        early = not self.confirmed and self.failures >= self.settings.refused_failures
+        if sustained or self.refused >= self.settings.refused_failures or early:
             self.reachable = False
         return before != self.reachable
 
