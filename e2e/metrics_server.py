@@ -28,7 +28,6 @@ import base64
 import ipaddress
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -40,7 +39,7 @@ from typing import Any
 
 import yaml
 
-from e2e.build import BuildError, build_lock, cache_root, go_build
+from e2e.build import BuildError, GoCommand
 from e2e.cluster import Cluster, ClusterError, kill_when_parent_dies
 from e2e.netns import NODE_IP, node_ip
 from e2e.pki import issue_certificate
@@ -60,20 +59,27 @@ READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 10.0
 
 
+# What metrics-server's own Makefile stamps: the version it reports (`metrics-server --version`, /version).
+_LDFLAGS = f"-s -w -X k8s.io/client-go/pkg/version.gitVersion={METRICS_SERVER_VERSION}"
+METRICS_SERVER = GoCommand(
+    "metrics-server",
+    MODULE,
+    METRICS_SERVER_VERSION,
+    "cmd/metrics-server",
+    _LDFLAGS,
+    needed_by="The `kubectl top` and HPA tests",
+    verbose=True,
+)
+
+
 def metrics_server_dir() -> Path:
     """Directory holding the metrics-server binary of ``METRICS_SERVER_VERSION``."""
-    return cache_root() / f"metrics-server-{METRICS_SERVER_VERSION}"
+    return METRICS_SERVER.dir()
 
 
 def cached_metrics_server() -> Path | None:
     """The cached binary if a build finished (it is renamed into place only then)."""
-    path = metrics_server_dir() / "metrics-server"
-    return path if path.is_file() and os.access(path, os.X_OK) else None
-
-
-def _ldflags() -> str:
-    # What metrics-server's own Makefile stamps: the version it reports (`metrics-server --version`, /version).
-    return f"-s -w -X k8s.io/client-go/pkg/version.gitVersion={METRICS_SERVER_VERSION}"
+    return METRICS_SERVER.cached()
 
 
 def ensure_metrics_server(progress: Callable[[str], None] | None = None) -> Path:
@@ -81,52 +87,7 @@ def ensure_metrics_server(progress: Callable[[str], None] | None = None) -> Path
 
     Raises ``BuildError`` with the tail of the build output when the build fails.
     """
-    say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    target = metrics_server_dir()
-    if cached_metrics_server() is None:
-        with build_lock(target, "metrics-server", say):
-            if cached_metrics_server() is None:
-                _build(target, say)
-    path = cached_metrics_server()
-    assert path is not None
-    return path
-
-
-def _build(target: Path, say: Callable[[str], None]) -> None:
-    go = shutil.which("go")
-    if go is None:
-        raise BuildError(
-            f"metrics-server: the Go toolchain is not installed (`go` not on PATH). The `kubectl top` and HPA "
-            f"tests build metrics-server {METRICS_SERVER_VERSION} from {MODULE} and need Go with access to the "
-            "Go module proxy."
-        )
-    target.mkdir(parents=True, exist_ok=True)
-    gobin = target / "partial"
-    shutil.rmtree(gobin, ignore_errors=True)
-    log_path = target / "build.log"
-    jobs = os.environ.get("VKECI_BUILD_JOBS", str(min(os.cpu_count() or 2, 4)))
-    # `go install pkg@version` builds outside any module, from exactly the versions metrics-server's go.mod pins.
-    cmd = [
-        go,
-        "install",
-        "-v",
-        "-trimpath",
-        "-p",
-        jobs,
-        "-ldflags",
-        _ldflags(),
-        f"{MODULE}/cmd/metrics-server@{METRICS_SERVER_VERSION}",
-    ]
-    say(f"metrics-server: building {METRICS_SERVER_VERSION} from the Go module proxy into {target}; log: {log_path}")
-    elapsed = go_build(cmd, target, log_path, "metrics-server", say, GOBIN=str(gobin))
-    built = gobin / "metrics-server"
-    if not built.is_file():
-        raise BuildError(f"metrics-server: `go install` succeeded but left no {built}; full log: {log_path}")
-    built.rename(target / "metrics-server")  # atomic: a complete binary or none at all
-    gobin.rmdir()
-    with open(log_path, "a") as log:
-        log.write(f"built in {elapsed:.0f}s\n")
-    say(f"metrics-server: built in {elapsed:.0f}s: {target / 'metrics-server'}")
+    return METRICS_SERVER.ensure(progress)
 
 
 class MetricsServer:
@@ -373,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "build":
             path = ensure_metrics_server()
-            print(path if args.print_path else f"metrics-server {METRICS_SERVER_VERSION}: {path}")
+            print(path if args.print_path else METRICS_SERVER.describe(path))
             return 0
         if not args.dir:
             parser.error(f"{args.command} needs --dir, the control plane's directory (e.g. .demo/cluster)")
