@@ -48,16 +48,6 @@ def _ldflags() -> str:
 HELM = GoCommand("helm", MODULE, HELM_VERSION, "cmd/helm", _ldflags(), needed_by="The deploy tests")
 
 
-def helm_dir() -> Path:
-    """Directory holding the helm binary of ``HELM_VERSION``."""
-    return HELM.dir()
-
-
-def cached_helm() -> Path | None:
-    """The cached binary if a build finished (it is renamed into place only then)."""
-    return HELM.cached()
-
-
 def ensure_helm(progress: Callable[[str], None] | None = None) -> Path:
     """Return the path of the cached helm binary, building it first if needed (a few minutes on 2 cores).
 

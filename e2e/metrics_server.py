@@ -72,24 +72,6 @@ METRICS_SERVER = GoCommand(
 )
 
 
-def metrics_server_dir() -> Path:
-    """Directory holding the metrics-server binary of ``METRICS_SERVER_VERSION``."""
-    return METRICS_SERVER.dir()
-
-
-def cached_metrics_server() -> Path | None:
-    """The cached binary if a build finished (it is renamed into place only then)."""
-    return METRICS_SERVER.cached()
-
-
-def ensure_metrics_server(progress: Callable[[str], None] | None = None) -> Path:
-    """Return the path of the cached metrics-server binary, building it first if needed.
-
-    Raises ``BuildError`` with the tail of the build output when the build fails.
-    """
-    return METRICS_SERVER.ensure(progress)
-
-
 class MetricsServer:
     """One metrics-server process beside a running :class:`e2e.cluster.Cluster`, registered as the
     ``v1beta1.metrics.k8s.io`` APIService while it runs (see the module docstring for the wiring).
@@ -130,7 +112,7 @@ class MetricsServer:
                 "at a loopback address. Run it inside the test network namespace, where the node address "
                 f"{NODE_IP} exists (`python -m e2e.netns -- ...`, `make demo DEMO_NETNS=1`)."
             )
-        binary = ensure_metrics_server(self._say)
+        binary = METRICS_SERVER.ensure(self._say)
         self.dir.mkdir(parents=True, exist_ok=True)
         crt, key = self.dir / "serving.crt", self.dir / "serving.key"
         # The aggregator checks the certificate for the Service's DNS name; the address is for a human's curl.
@@ -333,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
-            path = ensure_metrics_server()
+            path = METRICS_SERVER.ensure()
             print(path if args.print_path else METRICS_SERVER.describe(path))
             return 0
         if not args.dir:
