@@ -28,7 +28,6 @@ import base64
 import ipaddress
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -40,7 +39,7 @@ from typing import Any
 import yaml
 
 from e2e.build import BuildError, GoCommand
-from e2e.cluster import Cluster, ClusterError, kill_when_parent_dies
+from e2e.cluster import Cluster, ClusterError, process_of, read_pid, start_in_session, stop_group
 from e2e.netns import NODE_IP, node_ip
 from e2e.pki import issue_certificate
 
@@ -121,18 +120,7 @@ class MetricsServer:
         )
         self.port = _free_port(self.host)
         args = [str(binary), *self._args(crt, key)]
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S%z')} starting: {' '.join(args)}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                args,
-                cwd=self.dir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=kill_when_parent_dies if self._die_with_parent else None,
-            )
+        self.proc = start_in_session(args, self.dir, self.log_path, self._die_with_parent)
         self.pid_path.write_text(f"{self.proc.pid}\n")
         try:
             self._register()
@@ -167,10 +155,7 @@ class MetricsServer:
             unregistered = unregistered and deleted.returncode == 0
         pid = self.running_pid()
         if pid is not None:
-            os.killpg(pid, signal.SIGTERM)  # its own session: the pid is the process group id
-            if not self._gone(pid, STOP_TIMEOUT_S):
-                os.killpg(pid, signal.SIGKILL)
-                self._gone(pid, 5.0)
+            stop_group(pid, STOP_TIMEOUT_S, lambda: self.running_pid() == pid)
         self.pid_path.unlink(missing_ok=True)
         return unregistered
 
@@ -178,27 +163,8 @@ class MetricsServer:
         """The pid of this directory's metrics-server if it runs (our child, or the one the pid file names)."""
         if self.proc is not None:
             return self.proc.pid if self.proc.poll() is None else None
-        try:
-            pid = int(self.pid_path.read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            return None
-        # Not a recycled pid: the binary is metrics-server and its arguments name this directory.
-        ours = Path(os.fsdecode(cmdline[0])).name == "metrics-server" and str(self.dir) in os.fsdecode(
-            b" ".join(cmdline)
-        )
-        return pid if ours else None
-
-    def _gone(self, pid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None:
-                if self.proc.poll() is not None:
-                    return True
-            elif not Path(f"/proc/{pid}").exists():
-                return True
-            time.sleep(0.1)
-        return False
+        pid = read_pid(self.pid_path)
+        return pid if pid is not None and process_of(pid, "metrics-server", self.dir) else None
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of the log (for failure messages)."""
