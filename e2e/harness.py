@@ -363,8 +363,12 @@ def pod_manifest(name: str, node: str, **spec: Any) -> JSON:
     }
 
 
-def nginx_deployment(name: str, node: str, replicas: int) -> JSON:
-    """A Deployment of nginx:1.27 with label app=<name>, placed on the virtual node."""
+def nginx_deployment(name: str, node: str, replicas: int, *, requests: dict[str, str] | None = None) -> JSON:
+    """A Deployment of nginx:1.27 with label app=<name>, placed on the virtual node; ``requests``: its
+    container's resource requests (e.g. ``{"cpu": "200m"}``, what an HPA's utilization is a share of)."""
+    container: JSON = {"name": "nginx", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}
+    if requests:
+        container["resources"] = {"requests": requests}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -376,7 +380,7 @@ def nginx_deployment(name: str, node: str, replicas: int) -> JSON:
                 "metadata": {"labels": {"app": name}},
                 "spec": {
                     **placement(node),
-                    "containers": [{"name": "nginx", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}],
+                    "containers": [container],
                 },
             },
         },
