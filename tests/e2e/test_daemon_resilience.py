@@ -7,7 +7,7 @@ from collections import Counter
 
 from vkfixtures import *  # noqa: F403 - pytest fixtures: daemon, daemon_factory, fake_eci, kube
 
-from e2e.harness import fake_groups, nginx_deployment, set_faults, settled, wait_for
+from e2e.harness import fake_groups, nginx_deployment, running, set_faults, settled, wait_for
 
 
 def _no_failed(kube, namespace, app):
@@ -137,7 +137,7 @@ def test_a_ready_condition_someone_else_set_false_is_put_back(daemon, kube, fake
     # take-over that outlasts node-monitor-grace-period); the groups did not change, so no ECI listing
     # would ever describe them again: the pod's next sync (the watch event of that very write) puts it back.
     kube.create(namespace, nginx_deployment("marked", daemon.node, 2))
-    live, _ = wait_for(lambda: _settled(kube, fake_eci, namespace, daemon.node, "marked", 2), 60, "2 pods")
+    live, _ = wait_for(lambda: settled(kube, fake_eci, namespace, daemon.node, "marked", 2), 60, "2 pods")
     name = live[0]["metadata"]["name"]
     kube.client.patch(
         f"/api/v1/namespaces/{namespace}/pods/{name}/status",
