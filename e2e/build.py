@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -55,10 +56,11 @@ def _ldflags() -> str:
 
 def build_command(output: Path) -> list[str]:
     """The ``go build`` command line that produces ``output``."""
-    return ["go", "build", "-v", "-trimpath", "-p", str(_jobs()), "-ldflags", _ldflags(), "-o", str(output), "."]
+    return ["go", "build", "-v", "-trimpath", "-p", str(build_jobs()), "-ldflags", _ldflags(), "-o", str(output), "."]
 
 
-def _jobs() -> int:
+def build_jobs() -> int:
+    """``go build -p``: ``$VKECI_BUILD_JOBS``, else the cores up to 4."""
     # Each compile of the big k8s packages takes 1-2 GB; more than 4 in parallel buys little and risks OOM.
     return int(os.environ.get("VKECI_BUILD_JOBS", min(os.cpu_count() or 2, 4)))
 
@@ -86,10 +88,28 @@ def bin_dir() -> Path:
     return cache_root() / f"controlplane-{module_hash()}"
 
 
-def cached_binary() -> Path | None:
-    """The cached binary if it is complete (it is renamed into place only after a successful build)."""
-    path = bin_dir() / BINARY
+def cached(path: Path) -> Path | None:
+    """``path`` if it is an executable file. Every build here renames its binary into place only after it
+    succeeded, so present means complete."""
     return path if path.is_file() and os.access(path, os.X_OK) else None
+
+
+def cached_binary() -> Path | None:
+    """The cached control-plane binary if it is complete."""
+    return cached(bin_dir() / BINARY)
+
+
+def ensure_built(binary: Path, label: str, build: Callable[[], None], say: Callable[[str], None]) -> Path:
+    """Return ``binary`` (in its cache directory ``binary.parent``), running ``build`` first under
+    :func:`build_lock` when it is not there. ``build`` must rename the binary into place only once it is
+    complete; raises ``BuildError`` if it did not."""
+    if cached(binary) is None:
+        with build_lock(binary.parent, label, say):
+            if cached(binary) is None:  # the other process may have finished it meanwhile
+                build()
+    if cached(binary) is None:
+        raise BuildError(f"{label}: the build finished but left no {binary}")
+    return binary
 
 
 def ensure_binary(progress: Callable[[str], None] | None = None) -> Path:
@@ -100,16 +120,96 @@ def ensure_binary(progress: Callable[[str], None] | None = None) -> Path:
     """
     say = progress or _stderr
     target = bin_dir()
-    if cached_binary() is None:
-        with build_lock(target, "control plane", say):
-            if cached_binary() is None:  # the other process may have finished it meanwhile
-                _build(target, say)
+    ensure_built(target / BINARY, "control plane", lambda: _build(target, say), say)
     _link_components(target)
     return target
 
 
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+@dataclass(frozen=True)
+class GoCommand:
+    """A Go command built with ``go install <module>/<package>@<version>`` (outside any module, from exactly
+    the versions its go.mod pins) into ``~/.cache/vkeci/<name>-<version>/<name>``, its output in ``build.log``
+    beside it: helm (``e2e.helm``) and metrics-server (``e2e.metrics_server``)."""
+
+    name: str  # the binary's name, and the label of its messages
+    module: str
+    version: str
+    package: str  # inside the module, e.g. "cmd/helm"
+    ldflags: str  # what the project's own Makefile stamps
+    needed_by: str  # who builds it, for the error a missing toolchain gives: "The deploy tests"
+    verbose: bool = False  # `go install -v`: the progress messages count compiled packages
+
+    def dir(self) -> Path:
+        """The cache directory of this version."""
+        return cache_root() / f"{self.name}-{self.version}"
+
+    def cached(self) -> Path | None:
+        """The cached binary if a build finished."""
+        return cached(self.dir() / self.name)
+
+    def ensure(self, progress: Callable[[str], None] | None = None) -> Path:
+        """Return the path of the cached binary, building it first if needed. Raises ``BuildError`` with the
+        tail of the build output when the build fails."""
+        say = progress or _stderr
+        target = self.dir()
+        return ensure_built(target / self.name, self.name, lambda: self._build(target, say), say)
+
+    def describe(self, path: Path) -> str:
+        """What ``python -m e2e.<module>`` prints about the binary at ``path``."""
+        return f"{self.name} {self.version}: {path}"
+
+    def _build(self, target: Path, say: Callable[[str], None]) -> None:
+        go = shutil.which("go")
+        if go is None:
+            raise BuildError(
+                f"{self.name}: the Go toolchain is not installed (`go` not on PATH). {self.needed_by} build "
+                f"{self.name} {self.version} from {self.module} and need Go with access to the Go module proxy."
+            )
+        target.mkdir(parents=True, exist_ok=True)
+        gobin = target / "partial"
+        shutil.rmtree(gobin, ignore_errors=True)
+        log_path = target / "build.log"
+        verbose = ["-v"] if self.verbose else []
+        cmd = [go, "install", *verbose, "-trimpath", "-p", str(build_jobs()), "-ldflags", self.ldflags]
+        cmd.append(f"{self.module}/{self.package}@{self.version}")
+        say(f"{self.name}: building {self.version} from the Go module proxy into {target}; log: {log_path}")
+        elapsed = go_build(cmd, target, log_path, self.name, say, GOBIN=str(gobin))
+        built = gobin / self.name
+        if not built.is_file():
+            raise BuildError(f"{self.name}: `go install` succeeded but left no {built}; full log: {log_path}")
+        built.rename(target / self.name)  # atomic: a complete binary or none at all
+        gobin.rmdir()
+        with open(log_path, "a") as log:
+            log.write(f"built in {elapsed:.0f}s\n")
+        say(f"{self.name}: built in {elapsed:.0f}s: {target / self.name}")
+
+
+def build_main(
+    argv: list[str] | None,
+    doc: str,
+    ensure: Callable[[], Path],
+    describe: Callable[[Path], str],
+    *,
+    prog: str,
+    flag: str = "--print-path",
+    flag_help: str = "print only the binary's path, build if needed",
+) -> int:
+    """The command line of a ``python -m e2e.<build>``: build if needed, then print ``describe(path)`` (with
+    ``flag``: only the path), or the build's error (exit 1)."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc.splitlines()[0])
+    parser.add_argument(flag, action="store_true", dest="path_only", help=flag_help)
+    args = parser.parse_args(argv)
+    try:
+        path = ensure()
+    except BuildError as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(path if args.path_only else describe(path))
+    return 0
 
 
 @contextlib.contextmanager
@@ -246,23 +346,21 @@ def _fmt(seconds: float) -> str:
     return f"{m}m{s:02d}s"
 
 
+def _describe(target: Path) -> str:
+    return "\n".join([f"control plane binaries ({K8S_VERSION}): {target}", *(f"  {target / n}" for n in COMPONENTS)])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m e2e.build``."""
-    parser = argparse.ArgumentParser(prog="python -m e2e.build", description=__doc__.splitlines()[0])
-    parser.add_argument("--print-dir", action="store_true", help="print only the directory, build if needed")
-    args = parser.parse_args(argv)
-    try:
-        target = ensure_binary()
-    except BuildError as e:
-        print(e, file=sys.stderr)
-        return 1
-    if args.print_dir:
-        print(target)
-    else:
-        print(f"control plane binaries ({K8S_VERSION}): {target}")
-        for name in COMPONENTS:
-            print(f"  {target / name}")
-    return 0
+    return build_main(
+        argv,
+        __doc__,
+        ensure_binary,
+        _describe,
+        prog="python -m e2e.build",
+        flag="--print-dir",
+        flag_help="print only the directory, build if needed",
+    )
 
 
 if __name__ == "__main__":

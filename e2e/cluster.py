@@ -393,67 +393,29 @@ class Cluster:
     # -- processes -----------------------------------------------------------------------------------
 
     def _start(self, name: str) -> None:
-        args = [str(self.bin(name)), *self._args(name)]
-        log_path = self.log_path(name)
-        with open(log_path, "ab") as log:
-            log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S%z')} starting: {' '.join(args)}\n".encode())
-            log.flush()
-            # A session of its own: `down` can signal the whole process group, and a Ctrl-C aimed at the
-            # caller does not take the control plane down halfway.
-            proc = subprocess.Popen(
-                args,
-                cwd=self.dir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=kill_when_parent_dies if self._die_with_parent else None,
-            )
+        proc = start_in_session(
+            [str(self.bin(name)), *self._args(name)], self.dir, self.log_path(name), self._die_with_parent
+        )
         self._children[name] = proc
         _write_atomic(self.pid_path(name), f"{proc.pid}\n")
 
     def _stop(self, name: str) -> None:
         pid = self._read_pid(name)
         if pid is not None and self._alive(name, pid):
-            _signal_group(pid, signal.SIGTERM)
-            if not self._wait_gone(name, pid, STOP_TIMEOUT_S[name]):
-                _signal_group(pid, signal.SIGKILL)
-                self._wait_gone(name, pid, 5.0)
+            stop_group(pid, STOP_TIMEOUT_S[name], lambda: self._alive(name, pid))
         _signal_group_if_any(pid)  # stragglers of the group, if the leader went first
         self._children.pop(name, None)
         self.pid_path(name).unlink(missing_ok=True)
 
-    def _wait_gone(self, name: str, pid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self._alive(name, pid):
-                return True
-            time.sleep(0.1)
-        return not self._alive(name, pid)
-
     def _read_pid(self, name: str) -> int | None:
-        try:
-            return int(self.pid_path(name).read_text().strip())
-        except (OSError, ValueError):
-            return None
+        return read_pid(self.pid_path(name))
 
     def _alive(self, name: str, pid: int) -> bool:
         """True when ``pid`` is a live process of this directory's ``name`` (not a recycled pid, not a zombie)."""
         child = self._children.get(name)
         if child is not None and child.pid == pid:
             return child.poll() is None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            return False
-        if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
-            return False
-        return (
-            bool(cmdline)
-            and Path(os.fsdecode(cmdline[0])).name == name
-            and str(self.dir) in os.fsdecode(b" ".join(cmdline))
-        )
+        return process_of(pid, name, self.dir)
 
     def _log_tail(self, name: str, lines: int = LOG_TAIL_LINES) -> str:
         try:
@@ -557,6 +519,63 @@ def kill_when_parent_dies() -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+
+
+def start_in_session(args: list[str], cwd: Path, log_path: Path, die_with_parent: bool) -> subprocess.Popen[bytes]:
+    """Start ``args`` in ``cwd``, its output appended to ``log_path`` after a line naming the command, in a
+    session of its own: a stop can signal its whole process group, and a Ctrl-C aimed at the caller does
+    not take it down halfway. With ``die_with_parent``, :func:`kill_when_parent_dies`."""
+    with open(log_path, "ab") as log:
+        log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S%z')} starting: {' '.join(args)}\n".encode())
+        log.flush()
+        return subprocess.Popen(
+            args,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=kill_when_parent_dies if die_with_parent else None,
+        )
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid a pid file holds, None without one."""
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def process_of(pid: int, name: str, dir: Path) -> bool:
+    """True when ``pid`` is a live process (not a zombie) of the binary ``name`` whose command line names
+    ``dir``: the process a pid file there recorded, not a recycled pid."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
+        return False
+    return bool(cmdline) and Path(os.fsdecode(cmdline[0])).name == name and str(dir) in os.fsdecode(b" ".join(cmdline))
+
+
+def stop_group(pid: int, timeout: float, alive: Callable[[], bool]) -> None:
+    """SIGTERM the process group ``pid`` leads (a process of :func:`start_in_session`), SIGKILL it if
+    ``alive()`` still holds after ``timeout`` seconds, then wait up to 5 s more for it to go."""
+    _signal_group(pid, signal.SIGTERM)
+    if not _wait_gone(alive, timeout):
+        _signal_group(pid, signal.SIGKILL)
+        _wait_gone(alive, 5.0)
+
+
+def _wait_gone(alive: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not alive():
+            return True
+        time.sleep(0.1)
+    return not alive()
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:

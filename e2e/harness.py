@@ -2,14 +2,16 @@
 (tests/e2e), the burst benchmark (scripts/bench.py) and the demo (scripts/demo.py).
 
 - processes: :func:`start_logged`, :func:`stop_process`, :func:`start_fake_process` (``python -m fakes.eci``
-  and the endpoint it prints), :func:`daemon_env` (what ``vkeci run`` needs to talk to a fake), and
-  :class:`DaemonProcess`, the daemon of an e2e test (fast timings, killable);
-- the cluster: :class:`Kube` (the project's own REST client, for assertions), :func:`wait_for` and
-  :class:`ReadyNode` (a second Node that stays Ready);
+  and the endpoint it prints), :func:`start_fake_in_process`, :func:`daemon_env` (what
+  ``vkeci run`` needs to talk to a fake), and :class:`DaemonProcess`, the daemon of an e2e test (fast
+  timings, killable);
+- the cluster: :class:`Kube` (the project's own REST client, for assertions), :func:`wait_for`,
+  :class:`ReadyNode` (a second Node that stays Ready) and :func:`private_stand` (a measuring script's own
+  control plane and fake);
 - manifests and predicates: :func:`placement`, :func:`pod_manifest`, :func:`nginx_deployment`,
-  :func:`job_manifest`, :func:`running`;
+  :func:`job_manifest`, :func:`running`, :func:`settled`;
 - the fake's admin API: :func:`fake_groups`, :func:`fake_calls`, :func:`fake_call_log`, :func:`fake_get`,
-  :func:`set_faults`, :func:`group_of_pod`, :func:`steer_usage`.
+  :func:`set_faults`, :func:`group_of_pod`, :func:`steer_usage`, :func:`stray_group`.
 
 Network: everything runs on 127.0.0.1 or, inside the test namespace (e2e/netns.py), on the node address
 10.250.0.1; :func:`e2e.netns.node_ip` is the one place that says which. Not shipped in the wheel.
@@ -17,21 +19,30 @@ Network: everything runs on 127.0.0.1 or, inside the test namespace (e2e/netns.p
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import requests
 
+from e2e.cluster import Cluster
 from e2e.netns import node_ip
 from vkeci.clients.kube import KubeClient, KubeError, load_credentials
+
+if TYPE_CHECKING:
+    from fakes.eci.server import FakeECI
 
 T = TypeVar("T")
 JSON = dict[str, Any]
@@ -112,6 +123,17 @@ def start_fake_process(
         time.sleep(0.1)
     stop_process(proc)
     raise SystemExit(f"the fake ECI did not print its endpoint within {timeout:.0f} s; see {log_path}")
+
+
+def start_fake_in_process(config: JSON) -> FakeECI:
+    """The fake ECI in this process on 127.0.0.1 (a free port), accepting the e2e keys, with ``config`` (its
+    lifecycle delays, e.g. ``{"scheduling_delay_s": 0.05, "pending_delay_s": 0.1}``); the caller stops it."""
+    # Imported here: the fake's code is loaded only where the fake runs in this process.
+    from fakes.eci.server import FakeECI
+
+    return FakeECI.start(
+        "127.0.0.1", 0, access_key_id=ACCESS_KEY_ID, access_key_secret=ACCESS_KEY_SECRET, config=config
+    )
 
 
 def daemon_env(
@@ -231,6 +253,34 @@ def wait_for(check: Callable[[], T], timeout: float, what: str, interval: float 
                 return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last value: {last!r}")
+
+
+@dataclass(frozen=True)
+class Stand:
+    """What :func:`private_stand` runs: a scratch directory, the control plane in it, the fake, and
+    :class:`Kube` on the control plane."""
+
+    work: Path
+    cluster: Cluster
+    fake: FakeECI
+    kube: Kube
+
+
+@contextlib.contextmanager
+def private_stand(prefix: str, fake_config: JSON) -> Iterator[Stand]:
+    """A measuring script's own control plane (in a new scratch directory named ``prefix...``) and fake ECI
+    (:func:`start_fake_in_process`); both stopped on exit, and the directory removed unless the body raised
+    (its logs say why)."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    cluster = Cluster(work / "cluster", progress=lambda m: print(m, file=sys.stderr))
+    cluster.up()
+    fake = start_fake_in_process(fake_config)
+    try:
+        yield Stand(work, cluster, fake, Kube(cluster.kubeconfig))
+    finally:
+        fake.stop()
+        cluster.down()
+    shutil.rmtree(work, ignore_errors=True)
 
 
 class Kube:
@@ -363,8 +413,12 @@ def pod_manifest(name: str, node: str, **spec: Any) -> JSON:
     }
 
 
-def nginx_deployment(name: str, node: str, replicas: int) -> JSON:
-    """A Deployment of nginx:1.27 with label app=<name>, placed on the virtual node."""
+def nginx_deployment(name: str, node: str, replicas: int, *, requests: dict[str, str] | None = None) -> JSON:
+    """A Deployment of nginx:1.27 with label app=<name>, placed on the virtual node; ``requests``: its
+    container's resource requests (e.g. ``{"cpu": "200m"}``, what an HPA's utilization is a share of)."""
+    container: JSON = {"name": "nginx", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}
+    if requests:
+        container["resources"] = {"requests": requests}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -376,7 +430,7 @@ def nginx_deployment(name: str, node: str, replicas: int) -> JSON:
                 "metadata": {"labels": {"app": name}},
                 "spec": {
                     **placement(node),
-                    "containers": [{"name": "nginx", "image": "nginx:1.27", "ports": [{"containerPort": 80}]}],
+                    "containers": [container],
                 },
             },
         },
@@ -406,6 +460,33 @@ def running(pod: JSON) -> bool:
     status = pod.get("status") or {}
     ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions") or [])
     return status.get("phase") == "Running" and bool(status.get("podIP")) and ready
+
+
+def settled(
+    kube: Kube,
+    fake: HasEndpoint | str,
+    namespace: str,
+    node: str,
+    app: str | None,
+    replicas: int,
+    *,
+    live_only: bool = True,
+) -> tuple[list[JSON], list[JSON]] | None:
+    """The pods and groups once ``replicas`` pods (of label app=``app``, or with None every pod of the
+    namespace; pods being deleted do not count) are all Running with exactly one group of ``node`` each and
+    no group of ``node`` is without a pod; None until then. The groups are the live ones, with
+    ``live_only=False`` the finished ones as well."""
+    selector = f"app={app}" if app else ""
+    pods = [p for p in kube.pods(namespace, selector) if not p["metadata"].get("deletionTimestamp")]
+    groups = fake_groups(fake, node, live_only=live_only)
+    uids = Counter(tags_of(g)["UID"] for g in groups)
+    ok = (
+        len(pods) == replicas
+        and all(running(p) for p in pods)
+        and set(uids) == {p["metadata"]["uid"] for p in pods}
+        and all(n == 1 for n in uids.values())
+    )
+    return (pods, groups) if ok else None
 
 
 # ---- the fake's admin API --------------------------------------------------------------------------------
@@ -466,3 +547,20 @@ def steer_usage(fake: HasEndpoint | str, group_id: str, *, cpu: float | None = N
     """From now on the fake reports ``cpu`` cores and ``memory`` bytes of working set for the group."""
     body = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v is not None}
     requests.put(f"{_admin_url(fake)}/groups/{group_id}/usage", json=body, timeout=10).raise_for_status()
+
+
+def stray_group(fake: HasEndpoint | str, node: str, namespace: str, pod: str, uid: str, *, name: str) -> str:
+    """A Running group ``name`` made behind vk-eci's back (``POST /_fake/groups``) with the tags vk-eci gives
+    the group of pod ``namespace/pod`` (``uid``) on ``node`` in cluster e2e; returns its id."""
+    tags = [
+        {"Key": "ClusterName", "Value": "e2e"},
+        {"Key": "NodeName", "Value": node},
+        {"Key": "NameSpace", "Value": namespace},
+        {"Key": "PodName", "Value": pod},
+        {"Key": "UID", "Value": uid},
+    ]
+    answer = requests.post(
+        f"{_admin_url(fake)}/groups", json={"ContainerGroupName": name, "Tag": tags, "Status": "Running"}, timeout=10
+    )
+    answer.raise_for_status()
+    return str(answer.json()["ContainerGroupId"])

@@ -28,8 +28,6 @@ import base64
 import ipaddress
 import json
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -40,8 +38,8 @@ from typing import Any
 
 import yaml
 
-from e2e.build import BuildError, build_lock, cache_root, go_build
-from e2e.cluster import Cluster, ClusterError, kill_when_parent_dies
+from e2e.build import BuildError, GoCommand
+from e2e.cluster import Cluster, ClusterError, process_of, read_pid, start_in_session, stop_group
 from e2e.netns import NODE_IP, node_ip
 from e2e.pki import issue_certificate
 
@@ -60,73 +58,17 @@ READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 10.0
 
 
-def metrics_server_dir() -> Path:
-    """Directory holding the metrics-server binary of ``METRICS_SERVER_VERSION``."""
-    return cache_root() / f"metrics-server-{METRICS_SERVER_VERSION}"
-
-
-def cached_metrics_server() -> Path | None:
-    """The cached binary if a build finished (it is renamed into place only then)."""
-    path = metrics_server_dir() / "metrics-server"
-    return path if path.is_file() and os.access(path, os.X_OK) else None
-
-
-def _ldflags() -> str:
-    # What metrics-server's own Makefile stamps: the version it reports (`metrics-server --version`, /version).
-    return f"-s -w -X k8s.io/client-go/pkg/version.gitVersion={METRICS_SERVER_VERSION}"
-
-
-def ensure_metrics_server(progress: Callable[[str], None] | None = None) -> Path:
-    """Return the path of the cached metrics-server binary, building it first if needed.
-
-    Raises ``BuildError`` with the tail of the build output when the build fails.
-    """
-    say = progress or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    target = metrics_server_dir()
-    if cached_metrics_server() is None:
-        with build_lock(target, "metrics-server", say):
-            if cached_metrics_server() is None:
-                _build(target, say)
-    path = cached_metrics_server()
-    assert path is not None
-    return path
-
-
-def _build(target: Path, say: Callable[[str], None]) -> None:
-    go = shutil.which("go")
-    if go is None:
-        raise BuildError(
-            f"metrics-server: the Go toolchain is not installed (`go` not on PATH). The `kubectl top` and HPA "
-            f"tests build metrics-server {METRICS_SERVER_VERSION} from {MODULE} and need Go with access to the "
-            "Go module proxy."
-        )
-    target.mkdir(parents=True, exist_ok=True)
-    gobin = target / "partial"
-    shutil.rmtree(gobin, ignore_errors=True)
-    log_path = target / "build.log"
-    jobs = os.environ.get("VKECI_BUILD_JOBS", str(min(os.cpu_count() or 2, 4)))
-    # `go install pkg@version` builds outside any module, from exactly the versions metrics-server's go.mod pins.
-    cmd = [
-        go,
-        "install",
-        "-v",
-        "-trimpath",
-        "-p",
-        jobs,
-        "-ldflags",
-        _ldflags(),
-        f"{MODULE}/cmd/metrics-server@{METRICS_SERVER_VERSION}",
-    ]
-    say(f"metrics-server: building {METRICS_SERVER_VERSION} from the Go module proxy into {target}; log: {log_path}")
-    elapsed = go_build(cmd, target, log_path, "metrics-server", say, GOBIN=str(gobin))
-    built = gobin / "metrics-server"
-    if not built.is_file():
-        raise BuildError(f"metrics-server: `go install` succeeded but left no {built}; full log: {log_path}")
-    built.rename(target / "metrics-server")  # atomic: a complete binary or none at all
-    gobin.rmdir()
-    with open(log_path, "a") as log:
-        log.write(f"built in {elapsed:.0f}s\n")
-    say(f"metrics-server: built in {elapsed:.0f}s: {target / 'metrics-server'}")
+# What metrics-server's own Makefile stamps: the version it reports (`metrics-server --version`, /version).
+_LDFLAGS = f"-s -w -X k8s.io/client-go/pkg/version.gitVersion={METRICS_SERVER_VERSION}"
+METRICS_SERVER = GoCommand(
+    "metrics-server",
+    MODULE,
+    METRICS_SERVER_VERSION,
+    "cmd/metrics-server",
+    _LDFLAGS,
+    needed_by="The `kubectl top` and HPA tests",
+    verbose=True,
+)
 
 
 class MetricsServer:
@@ -169,7 +111,7 @@ class MetricsServer:
                 "at a loopback address. Run it inside the test network namespace, where the node address "
                 f"{NODE_IP} exists (`python -m e2e.netns -- ...`, `make demo DEMO_NETNS=1`)."
             )
-        binary = ensure_metrics_server(self._say)
+        binary = METRICS_SERVER.ensure(self._say)
         self.dir.mkdir(parents=True, exist_ok=True)
         crt, key = self.dir / "serving.crt", self.dir / "serving.key"
         # The aggregator checks the certificate for the Service's DNS name; the address is for a human's curl.
@@ -178,18 +120,7 @@ class MetricsServer:
         )
         self.port = _free_port(self.host)
         args = [str(binary), *self._args(crt, key)]
-        with open(self.log_path, "ab") as log:
-            log.write(f"\n=== {time.strftime('%Y-%m-%dT%H:%M:%S%z')} starting: {' '.join(args)}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                args,
-                cwd=self.dir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                preexec_fn=kill_when_parent_dies if self._die_with_parent else None,
-            )
+        self.proc = start_in_session(args, self.dir, self.log_path, self._die_with_parent)
         self.pid_path.write_text(f"{self.proc.pid}\n")
         try:
             self._register()
@@ -224,10 +155,7 @@ class MetricsServer:
             unregistered = unregistered and deleted.returncode == 0
         pid = self.running_pid()
         if pid is not None:
-            os.killpg(pid, signal.SIGTERM)  # its own session: the pid is the process group id
-            if not self._gone(pid, STOP_TIMEOUT_S):
-                os.killpg(pid, signal.SIGKILL)
-                self._gone(pid, 5.0)
+            stop_group(pid, STOP_TIMEOUT_S, lambda: self.running_pid() == pid)
         self.pid_path.unlink(missing_ok=True)
         return unregistered
 
@@ -235,27 +163,8 @@ class MetricsServer:
         """The pid of this directory's metrics-server if it runs (our child, or the one the pid file names)."""
         if self.proc is not None:
             return self.proc.pid if self.proc.poll() is None else None
-        try:
-            pid = int(self.pid_path.read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            return None
-        # Not a recycled pid: the binary is metrics-server and its arguments name this directory.
-        ours = Path(os.fsdecode(cmdline[0])).name == "metrics-server" and str(self.dir) in os.fsdecode(
-            b" ".join(cmdline)
-        )
-        return pid if ours else None
-
-    def _gone(self, pid: int, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None:
-                if self.proc.poll() is not None:
-                    return True
-            elif not Path(f"/proc/{pid}").exists():
-                return True
-            time.sleep(0.1)
-        return False
+        pid = read_pid(self.pid_path)
+        return pid if pid is not None and process_of(pid, "metrics-server", self.dir) else None
 
     def log_tail(self, lines: int = 30) -> str:
         """The last lines of the log (for failure messages)."""
@@ -372,8 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "build":
-            path = ensure_metrics_server()
-            print(path if args.print_path else f"metrics-server {METRICS_SERVER_VERSION}: {path}")
+            path = METRICS_SERVER.ensure()
+            print(path if args.print_path else METRICS_SERVER.describe(path))
             return 0
         if not args.dir:
             parser.error(f"{args.command} needs --dir, the control plane's directory (e.g. .demo/cluster)")

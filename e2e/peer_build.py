@@ -31,7 +31,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from e2e.build import BuildError, build_lock, cache_root, go_build, go_env
+from e2e.build import BuildError, build_jobs, cache_root, ensure_built, go_build, go_env
 
 PEER_DIR = Path(__file__).resolve().parent / "peer"
 FLOOR_DIR = PEER_DIR / "floor"
@@ -51,8 +51,7 @@ def _stderr(message: str) -> None:
 
 
 def _build_flags() -> list[str]:
-    jobs = int(os.environ.get("VKECI_BUILD_JOBS", min(os.cpu_count() or 2, 4)))
-    return ["-trimpath", "-p", str(jobs), "-ldflags", LDFLAGS]
+    return ["-trimpath", "-p", str(build_jobs()), "-ldflags", LDFLAGS]
 
 
 def _hash(*parts: bytes) -> str:
@@ -75,21 +74,12 @@ def floor_dir() -> Path:
     return cache_root() / f"vk-floor-{key}"
 
 
-def _cached(path: Path) -> Path | None:
-    # Binaries are renamed into place only after a successful build: present means complete.
-    return path if path.is_file() and os.access(path, os.X_OK) else None
-
-
 def ensure_peer(progress: Say | None = None) -> Path:
     """The patched virtual-kubelet binary (mock provider), built first if needed; raises ``BuildError``."""
     say = progress or _stderr
     target = peer_dir()
     binary = target / "virtual-kubelet"
-    if _cached(binary) is None:
-        with build_lock(target, "peer", say):
-            if _cached(binary) is None:
-                _build_peer(target, binary, say)
-    return binary
+    return ensure_built(binary, "peer", lambda: _build_peer(target, binary, say), say)
 
 
 def ensure_floor(progress: Say | None = None) -> Path:
@@ -97,17 +87,17 @@ def ensure_floor(progress: Say | None = None) -> Path:
     say = progress or _stderr
     target = floor_dir()
     binary = target / "floor"
-    if _cached(binary) is None:
-        with build_lock(target, "floor", say):
-            if _cached(binary) is None:
-                target.mkdir(parents=True, exist_ok=True)
-                partial = target / "floor.partial"
-                say(f"floor: building {FLOOR_DIR} into {target}")
-                cmd = ["go", "build", *_build_flags(), "-o", str(partial), "."]
-                elapsed = go_build(cmd, FLOOR_DIR, target / "build.log", "floor", say)
-                partial.rename(binary)
-                say(f"floor: built in {elapsed:.0f} s: {binary}")
-    return binary
+    return ensure_built(binary, "floor", lambda: _build_floor(target, binary, say), say)
+
+
+def _build_floor(target: Path, binary: Path, say: Say) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    partial = target / "floor.partial"
+    say(f"floor: building {FLOOR_DIR} into {target}")
+    cmd = ["go", "build", *_build_flags(), "-o", str(partial), "."]
+    elapsed = go_build(cmd, FLOOR_DIR, target / "build.log", "floor", say)
+    partial.rename(binary)
+    say(f"floor: built in {elapsed:.0f} s: {binary}")
 
 
 def _require_go(label: str) -> None:

@@ -32,6 +32,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,19 @@ def run(rate: float, seconds: float, connections: int, selectors: int) -> dict[s
             child.wait(10)
 
 
+def _at_rate(send: Callable[[int], None], rate: float, total: int, connections: int) -> float:
+    """Call ``send(0)`` .. ``send(total - 1)`` at ``rate`` a second from ``connections`` threads, an open loop
+    (a slow answer does not hold back the next call); return the seconds until the last one returned."""
+    with ThreadPoolExecutor(max_workers=connections) as pool:
+        start = time.perf_counter()
+        for index in range(total):
+            delay = start + index / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            pool.submit(send, index)
+    return time.perf_counter() - start
+
+
 def _load(url: str, ca_file: str, rate: float, seconds: float, connections: int) -> dict[str, Any]:
     local = threading.local()
     bodies = [review(i) for i in range(200)]
@@ -223,14 +237,7 @@ def _load(url: str, ca_file: str, rate: float, seconds: float, connections: int)
         list(pool.map(send, range(connections * 4)))
     latencies.clear()
     total = int(rate * seconds)
-    with ThreadPoolExecutor(max_workers=connections) as pool:
-        start = time.perf_counter()
-        for index in range(total):
-            delay = start + index / rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            pool.submit(send, index)
-    wall = time.perf_counter() - start
+    wall = _at_rate(send, rate, total, connections)
     ms = [value * 1000 for value in latencies]
     server = _server_side(url.replace("/mutate-pods", "/metrics"), ca_file)
     return {
@@ -359,13 +366,7 @@ def _paced(call: Any, rate: float, seconds: float, connections: int, *, expect: 
                 wrong.append(index)
 
     total = int(rate * seconds)
-    with ThreadPoolExecutor(max_workers=connections) as pool:
-        start = time.perf_counter()
-        for index in range(total):
-            delay = start + index / rate - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            pool.submit(one, index)
+    _at_rate(one, rate, total, connections)
     return {
         "sent": total,
         "not_as_expected": len(wrong),

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -26,14 +24,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the e2e harness package (not installed: it is not in the wheel)
 
-from e2e.cluster import Cluster  # noqa: E402
 from e2e.harness import (  # noqa: E402
-    ACCESS_KEY_ID,
-    ACCESS_KEY_SECRET,
     DaemonProcess,
     Kube,
     fake_groups,
     nginx_deployment,
+    private_stand,
     running,
     wait_for,
 )
@@ -111,50 +107,39 @@ def main() -> int:
     parser.add_argument("--out", default=str(ROOT / ".bench" / "daemon.json"))
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="vkeci-measure-"))
-    cluster = Cluster(work / "cluster", progress=lambda m: print(m, file=sys.stderr))
-    cluster.up()
-    fake = FakeECI.start(
-        "127.0.0.1",
-        0,
-        access_key_id=ACCESS_KEY_ID,
-        access_key_secret=ACCESS_KEY_SECRET,
-        config={"scheduling_delay_s": args.scheduling_delay, "pending_delay_s": args.pending_delay},
-    )
-    node = f"vk-measure-{uuid.uuid4().hex[:4]}"
-    stats_file = work / "daemon-stats.json"
-    daemon = DaemonProcess(
-        cluster.kubeconfig,
-        fake.endpoint,
-        node,
-        work / "daemon.log",
-        extra_args=[f"--stats-file={stats_file}"],
-        env={"VKECI_STATUS_INTERVAL": args.status_interval, "VKECI_RESYNC_INTERVAL": "300", "VKECI_WORKERS": "16"},
-    )
-    kube = Kube(cluster.kubeconfig)
-    try:
-        daemon.start()
-        wait_for(lambda: kube.ready(node) == "True", 60, "node Ready")
-        cluster.kubectl("create", "namespace", "measure")
-        results: dict[str, Any] = {
-            "status_interval_s": float(args.status_interval),
-            "fake_delays_s": [args.scheduling_delay, args.pending_delay],
-        }
-        results["one_pod"] = run_to_running(kube, "measure", node, "one", 1, 60)
-        results["one_pod"]["delete_s"] = delete_all(kube, fake, "measure", node, "one", 60)
+    fake_config = {"scheduling_delay_s": args.scheduling_delay, "pending_delay_s": args.pending_delay}
+    with private_stand("vkeci-measure-", fake_config) as stand:
+        cluster, fake, kube = stand.cluster, stand.fake, stand.kube
+        node = f"vk-measure-{uuid.uuid4().hex[:4]}"
+        stats_file = stand.work / "daemon-stats.json"
+        daemon = DaemonProcess(
+            cluster.kubeconfig,
+            fake.endpoint,
+            node,
+            stand.work / "daemon.log",
+            extra_args=[f"--stats-file={stats_file}"],
+            env={"VKECI_STATUS_INTERVAL": args.status_interval, "VKECI_RESYNC_INTERVAL": "300", "VKECI_WORKERS": "16"},
+        )
+        try:
+            daemon.start()
+            wait_for(lambda: kube.ready(node) == "True", 60, "node Ready")
+            cluster.kubectl("create", "namespace", "measure")
+            results: dict[str, Any] = {
+                "status_interval_s": float(args.status_interval),
+                "fake_delays_s": [args.scheduling_delay, args.pending_delay],
+            }
+            results["one_pod"] = run_to_running(kube, "measure", node, "one", 1, 60)
+            results["one_pod"]["delete_s"] = delete_all(kube, fake, "measure", node, "one", 60)
 
-        eci_before, api_before = eci_calls(fake), apiserver_writes(kube)
-        results["many_pods"] = run_to_running(kube, "measure", node, "many", args.pods, 600)
-        time.sleep(2 * float(args.status_interval) + 1)  # let status writes settle
-        results["many_pods"]["delete_s"] = delete_all(kube, fake, "measure", node, "many", 600)
-        eci_delta = eci_calls(fake) - eci_before
-        api_delta = apiserver_writes(kube) - api_before
-    finally:
-        daemon.stop()
-        fake.stop()
-        cluster.down()
-    own = json.loads(stats_file.read_text()) if stats_file.exists() else {}
-    shutil.rmtree(work, ignore_errors=True)
+            eci_before, api_before = eci_calls(fake), apiserver_writes(kube)
+            results["many_pods"] = run_to_running(kube, "measure", node, "many", args.pods, 600)
+            time.sleep(2 * float(args.status_interval) + 1)  # let status writes settle
+            results["many_pods"]["delete_s"] = delete_all(kube, fake, "measure", node, "many", 600)
+            eci_delta = eci_calls(fake) - eci_before
+            api_delta = apiserver_writes(kube) - api_before
+        finally:
+            daemon.stop()
+        own = json.loads(stats_file.read_text()) if stats_file.exists() else {}
     pods = args.pods
     results["eci_calls_per_pod"] = {k: round(v / pods, 2) for k, v in sorted(eci_delta.items())}
     results["eci_calls_per_pod_total"] = round(sum(eci_delta.values()) / pods, 2)

@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
-from collections import Counter
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,35 +29,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the e2e harness package (not installed: it is not in the wheel)
 
-from e2e.cluster import Cluster  # noqa: E402
 from e2e.harness import (  # noqa: E402
-    ACCESS_KEY_ID,
-    ACCESS_KEY_SECRET,
     DaemonProcess,
-    Kube,
+    Stand,
     fake_call_log,
     fake_groups,
     nginx_deployment,
-    running,
+    private_stand,
     set_faults,
-    tags_of,
+    settled,
     wait_for,
 )
-from fakes.eci.server import FakeECI  # noqa: E402
 from vkeci.core.times import parse  # noqa: E402
 
 WRITES = {"CreateContainerGroup", "DeleteContainerGroup", "UpdateContainerGroup", "RestartContainerGroup"}
-
-
-def settled(kube: Kube, fake: FakeECI, namespace: str, node: str, app: str, replicas: int) -> bool:
-    live = [p for p in kube.pods(namespace, f"app={app}") if not p["metadata"].get("deletionTimestamp")]
-    uids = Counter(tags_of(g)["UID"] for g in fake_groups(fake, node))
-    return (
-        len(live) == replicas
-        and all(running(p) for p in live)
-        and set(uids) == {p["metadata"]["uid"] for p in live}
-        and all(n == 1 for n in uids.values())
-    )
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -74,18 +56,22 @@ def main() -> int:
     parser.add_argument("--kill-after", type=int, default=20, help="kill once this many groups exist")
     parser.add_argument("--out", default=str(ROOT / ".bench" / "failover.json"))
     args = parser.parse_args()
+    with private_stand("vkeci-failover-", {"scheduling_delay_s": 0.05, "pending_delay_s": 0.1}) as stand:
+        rounds = run_rounds(stand, args)
+    keys = ("kill_to_acquire", "last_write_to_acquire", "last_write_to_first_eci_write")
+    report = {"pods": args.pods, "rounds": rounds, **{k: summary([r[k] for r in rounds]) for k in keys}}
+    print("| measure (s) | min | median | max |\n|---|---|---|---|")
+    for key in keys:
+        s = report[key]
+        print(f"| {key} | {s['min']} | {s['median']} | {s['max']} |")
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1))
+    return 0
 
-    work = Path(tempfile.mkdtemp(prefix="vkeci-failover-"))
-    cluster = Cluster(work / "cluster", progress=lambda m: print(m, file=sys.stderr))
-    cluster.up()
-    fake = FakeECI.start(
-        "127.0.0.1",
-        0,
-        access_key_id=ACCESS_KEY_ID,
-        access_key_secret=ACCESS_KEY_SECRET,
-        config={"scheduling_delay_s": 0.05, "pending_delay_s": 0.1},
-    )
-    kube = Kube(cluster.kubeconfig)
+
+def run_rounds(stand: Stand, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """``args.kills`` rounds of burst, kill and take-over on ``stand``; the figures of each."""
+    cluster, fake, kube, work = stand.cluster, stand.fake, stand.kube, stand.work
     node = f"vk-failover-{uuid.uuid4().hex[:4]}"
     lease_path = f"/apis/coordination.k8s.io/v1/namespaces/default/leases/vkeci-{node}"
     started: list[DaemonProcess] = []
@@ -145,18 +131,7 @@ def main() -> int:
     finally:
         for proc in started:
             proc.stop()
-        fake.stop()
-        cluster.down()
-    shutil.rmtree(work, ignore_errors=True)
-    keys = ("kill_to_acquire", "last_write_to_acquire", "last_write_to_first_eci_write")
-    report = {"pods": args.pods, "rounds": rounds, **{k: summary([r[k] for r in rounds]) for k in keys}}
-    print("| measure (s) | min | median | max |\n|---|---|---|---|")
-    for key in keys:
-        s = report[key]
-        print(f"| {key} | {s['min']} | {s['median']} | {s['max']} |")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1))
-    return 0
+    return rounds
 
 
 if __name__ == "__main__":

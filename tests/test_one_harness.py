@@ -9,7 +9,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 HARNESS = ROOT / "e2e" / "harness.py"
 # What the harness holds; a second definition anywhere is a copy.
-SHARED = ("free_port", "wait_for", "placement", "running", "fake_groups", "start_fake_process", "daemon_env")
+SHARED = (
+    "free_port",
+    "wait_for",
+    "placement",
+    "running",
+    "settled",
+    "fake_groups",
+    "stray_group",
+    "start_fake_in_process",
+    "start_fake_process",
+    "daemon_env",
+    "private_stand",
+)
 SHARED_CLASSES = ("DaemonProcess", "Kube")
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from e2e import helm
-from e2e.build import build_lock
+from e2e.build import GoCommand, build_lock
 
 
 def test_cached_helm_is_reused_and_keyed_by_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VKECI_CACHE_DIR", str(tmp_path))
-    assert helm.helm_dir() == tmp_path / f"helm-{helm.HELM_VERSION}"
-    binary = helm.helm_dir() / "helm"
+    assert helm.HELM.dir() == tmp_path / f"helm-{helm.HELM_VERSION}"
+    binary = helm.HELM.dir() / "helm"
     binary.parent.mkdir(parents=True)
     binary.write_text("#!/bin/sh\n")
     binary.chmod(0o755)
@@ -22,7 +22,7 @@ def test_cached_helm_is_reused_and_keyed_by_version(tmp_path: Path, monkeypatch:
     def no_build(*args: object) -> None:
         raise AssertionError("a cached helm must not be built again")
 
-    monkeypatch.setattr(helm, "_build", no_build)
+    monkeypatch.setattr(GoCommand, "_build", no_build)
     assert helm.ensure_helm(progress=lambda _: None) == binary
 
 

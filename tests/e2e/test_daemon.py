@@ -20,6 +20,7 @@ from e2e.harness import (
     nginx_deployment,
     pod_manifest,
     running,
+    stray_group,
     tags_of,
     wait_for,
 )
@@ -168,20 +169,7 @@ def test_invalid_image_references_get_invalid_image_name_and_no_group(daemon, ku
 
 
 def test_orphan_group_is_swept(daemon, kube, fake_eci):
-    tags = [
-        {"Key": "ClusterName", "Value": "e2e"},
-        {"Key": "NodeName", "Value": daemon.node},
-        {"Key": "NameSpace", "Value": "default"},
-        {"Key": "PodName", "Value": "ghost"},
-        {"Key": "UID", "Value": "00000000-0000-0000-0000-000000000000"},
-    ]
-    answer = requests.post(
-        f"{fake_eci.admin_url}/groups",
-        json={"ContainerGroupName": "ghost", "Tag": tags, "Status": "Running"},
-        timeout=10,
-    )
-    answer.raise_for_status()
-    gid = answer.json()["ContainerGroupId"]
+    gid = stray_group(fake_eci, daemon.node, "default", "ghost", "00000000-0000-0000-0000-000000000000", name="ghost")
     wait_for(lambda: gid not in {g["ContainerGroupId"] for g in fake_groups(fake_eci, daemon.node)}, 30, "sweep")
 
 

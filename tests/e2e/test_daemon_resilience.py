@@ -7,22 +7,7 @@ from collections import Counter
 
 from vkfixtures import *  # noqa: F403 - pytest fixtures: daemon, daemon_factory, fake_eci, kube
 
-from e2e.harness import fake_groups, nginx_deployment, running, set_faults, tags_of, wait_for
-
-
-def _settled(kube, fake, namespace, node, app, replicas):
-    """All ``replicas`` pods Running, exactly one live group per pod, no group without a pod."""
-    pods = kube.pods(namespace, f"app={app}")
-    live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
-    groups = fake_groups(fake, node)
-    uids = Counter(tags_of(g)["UID"] for g in groups)
-    ok = (
-        len(live) == replicas
-        and all(running(p) for p in live)
-        and set(uids) == {p["metadata"]["uid"] for p in live}
-        and all(n == 1 for n in uids.values())
-    )
-    return (live, groups) if ok else None
+from e2e.harness import fake_groups, nginx_deployment, running, set_faults, settled, wait_for
 
 
 def _no_failed(kube, namespace, app):
@@ -42,7 +27,7 @@ def test_kill_9_mid_create_then_restart_makes_exactly_20_groups(daemon_factory, 
     assert made < 20, "the daemon finished before it was killed; the test proves nothing"
     set_faults(fake_eci, {"latency": {}})
     second = daemon_factory(node=first.node)
-    _, groups = wait_for(lambda: _settled(kube, fake_eci, namespace, second.node, "burst", 20), 120, "20 pods")
+    _, groups = wait_for(lambda: settled(kube, fake_eci, namespace, second.node, "burst", 20), 120, "20 pods")
     assert len(groups) == 20
     _no_failed(kube, namespace, "burst")
 
@@ -62,7 +47,7 @@ def test_dropped_answers_and_server_errors_make_no_duplicates_and_no_failures(da
         },
     )
     kube.create(namespace, nginx_deployment("flaky", daemon.node, 20))
-    wait_for(lambda: _settled(kube, fake_eci, namespace, daemon.node, "flaky", 20), 120, "20 pods despite faults")
+    wait_for(lambda: settled(kube, fake_eci, namespace, daemon.node, "flaky", 20), 120, "20 pods despite faults")
     _no_failed(kube, namespace, "flaky")
     kube.scale(namespace, "flaky", 0)
     wait_for(lambda: not kube.pods(namespace, "app=flaky"), 120, "all pods deleted despite faults")
@@ -76,12 +61,12 @@ def test_dropped_answers_and_server_errors_make_no_duplicates_and_no_failures(da
 
 def test_api_server_restart_is_survived(daemon, kube, fake_eci, namespace, cluster):
     kube.create(namespace, nginx_deployment("steady", daemon.node, 2))
-    wait_for(lambda: _settled(kube, fake_eci, namespace, daemon.node, "steady", 2), 60, "2 pods")
+    wait_for(lambda: settled(kube, fake_eci, namespace, daemon.node, "steady", 2), 60, "2 pods")
     cluster.restart("kube-apiserver")
     kube.scale(namespace, "steady", 5)
-    wait_for(lambda: _settled(kube, fake_eci, namespace, daemon.node, "steady", 5), 90, "5 pods after the restart")
+    wait_for(lambda: settled(kube, fake_eci, namespace, daemon.node, "steady", 5), 90, "5 pods after the restart")
     kube.scale(namespace, "steady", 1)
-    wait_for(lambda: _settled(kube, fake_eci, namespace, daemon.node, "steady", 1), 90, "1 pod after scale down")
+    wait_for(lambda: settled(kube, fake_eci, namespace, daemon.node, "steady", 1), 90, "1 pod after scale down")
     assert daemon.alive
 
 
@@ -89,14 +74,14 @@ def test_stopped_daemon_goes_not_ready_and_comes_back_with_pods_kept(daemon_fact
     first = daemon_factory()
     wait_for(lambda: kube.ready(first.node) == "True", 60, "node Ready")
     kube.create(namespace, nginx_deployment("kept", first.node, 2))
-    _, before = wait_for(lambda: _settled(kube, fake_eci, namespace, first.node, "kept", 2), 60, "2 pods")
+    _, before = wait_for(lambda: settled(kube, fake_eci, namespace, first.node, "kept", 2), 60, "2 pods")
     assert first.stop() == 0
     # node-monitor-grace-period is 20 s in the test cluster.
     wait_for(lambda: kube.ready(first.node) == "Unknown", 60, "node NotReady (Unknown) after the lease expired")
     assert {g["ContainerGroupId"] for g in fake_groups(fake_eci, first.node)} == {g["ContainerGroupId"] for g in before}
     second = daemon_factory(node=first.node)
     wait_for(lambda: kube.ready(second.node) == "True", 60, "node Ready again")
-    _, after = wait_for(lambda: _settled(kube, fake_eci, namespace, second.node, "kept", 2), 60, "2 pods")
+    _, after = wait_for(lambda: settled(kube, fake_eci, namespace, second.node, "kept", 2), 60, "2 pods")
     assert {g["ContainerGroupId"] for g in after} == {g["ContainerGroupId"] for g in before}
     _no_failed(kube, namespace, "kept")
 
@@ -104,7 +89,7 @@ def test_stopped_daemon_goes_not_ready_and_comes_back_with_pods_kept(daemon_fact
 def test_no_stock_in_one_zone_moves_to_the_next(daemon, kube, fake_eci, namespace):
     set_faults(fake_eci, {"stock": {"cn-hangzhou-a": 0}})
     kube.create(namespace, nginx_deployment("zonal", daemon.node, 2))
-    live, groups = wait_for(lambda: _settled(kube, fake_eci, namespace, daemon.node, "zonal", 2), 60, "2 pods")
+    live, groups = wait_for(lambda: settled(kube, fake_eci, namespace, daemon.node, "zonal", 2), 60, "2 pods")
     assert {g["ZoneId"] for g in groups} == {"cn-hangzhou-b"}
     assert len(live) == 2
 
@@ -117,7 +102,7 @@ def test_no_stock_in_one_zone_moves_to_the_next(daemon, kube, fake_eci, namespac
     # 403 OperationDenied.NoStock, is unit-tested: the fake only answers that when every zone is out.)
     set_faults(fake_eci, {"stock": {"cn-hangzhou-a": 0}, "stock_mode": "sync"})
     kube.scale(namespace, "zonal", 4)
-    _, groups = wait_for(lambda: _settled(kube, fake_eci, namespace, daemon.node, "zonal", 4), 60, "4 pods")
+    _, groups = wait_for(lambda: settled(kube, fake_eci, namespace, daemon.node, "zonal", 4), 60, "4 pods")
     assert {g["ZoneId"] for g in groups} == {"cn-hangzhou-b"}
 
 
@@ -143,7 +128,7 @@ def test_refused_create_is_shown_with_code_and_request_id_then_recovers(daemon, 
     events = wait_for(create_failed, 30, "a ProviderCreateFailed Warning event")
     assert any("InvalidParameter.Test" in e["message"] for e in events)
     # The fault was one-shot: the retry succeeds and the pod turns Running with the reason cleared.
-    wait_for(lambda: _settled(kube, fake_eci, namespace, daemon.node, "refused", 1), 90, "Running")
+    wait_for(lambda: settled(kube, fake_eci, namespace, daemon.node, "refused", 1), 90, "Running")
     assert not kube.pods(namespace, "app=refused")[0]["status"].get("reason")
 
 
@@ -152,7 +137,7 @@ def test_a_ready_condition_someone_else_set_false_is_put_back(daemon, kube, fake
     # take-over that outlasts node-monitor-grace-period); the groups did not change, so no ECI listing
     # would ever describe them again: the pod's next sync (the watch event of that very write) puts it back.
     kube.create(namespace, nginx_deployment("marked", daemon.node, 2))
-    live, _ = wait_for(lambda: _settled(kube, fake_eci, namespace, daemon.node, "marked", 2), 60, "2 pods")
+    live, _ = wait_for(lambda: settled(kube, fake_eci, namespace, daemon.node, "marked", 2), 60, "2 pods")
     name = live[0]["metadata"]["name"]
     kube.client.patch(
         f"/api/v1/namespaces/{namespace}/pods/{name}/status",

@@ -10,12 +10,12 @@ import os
 import signal
 import time
 import uuid
-from collections import Counter
 from typing import Any
 
 from vkfixtures import *  # noqa: F403 - pytest fixtures: daemon_factory, fake_eci, kube
 
-from e2e.harness import fake_call_log, fake_groups, nginx_deployment, running, set_faults, tags_of, wait_for
+from e2e import harness
+from e2e.harness import fake_call_log, fake_groups, nginx_deployment, set_faults, wait_for
 
 WRITES = {"CreateContainerGroup", "DeleteContainerGroup", "UpdateContainerGroup", "RestartContainerGroup"}
 LEASE = "/apis/coordination.k8s.io/v1/namespaces/default/leases/vkeci-{node}"
@@ -40,18 +40,10 @@ def writes_by(log: list[dict], identity: str) -> list[float]:
     return [c["at"] for c in log if c["action"] in WRITES and c["user_agent"].endswith(f"vkeci/{identity}")]
 
 
-def settled(kube: Any, fake: Any, namespace: str, node: str, app: str, replicas: int) -> Any:
-    """All pods Running, one live group per pod UID, no group without a pod (none of the node's, any status)."""
-    live = [p for p in kube.pods(namespace, f"app={app}") if not p["metadata"].get("deletionTimestamp")]
-    groups = fake_groups(fake, node, live_only=False)
-    uids = Counter(tags_of(g)["UID"] for g in groups)
-    ok = (
-        len(live) == replicas
-        and all(running(p) for p in live)
-        and set(uids) == {p["metadata"]["uid"] for p in live}
-        and all(n == 1 for n in uids.values())
-    )
-    return (live, groups) if ok else None
+def _settled(kube: Any, fake: Any, namespace: str, node: str, app: str, replicas: int) -> Any:
+    """The harness's ``settled``, over the node's groups of any status: a take-over leaves no group without
+    a pod, not even a finished one."""
+    return harness.settled(kube, fake, namespace, node, app, replicas, live_only=False)
 
 
 def test_kill_9_of_the_leader_in_a_200_pod_burst(daemon_factory, kube, fake_eci, namespace, tmp_path):
@@ -71,7 +63,7 @@ def test_kill_9_of_the_leader_in_a_200_pod_burst(daemon_factory, kube, fake_eci,
     assert made < 200, "the leader finished before it was killed; the test proves nothing"
     set_faults(fake_eci, {"latency": {}})
     wait_for(lambda: holder(kube, node) == "replica-b", 40, "replica-b holding the Lease")
-    live, groups = wait_for(lambda: settled(kube, fake_eci, namespace, node, "burst", 200), 300, "200 pods Running")
+    live, groups = wait_for(lambda: _settled(kube, fake_eci, namespace, node, "burst", 200), 300, "200 pods Running")
     assert len(groups) == 200 and len(live) == 200
     failed = [p["metadata"]["name"] for p in kube.pods(namespace, "app=burst") if p["status"].get("phase") == "Failed"]
     assert not failed, f"pods wrongly Failed: {failed}"
@@ -118,7 +110,7 @@ def test_a_frozen_leader_writes_nothing_after_it_lost_the_lease(daemon_factory, 
     wait_for(lambda: a.proc is not None and a.proc.poll() is not None, 30, "frozen-a exiting after the lost lease")
     assert a.proc.returncode == 1
     assert "leader lease lost" in a.log_text()
-    wait_for(lambda: settled(kube, fake_eci, namespace, node, "frozen", 60), 240, "60 pods Running")
+    wait_for(lambda: _settled(kube, fake_eci, namespace, node, "frozen", 60), 240, "60 pods Running")
     log = fake_call_log(fake_eci)
     after = [t for t in writes_by(log, "frozen-a") if t > frozen_at + 0.5]
     assert not after, f"frozen-a wrote to ECI {len(after)} times after it was frozen (resumed at {resumed_at:.1f})"
@@ -137,8 +129,8 @@ def test_two_nodes_on_one_account_never_touch_each_others_groups(daemon_factory,
     wait_for(lambda: kube.ready(node_a) == "True" and kube.ready(node_b) == "True", 90, "both nodes Ready")
     kube.create(namespace, nginx_deployment("on-a", node_a, 100))
     kube.create(namespace, nginx_deployment("on-b", node_b, 100))
-    wait_for(lambda: settled(kube, fake_eci, namespace, node_a, "on-a", 100), 300, "100 pods Running on vk-a")
-    wait_for(lambda: settled(kube, fake_eci, namespace, node_b, "on-b", 100), 300, "100 pods Running on vk-b")
+    wait_for(lambda: _settled(kube, fake_eci, namespace, node_a, "on-a", 100), 300, "100 pods Running on vk-a")
+    wait_for(lambda: _settled(kube, fake_eci, namespace, node_b, "on-b", 100), 300, "100 pods Running on vk-b")
     groups_a = {g["ContainerGroupId"] for g in fake_groups(fake_eci, node_a)}
     killed_at = time.time()
     a.kill()  # for good: vk-a's groups have no daemon now
@@ -151,7 +143,7 @@ def test_two_nodes_on_one_account_never_touch_each_others_groups(daemon_factory,
     # once rather than waiting 15 s for it, so the node is back before the node controller's 40 s grace
     # marks its pods NotReady), and adopts every group.
     replica(daemon_factory, node_a, "node-a-1", tmp_path)
-    wait_for(lambda: settled(kube, fake_eci, namespace, node_a, "on-a", 100), 120, "vk-a's 100 pods Running again")
+    wait_for(lambda: _settled(kube, fake_eci, namespace, node_a, "on-a", 100), 120, "vk-a's 100 pods Running again")
     assert {g["ContainerGroupId"] for g in fake_groups(fake_eci, node_a)} == groups_a
     log = fake_call_log(fake_eci)
     creates = [

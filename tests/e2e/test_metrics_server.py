@@ -19,7 +19,7 @@ import pytest
 from vkfixtures import *  # noqa: F403 - pytest fixtures for the daemon test: daemon_factory, fake_eci, kube
 
 from e2e.cluster import Cluster
-from e2e.harness import group_of_pod, placement, running, steer_usage, wait_for
+from e2e.harness import group_of_pod, nginx_deployment, running, steer_usage, wait_for
 from e2e.metrics_server import MetricsServer
 from e2e.netns import NODE_IP
 from e2e.pki import issue_certificate
@@ -40,39 +40,18 @@ def metrics_server(cluster: Cluster) -> Iterator[MetricsServer]:
     print(f"---- {ms.log_path} (last 40 lines) ----\n{ms.log_tail(40)}")
 
 
-def _serving_daemon(cluster: Cluster, daemon_factory: Any, kube: Any, tmp_path: Path) -> Any:
-    """A daemon whose kubelet API serves a certificate of the cluster CA for the node address, as a kubelet
-    with an approved serving CSR does, so metrics-server verifies it instead of skipping TLS checks."""
+@pytest.fixture
+def serving_daemon(
+    cluster: Cluster, metrics_server: MetricsServer, daemon_factory: Any, kube: Any, tmp_path: Path
+) -> Any:
+    """A daemon metrics-server scrapes: its kubelet API serves a certificate of the cluster CA for the node
+    address, as a kubelet with an approved serving CSR does, so metrics-server verifies it instead of skipping
+    TLS checks."""
     crt, key = tmp_path / "kubelet.crt", tmp_path / "kubelet.key"
     issue_certificate(cluster.pki, crt, key, "vk-kubelet-serving", server=True, sans=[NODE_IP])
     proc = daemon_factory(extra_args=[f"--tls-cert-file={crt}", f"--tls-key-file={key}"])
     wait_for(lambda: kube.ready(proc.node) == "True", 60, f"node {proc.node} Ready")
     return proc
-
-
-def _deployment(name: str, node: str, replicas: int, cpu: str = "200m", memory: str = "256Mi") -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {
-                "metadata": {"labels": {"app": name}},
-                "spec": {
-                    **placement(node),
-                    "containers": [
-                        {
-                            "name": "web",
-                            "image": "nginx:1.27",
-                            "resources": {"requests": {"cpu": cpu, "memory": memory}},
-                        }
-                    ],
-                },
-            },
-        },
-    }
 
 
 def _top(cluster: Cluster, *args: str) -> dict[str, list[str]]:
@@ -98,16 +77,10 @@ def _running_pods(kube: Any, namespace: str, app: str, count: int) -> list[dict[
 
 
 def test_kubectl_top_pod_and_node_show_what_eci_reports(
-    cluster: Cluster,
-    metrics_server: MetricsServer,
-    daemon_factory: Any,
-    kube: Any,
-    fake_eci: Any,
-    namespace: str,
-    tmp_path: Path,
+    cluster: Cluster, serving_daemon: Any, kube: Any, fake_eci: Any, namespace: str
 ) -> None:
-    daemon = _serving_daemon(cluster, daemon_factory, kube, tmp_path)
-    kube.create(namespace, _deployment("web", daemon.node, 2))
+    daemon = serving_daemon
+    kube.create(namespace, nginx_deployment("web", daemon.node, 2, requests={"cpu": "200m", "memory": "256Mi"}))
     pods = wait_for(lambda: _running_pods(kube, namespace, "web", 2), 90, "2 web pods Running")
     started = time.monotonic()
     steered, other = sorted(p["metadata"]["name"] for p in pods)
@@ -156,16 +129,10 @@ def test_kubectl_top_pod_and_node_show_what_eci_reports(
 
 
 def test_hpa_scales_a_deployment_up_on_the_cpu_eci_reports(
-    cluster: Cluster,
-    metrics_server: MetricsServer,
-    daemon_factory: Any,
-    kube: Any,
-    fake_eci: Any,
-    namespace: str,
-    tmp_path: Path,
+    serving_daemon: Any, kube: Any, fake_eci: Any, namespace: str
 ) -> None:
-    daemon = _serving_daemon(cluster, daemon_factory, kube, tmp_path)
-    kube.create(namespace, _deployment("busy", daemon.node, 1, cpu="200m"))
+    daemon = serving_daemon
+    kube.create(namespace, nginx_deployment("busy", daemon.node, 1, requests={"cpu": "200m", "memory": "256Mi"}))
     pod = wait_for(lambda: _running_pods(kube, namespace, "busy", 1), 90, "the busy pod Running")[0]
     gid = group_of_pod(fake_eci, daemon.node, pod["metadata"]["name"])["ContainerGroupId"]
     steer_usage(fake_eci, gid, cpu=0.05)  # 25 % of the 200m request: under the 50 % target

@@ -13,7 +13,6 @@ import re
 import time
 from collections import Counter
 
-import requests
 from vkfixtures import *  # noqa: F403 - pytest fixtures: daemon_factory, fake_eci, kube
 
 from e2e.harness import (
@@ -23,6 +22,8 @@ from e2e.harness import (
     pod_manifest,
     running,
     set_faults,
+    settled,
+    stray_group,
     tags_of,
     wait_for,
 )
@@ -36,25 +37,8 @@ SEED = 13
 FAULT_RATE = 0.3
 
 
-def _pods(kube, namespace):
-    return [p for p in kube.pods(namespace) if not p["metadata"].get("deletionTimestamp")]
-
-
 def _groups_by_uid(fake, node):
     return Counter(tags_of(g)["UID"] for g in fake_groups(fake, node))
-
-
-def _all_settled(kube, fake, namespace, node, expected):
-    """``expected`` pods Running, one live group each, no other live group of the node."""
-    pods = _pods(kube, namespace)
-    uids = _groups_by_uid(fake, node)
-    ok = (
-        len(pods) == expected
-        and all(running(p) for p in pods)
-        and set(uids) == {p["metadata"]["uid"] for p in pods}
-        and all(n == 1 for n in uids.values())
-    )
-    return pods if ok else None
 
 
 def test_restart_under_30_percent_listing_faults_adopts_all_and_runs_a_new_pod(
@@ -63,7 +47,7 @@ def test_restart_under_30_percent_listing_faults_adopts_all_and_runs_a_new_pod(
     first = daemon_factory()
     wait_for(lambda: kube.ready(first.node) == "True", 60, "node Ready")
     kube.create(namespace, nginx_deployment("many", first.node, REPLICAS))
-    before = wait_for(lambda: _all_settled(kube, fake_eci, namespace, first.node, REPLICAS), 180, "60 pods Running")
+    before, _ = wait_for(lambda: settled(kube, fake_eci, namespace, first.node, None, REPLICAS), 180, "60 pods Running")
     assert first.stop() == 0
     kept = {g["ContainerGroupId"]: tags_of(g)["UID"] for g in fake_groups(fake_eci, first.node)}
     assert len(kept) == REPLICAS
@@ -74,20 +58,8 @@ def test_restart_under_30_percent_listing_faults_adopts_all_and_runs_a_new_pod(
     cluster.kubectl("delete", "pod", "-n", namespace, victim["name"], "--grace-period=0", "--force", "--wait=false")
     orphan = next(gid for gid, uid in kept.items() if uid == victim["uid"])
     # One more orphan, made behind vk-eci's back with this node's tags: 61 groups, 4 pages of 20.
-    tags = [
-        {"Key": "ClusterName", "Value": "e2e"},
-        {"Key": "NodeName", "Value": first.node},
-        {"Key": "NameSpace", "Value": namespace},
-        {"Key": "PodName", "Value": "never-existed"},
-        {"Key": "UID", "Value": "00000000-0000-0000-0000-00000000dead"},
-    ]
-    answer = requests.post(
-        f"{fake_eci.admin_url}/groups",
-        json={"ContainerGroupName": "stray", "Tag": tags, "Status": "Running"},
-        timeout=10,
-    )
-    answer.raise_for_status()
-    stray = answer.json()["ContainerGroupId"]
+    dead = "00000000-0000-0000-0000-00000000dead"
+    stray = stray_group(fake_eci, first.node, namespace, "never-existed", dead, name="stray")
 
     set_faults(
         fake_eci,
@@ -115,7 +87,7 @@ def test_restart_under_30_percent_listing_faults_adopts_all_and_runs_a_new_pod(
         return len(seen) == 2
 
     wait_for(both, 90, f"the {REPLICAS - 1} live groups adopted and the new pod Running while the listing fails")
-    wait_for(lambda: _all_settled(kube, fake_eci, namespace, first.node, REPLICAS + 1), 90, "61 pods, one group each")
+    wait_for(lambda: settled(kube, fake_eci, namespace, first.node, None, REPLICAS + 1), 90, "61 pods, one group each")
     settled_s = time.monotonic() - started
 
     groups = {g["ContainerGroupId"]: tags_of(g)["UID"] for g in fake_groups(fake_eci, first.node)}

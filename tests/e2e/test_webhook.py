@@ -148,9 +148,7 @@ def webhook(
 
         def routed() -> bool:
             body = bare_pod("probe", {"alibabacloud.com/eci": "true"})
-            created = kube.client.request(
-                "POST", f"/api/v1/namespaces/{probe_ns}/pods", params={"dryRun": "All"}, body=body
-            ).json()
+            created = dry_run(kube, probe_ns, body)
             return "nodeSelector" in created["spec"]
 
         # The caBundle is written by the process, then loaded by the API server from its watch.
@@ -184,6 +182,13 @@ def bare_pod(
     }
 
 
+def dry_run(kube: Any, namespace: str, pod: dict[str, Any]) -> dict[str, Any]:
+    """What admission makes of ``pod`` (the webhook's patch applied) without storing it: a dry-run create."""
+    return dict(
+        kube.client.request("POST", f"/api/v1/namespaces/{namespace}/pods", params={"dryRun": "All"}, body=pod).json()
+    )
+
+
 def routed_to_eci(pod: dict[str, Any], taint_key: str) -> bool:
     spec = pod["spec"]
     tolerated = any(t.get("key") == taint_key for t in spec.get("tolerations") or [])
@@ -206,9 +211,7 @@ def test_a_pod_in_a_labelled_namespace_is_routed_and_one_labelled_false_is_not(
     # The webhook's namespace watch may lag the label by a moment; the first pod may miss it.
     wait_for(
         lambda: routed_to_eci(
-            kube.client.request(
-                "POST", f"/api/v1/namespaces/{routed_namespace}/pods", params={"dryRun": "All"}, body=bare_pod("x")
-            ).json(),
+            dry_run(kube, routed_namespace, bare_pod("x")),
             taint_key,
         ),
         10,
@@ -244,12 +247,7 @@ def test_a_selector_routes_and_its_annotation_reaches_the_container_group(
     profile({"selectors": json.dumps(selectors)})
 
     def admitted_with_effect() -> bool:
-        dry = kube.client.request(
-            "POST",
-            f"/api/v1/namespaces/{routed_namespace}/pods",
-            params={"dryRun": "All"},
-            body=bare_pod("dry", {"job": "batch"}),
-        ).json()
+        dry = dry_run(kube, routed_namespace, bare_pod("dry", {"job": "batch"}))
         return (dry["metadata"].get("annotations") or {}).get("k8s.aliyun.com/eci-use-specs") == "1-2Gi"
 
     wait_for(admitted_with_effect, 5, "the profile to be in force within 5 s")
@@ -266,12 +264,7 @@ def test_a_broken_profile_keeps_the_last_good_one_with_a_warning_event(
     webhook, kube, routed_namespace, profile, test_id
 ):
     def annotation_of_new_pod() -> str | None:
-        dry = kube.client.request(
-            "POST",
-            f"/api/v1/namespaces/{routed_namespace}/pods",
-            params={"dryRun": "All"},
-            body=bare_pod("dry", {"app": test_id}),
-        ).json()
+        dry = dry_run(kube, routed_namespace, bare_pod("dry", {"app": test_id}))
         return (dry["metadata"].get("annotations") or {}).get("e2e.vkeci.io/profile")
 
     def selectors(value: str) -> str:
@@ -443,12 +436,7 @@ def test_two_replicas_share_one_self_signed_certificate(
         assert len(served) == 1, "the two replicas serve different certificates"
 
         def both_called() -> bool:
-            pod = kube.client.request(
-                "POST",
-                f"/api/v1/namespaces/{routed_namespace}/pods",
-                params={"dryRun": "All"},
-                body=bare_pod("dry", {"alibabacloud.com/eci": "true"}),
-            ).json()
+            pod = dry_run(kube, routed_namespace, bare_pod("dry", {"alibabacloud.com/eci": "true"}))
             return routed_to_eci(pod, taint_key) and all("pod admitted" in p.log_text() for p in procs)
 
         wait_for(both_called, 30, "both webhooks called and trusted")
@@ -487,12 +475,7 @@ def test_a_certificate_from_the_cluster_ca_through_a_csr(
     try:
 
         def routed() -> bool:
-            pod = kube.client.request(
-                "POST",
-                f"/api/v1/namespaces/{routed_namespace}/pods",
-                params={"dryRun": "All"},
-                body=bare_pod("dry", {"alibabacloud.com/eci": "true"}),
-            ).json()
+            pod = dry_run(kube, routed_namespace, bare_pod("dry", {"alibabacloud.com/eci": "true"}))
             return routed_to_eci(pod, taint_key)
 
         wait_for(routed, 30, "the API server to trust the CSR-issued certificate")

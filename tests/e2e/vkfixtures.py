@@ -20,16 +20,9 @@ __all__ = ["daemon", "daemon_factory", "fake_eci", "kube"]
 @pytest.fixture
 def fake_eci(tmp_path: Path) -> Iterator[Any]:
     """A fake ECI on 127.0.0.1 with near-zero lifecycle delays, stopped after the test."""
-    from e2e.harness import ACCESS_KEY_ID, ACCESS_KEY_SECRET
-    from fakes.eci.server import FakeECI
+    from e2e.harness import start_fake_in_process
 
-    fake = FakeECI.start(
-        "127.0.0.1",
-        0,
-        access_key_id=ACCESS_KEY_ID,
-        access_key_secret=ACCESS_KEY_SECRET,
-        config={"scheduling_delay_s": 0.05, "pending_delay_s": 0.1, "restart_delay_s": 0.2},
-    )
+    fake = start_fake_in_process({"scheduling_delay_s": 0.05, "pending_delay_s": 0.1, "restart_delay_s": 0.2})
     yield fake
     fake.stop()
 
