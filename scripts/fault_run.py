@@ -18,6 +18,7 @@ time to all Running and to 0. Written to ``<out>/report.json`` and ``<out>/repor
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -27,6 +28,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +56,9 @@ from vkeci.clients.kube import KubeError  # noqa: E402
 
 NAMESPACE, APP = "faultrun", "web"
 EVICTION_REASONS = {"Evicted", "TaintManagerEviction"}
+# What faults_spec injects; any other outcome that is not OK is ECI's own answer (e.g. InvalidParameter.NotFound
+# for a delete repeated after its reply was dropped).
+INJECTED = ("Dropped", "Throttling.User", "ServiceUnavailable", "InternalError")
 
 
 def faults_spec(drop: float, errors: float, throttle: float, seed: int) -> JSON:
@@ -131,6 +136,18 @@ def evicted(pods: Iterable[JSON], events: Iterable[JSON]) -> list[str]:
     return sorted(names)
 
 
+def back_after(kill_times: Iterable[float], log_text: str) -> list[float | None]:
+    """Seconds from each kill (unix time) to the restarted daemon's next "node Ready changed ready=true"
+    (its pod controller runs again: leadership taken, reconcile begun); None if it never said so."""
+    readies = []
+    for line in log_text.splitlines():
+        if "node Ready changed ready=true" in line:
+            stamp = line.split(" ", 1)[0]
+            with contextlib.suppress(ValueError):
+                readies.append(datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp())
+    return [next((round(r - k, 1) for r in readies if r > k), None) for k in kill_times]
+
+
 def summarize(raw: JSON) -> JSON:
     """The run's figures from what the monitor and the end checks collected (``raw``)."""
     return {
@@ -138,8 +155,10 @@ def summarize(raw: JSON) -> JSON:
         "pods_created": len(raw["pod_uids"]),
         "kills": len(raw["kills"]),
         "kills_at": raw["kills"],
+        "back_after_kill_s": raw["back_after"],
         "daemon_exits_unasked": raw["unasked_exits"],
-        "faults_injected": raw["faults"],
+        "faults_injected": {k: v for k, v in raw["faults"].items() if k in INJECTED},
+        "other_error_replies": {k: v for k, v in raw["faults"].items() if k not in INJECTED},
         "eci_calls": raw["calls_total"],
         "duplicate_groups": len(raw["duplicates"]),
         "duplicates": raw["duplicates"],
@@ -167,10 +186,13 @@ def markdown(summary: JSON) -> str:
         return "not reached" if value is None else f"{value:.0f} s"
 
     faults = ", ".join(f"{k} {v}" for k, v in summary["faults_injected"].items()) or "none"
+    others = ", ".join(f"{k} {v}" for k, v in summary["other_error_replies"].items()) or "none"
     rows = [
         ("pods created (distinct UIDs)", summary["pods_created"]),
         ("daemon kills (SIGKILL)", summary["kills"]),
+        ("node Ready again after each kill", ", ".join(secs(s) for s in summary["back_after_kill_s"]) or "-"),
         ("ECI calls / faults injected", f"{summary['eci_calls']} / {faults}"),
+        ("other error replies (ECI's own)", others),
         ("duplicate groups", summary["duplicate_groups"]),
         ("orphan groups at the end", summary["orphans"]),
         ("pods wrongly Failed", summary["pods_wrongly_failed"]),
@@ -299,8 +321,11 @@ def run(args: argparse.Namespace) -> JSON:
             set_faults(endpoint, faults_spec(args.drop, args.errors, args.throttle, args.seed))
             monitor.start()
 
+            kill_times: list[float] = []
+
             def kill(phase: str) -> None:
                 daemon.kill()
+                kill_times.append(time.time())
                 raw["kills"].append(f"{phase} at {monitor.running} Running, {monitor.live_groups} groups")
                 say(f"kill -9 ({raw['kills'][-1]}); restart in {args.pause:.0f} s")
                 time.sleep(args.pause)
@@ -376,6 +401,7 @@ def run(args: argparse.Namespace) -> JSON:
                 "node": json.dumps(kube.node(node)),
             }
             raw["secrets"] = find_secret(ACCESS_KEY_SECRET, texts)
+            raw["back_after"] = back_after(kill_times, texts["vkeci.log"])
     finally:
         monitor.close()
         daemon.stop()

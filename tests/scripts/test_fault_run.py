@@ -69,13 +69,23 @@ def test_the_error_rules_keep_their_share_of_all_calls() -> None:
     assert spec["drop_response"] == {"*": 0.2} and spec["rate_limits"] == {"enabled": True}
 
 
+def test_back_after_finds_the_first_ready_after_each_kill() -> None:
+    log = (
+        "2026-12-03T06:00:00.000Z INFO node: node Ready changed ready=true why=x\n"
+        "2026-12-03T06:00:20.500Z INFO node: node Ready changed ready=true why=x\n"
+    )
+    start = 1796277600.0  # 2026-12-03T06:00:00Z
+    assert fault_run.back_after([start + 5, start + 30], log) == [15.5, None]
+
+
 def test_the_report_names_each_figure() -> None:
     raw = {
         "replicas": 3,
         "pod_uids": ["u1", "u2", "u3", "u4"],
         "kills": ["ramp at 1 Running, 1 groups"],
+        "back_after": [17.2],
         "unasked_exits": 0,
-        "faults": {"Dropped": 5},
+        "faults": {"Dropped": 5, "InvalidParameter.NotFound": 2},
         "calls_total": 50,
         "duplicates": {},
         "orphans": [],
@@ -95,4 +105,6 @@ def test_the_report_names_each_figure() -> None:
     table = fault_run.markdown(summary)
     assert "| pods created (distinct UIDs) | 4 |" in table
     assert "| ECI calls / faults injected | 50 / Dropped 5 |" in table
+    assert "| other error replies (ECI's own) | InvalidParameter.NotFound 2 |" in table
+    assert "| node Ready again after each kill | 17 s |" in table
     assert "| time to 3 Running | 42 s |" in table and "| time to 0 pods and 0 groups | not reached |" in table
