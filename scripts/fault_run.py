@@ -55,7 +55,6 @@ from e2e.harness import (  # noqa: E402
 from vkeci.clients.kube import KubeError  # noqa: E402
 
 NAMESPACE, APP = "faultrun", "web"
-EVICTION_REASONS = {"Evicted", "TaintManagerEviction"}
 # What faults_spec injects; any other outcome that is not OK is ECI's own answer (e.g. InvalidParameter.NotFound
 # for a delete repeated after its reply was dropped).
 INJECTED = ("Dropped", "Throttling.User", "ServiceUnavailable", "InternalError")
@@ -122,7 +121,9 @@ def fault_counts(calls: JSON) -> dict[str, int]:
 
 def evicted(pods: Iterable[JSON], events: Iterable[JSON]) -> list[str]:
     """Pods the cluster evicted: a ``DisruptionTarget`` condition (the taint eviction controller sets it
-    before it deletes), or an event with reason Evicted or TaintManagerEviction. Sorted names."""
+    before it deletes), an ``Evicted`` event, or a ``TaintManagerEviction`` event that marks the pod for
+    deletion (the same reason also says "Cancelling deletion" when the taint went before the toleration
+    ran out: that is no eviction, see :func:`evictions_cancelled`). Sorted names."""
     names = {
         str(p["metadata"]["name"])
         for p in pods
@@ -131,9 +132,23 @@ def evicted(pods: Iterable[JSON], events: Iterable[JSON]) -> list[str]:
     names |= {
         str((e.get("involvedObject") or {}).get("name"))
         for e in events
-        if e.get("reason") in EVICTION_REASONS and (e.get("involvedObject") or {}).get("kind") == "Pod"
+        if (e.get("involvedObject") or {}).get("kind") == "Pod"
+        and (
+            e.get("reason") == "Evicted"
+            or (e.get("reason") == "TaintManagerEviction" and str(e.get("message")).startswith("Marking for deletion"))
+        )
     }
     return sorted(names)
+
+
+def evictions_cancelled(events: Iterable[JSON]) -> int:
+    """Pods whose eviction the taint eviction controller scheduled (a NoExecute taint) and then cancelled
+    because the taint went away within the pod's toleration."""
+    return sum(
+        1
+        for e in events
+        if e.get("reason") == "TaintManagerEviction" and str(e.get("message")).startswith("Cancelling deletion")
+    )
 
 
 def back_after(kill_times: Iterable[float], log_text: str) -> list[float | None]:
@@ -168,6 +183,7 @@ def summarize(raw: JSON) -> JSON:
         "failed": raw["failed"],
         "pods_evicted": len(raw["evicted"]),
         "evicted": raw["evicted"],
+        "evictions_scheduled_then_cancelled": raw["evictions_cancelled"],
         "secrets_found": raw["secrets"],
         "node_ready_flips": flips(raw["ready_states"]),
         "max_running": raw["max_running"],
@@ -197,6 +213,7 @@ def markdown(summary: JSON) -> str:
         ("orphan groups at the end", summary["orphans"]),
         ("pods wrongly Failed", summary["pods_wrongly_failed"]),
         ("pods evicted", summary["pods_evicted"]),
+        ("evictions scheduled, then cancelled", summary["evictions_scheduled_then_cancelled"]),
         ("secrets in logs/API", len(summary["secrets_found"])),
         ("node Ready flips", summary["node_ready_flips"]),
         (f"time to {summary['replicas']} Running", secs(summary["time_to_all_running_s"])),
@@ -323,6 +340,11 @@ def run(args: argparse.Namespace) -> JSON:
 
             kill_times: list[float] = []
 
+            def back() -> bool:
+                # The next kill waits until the restarted daemon leads again (it waits out the old Lease,
+                # 15 s): kills closer than that would only hit a standby.
+                return daemon.log_text().count("leader: leading") > len(kill_times)
+
             def kill(phase: str) -> None:
                 daemon.kill()
                 kill_times.append(time.time())
@@ -348,7 +370,7 @@ def run(args: argparse.Namespace) -> JSON:
                 if monitor.running >= args.replicas:
                     raw["t_running"] = round(time.monotonic() - started, 1)
                     break
-                if thresholds and monitor.running >= thresholds[0] * args.replicas:
+                if thresholds and monitor.running >= thresholds[0] * args.replicas and back():
                     thresholds.pop(0)
                     kill("ramp")
                 if time.monotonic() - last_report > 30:
@@ -372,8 +394,9 @@ def run(args: argparse.Namespace) -> JSON:
                 if monitor.live_pods == 0 and monitor.live_groups == 0:
                     raw["t_zero"] = round(time.monotonic() - down, 1)
                     break
-                at_half = monitor.live_groups <= args.replicas / 2 or time.monotonic() - down > 60
-                if down_kills and at_half:
+                # While the deletes are under way: a tenth of the groups gone, or 10 s after the scale.
+                deleting = monitor.live_groups <= 0.9 * args.replicas or time.monotonic() - down > 10
+                if down_kills and deleting and back():
                     down_kills -= 1
                     kill("scale to 0")
                 if time.monotonic() - last_report > 30:
@@ -392,6 +415,8 @@ def run(args: argparse.Namespace) -> JSON:
             }
             raw["orphans"] = orphan_groups(groups_end, (p["metadata"]["uid"] for p in pods_end))
             raw["evicted"] = sorted(monitor.evicted | set(evicted(pods_end, events)))
+            raw["evictions_cancelled"] = evictions_cancelled(events)
+            (out / "events.json").write_text(json.dumps(events, indent=1))
             raw["event_reasons"] = dict(Counter(str(e.get("reason")) for e in events).most_common())
             texts = {
                 "vkeci.log": daemon.log_text(),
@@ -433,7 +458,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--ramp-kills", default="0.25,0.5,0.75", help="kill -9 when this share of the pods is Running (comma list)"
     )
-    parser.add_argument("--down-kills", type=int, default=1, help="kills during the scale to 0 (at half the groups)")
+    parser.add_argument("--down-kills", type=int, default=1, help="kills during the scale to 0")
     parser.add_argument("--pause", type=float, default=3.0, help="seconds between a kill and the restart")
     parser.add_argument("--drop", type=float, default=0.2, help="share of replies dropped after acting")
     parser.add_argument("--errors", type=float, default=0.1, help="share of calls answered 503/500")

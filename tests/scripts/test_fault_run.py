@@ -54,10 +54,20 @@ def test_evicted_pods_by_condition_or_event() -> None:
         {"metadata": {"name": "b"}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}},
     ]
     events = [
-        {"reason": "TaintManagerEviction", "involvedObject": {"kind": "Pod", "name": "c"}},
+        {
+            "reason": "TaintManagerEviction",
+            "message": "Marking for deletion Pod ns/c",
+            "involvedObject": {"kind": "Pod", "name": "c"},
+        },
+        {
+            "reason": "TaintManagerEviction",
+            "message": "Cancelling deletion of Pod ns/d",
+            "involvedObject": {"kind": "Pod", "name": "d"},
+        },
         {"reason": "Scheduled", "involvedObject": {"kind": "Pod", "name": "b"}},
     ]
     assert fault_run.evicted(pods, events) == ["a", "c"]
+    assert fault_run.evictions_cancelled(events) == 1
 
 
 def test_the_error_rules_keep_their_share_of_all_calls() -> None:
@@ -91,6 +101,7 @@ def test_the_report_names_each_figure() -> None:
         "orphans": [],
         "failed": {},
         "evicted": [],
+        "evictions_cancelled": 0,
         "secrets": [],
         "ready_states": ["True", "False", "True"],
         "max_running": 3,
