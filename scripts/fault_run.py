@@ -186,6 +186,7 @@ def summarize(raw: JSON) -> JSON:
         "evictions_scheduled_then_cancelled": raw["evictions_cancelled"],
         "secrets_found": raw["secrets"],
         "node_ready_flips": flips(raw["ready_states"]),
+        "node_ready_changes": raw.get("ready_changes", []),
         "max_running": raw["max_running"],
         "time_to_all_running_s": raw["t_running"],
         "time_to_zero_s": raw["t_zero"],
@@ -239,6 +240,7 @@ class Monitor:
         self.lock = threading.Lock()
         self.stop = threading.Event()
         self.ready_states: list[str] = []
+        self.ready_changes: list[str] = []  # "HH:MM:SS state" at each change (the first sample included)
         self.pod_uids: set[str] = set()
         self.failed: dict[str, JSON] = {}
         self.evicted: set[str] = set()
@@ -273,6 +275,8 @@ class Monitor:
                 self.errors += 1
                 continue
             with self.lock:
+                if not self.ready_states or state != self.ready_states[-1]:
+                    self.ready_changes.append(f"{time.strftime('%H:%M:%S')} {state or 'absent'}")
                 self.ready_states.append(state)
                 self.loads.append(os.getloadavg()[0])
 
@@ -440,6 +444,7 @@ def run(args: argparse.Namespace) -> JSON:
             failed=monitor.failed,
             duplicates=duplicate_groups(groups_end) | monitor.duplicates,
             ready_states=monitor.ready_states,
+            ready_changes=monitor.ready_changes,
             max_running=monitor.max_running,
         )
         loads = monitor.loads or [os.getloadavg()[0]]
