@@ -53,6 +53,7 @@ from e2e.harness import (  # noqa: E402
     wait_for,
 )
 from vkeci.clients.kube import KubeError  # noqa: E402
+from vkeci.core.node import ECI_UNREACHABLE_REASON  # noqa: E402
 
 NAMESPACE, APP = "faultrun", "web"
 # What faults_spec injects; any other outcome that is not OK is ECI's own answer (e.g. InvalidParameter.NotFound
@@ -184,6 +185,7 @@ def summarize(raw: JSON) -> JSON:
         "pods_evicted": len(raw["evicted"]),
         "evicted": raw["evicted"],
         "evictions_scheduled_then_cancelled": raw["evictions_cancelled"],
+        "pods_held_eci_unreachable": raw.get("held", 0),
         "secrets_found": raw["secrets"],
         "node_ready_flips": flips(raw["ready_states"]),
         "node_ready_changes": raw.get("ready_changes", []),
@@ -215,6 +217,7 @@ def markdown(summary: JSON) -> str:
         ("pods wrongly Failed", summary["pods_wrongly_failed"]),
         ("pods evicted", summary["pods_evicted"]),
         ("evictions scheduled, then cancelled", summary["evictions_scheduled_then_cancelled"]),
+        ("pods held as ECIUnreachable (Warning)", summary["pods_held_eci_unreachable"]),
         ("secrets in logs/API", len(summary["secrets_found"])),
         ("node Ready flips", summary["node_ready_flips"]),
         (f"time to {summary['replicas']} Running", secs(summary["time_to_all_running_s"])),
@@ -420,6 +423,8 @@ def run(args: argparse.Namespace) -> JSON:
             raw["orphans"] = orphan_groups(groups_end, (p["metadata"]["uid"] for p in pods_end))
             raw["evicted"] = sorted(monitor.evicted | set(evicted(pods_end, events)))
             raw["evictions_cancelled"] = evictions_cancelled(events)
+            held = {e["involvedObject"]["name"] for e in events if e.get("reason") == ECI_UNREACHABLE_REASON}
+            raw["held"] = len(held)
             (out / "events.json").write_text(json.dumps(events, indent=1))
             raw["event_reasons"] = dict(Counter(str(e.get("reason")) for e in events).most_common())
             texts = {
