@@ -81,7 +81,8 @@ peer-build: dev
 	$(PY) -m e2e.peer_build
 
 # The final fault run of issue 12 (BENCHMARKS.md, "Fault run"): 300 pods while the fake drops, fails and throttles
-# replies and the daemon is killed -9 four times; about 15 min. A quick try: FAULT_RUN_ARGS="--replicas 30 --down-kills 0".
+# replies and the daemon is killed -9 four times; about 5 min (at most 25: the ramp and the scale to 0 time out
+# at 15 and 10 min). A quick try: FAULT_RUN_ARGS="--replicas 30 --ramp-kills 0.5 --down-kills 0".
 fault-run: dev
 	$(PY) -m e2e.build
 	$(NETNS) $(PY) scripts/fault_run.py $(FAULT_RUN_ARGS)
