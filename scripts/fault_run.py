@@ -178,6 +178,8 @@ def summarize(raw: JSON) -> JSON:
         "eci_calls": raw["calls_total"],
         "duplicate_groups": len(raw["duplicates"]),
         "duplicates": raw["duplicates"],
+        "groups_seen": sum(len(ids) for ids in raw.get("groups_of", {}).values()),
+        "pods_with_several_groups": {uid: ids for uid, ids in raw.get("groups_of", {}).items() if len(ids) > 1},
         "orphans": len(raw["orphans"]),
         "orphan_ids": raw["orphans"],
         "pods_wrongly_failed": len(raw["failed"]),
@@ -213,6 +215,10 @@ def markdown(summary: JSON) -> str:
         ("ECI calls / faults injected", f"{summary['eci_calls']} / {faults}"),
         ("other error replies (ECI's own)", others),
         ("duplicate groups", summary["duplicate_groups"]),
+        (
+            "groups seen / pods with more than one",
+            f"{summary['groups_seen']} / {len(summary['pods_with_several_groups'])}",
+        ),
         ("orphan groups at the end", summary["orphans"]),
         ("pods wrongly Failed", summary["pods_wrongly_failed"]),
         ("pods evicted", summary["pods_evicted"]),
@@ -248,6 +254,8 @@ class Monitor:
         self.failed: dict[str, JSON] = {}
         self.evicted: set[str] = set()
         self.duplicates: dict[str, list[str]] = {}
+        self.groups_of: dict[str, set[str]] = {}  # pod UID -> every group id seen for it (a duplicate deleted
+        # within one look would otherwise go unseen: each look is 3 s apart)
         self.running = 0
         self.max_running = 0
         self.live_pods = 0
@@ -305,6 +313,9 @@ class Monitor:
                         {"uid": meta["uid"], "reason": status.get("reason"), "message": status.get("message")},
                     )
             self.evicted |= set(evicted(pods, ()))
+            for group in groups:
+                uid = tags_of(group).get("UID", "")
+                self.groups_of.setdefault(uid, set()).add(str(group.get("ContainerGroupId")))
             for key, ids in dups.items():
                 self.duplicates[key] = sorted(set(self.duplicates.get(key, [])) | set(ids))
             live = [p for p in pods if not p["metadata"].get("deletionTimestamp")]
@@ -450,6 +461,7 @@ def run(args: argparse.Namespace) -> JSON:
             duplicates=duplicate_groups(groups_end) | monitor.duplicates,
             ready_states=monitor.ready_states,
             ready_changes=monitor.ready_changes,
+            groups_of={uid: sorted(ids) for uid, ids in monitor.groups_of.items()},
             max_running=monitor.max_running,
         )
         loads = monitor.loads or [os.getloadavg()[0]]

@@ -98,6 +98,7 @@ def test_the_report_names_each_figure() -> None:
         "faults": {"Dropped": 5, "InvalidParameter.NotFound": 2},
         "calls_total": 50,
         "duplicates": {},
+        "groups_of": {"u1": ["eci-1"], "u2": ["eci-2", "eci-5"]},
         "orphans": [],
         "failed": {},
         "evicted": [],
@@ -113,7 +114,9 @@ def test_the_report_names_each_figure() -> None:
     }
     summary = fault_run.summarize(raw)
     assert summary["pods_created"] == 4 and summary["kills"] == 1 and summary["node_ready_flips"] == 2
+    assert summary["groups_seen"] == 3 and summary["pods_with_several_groups"] == {"u2": ["eci-2", "eci-5"]}
     table = fault_run.markdown(summary)
+    assert "| groups seen / pods with more than one | 3 / 1 |" in table
     assert "| pods created (distinct UIDs) | 4 |" in table
     assert "| ECI calls / faults injected | 50 / Dropped 5 |" in table
     assert "| other error replies (ECI's own) | InvalidParameter.NotFound 2 |" in table
