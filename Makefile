@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed-stamp
 NETNS  := $(PY) -m e2e.netns --
 PYTEST_ARGS ?=
 
-.PHONY: dev test unit e2e controlplane helm metrics-server cluster-up cluster-down lint zipapp demo demo-down bench bench-peer peer-build bench-fake clean
+.PHONY: dev test unit e2e controlplane helm metrics-server cluster-up cluster-down lint zipapp demo demo-down bench bench-peer peer-build bench-fake fault-run clean
 
 # Re-install only when the dependency list changes, so `make dev` is fast when nothing did.
 $(STAMP): pyproject.toml
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 dev: $(STAMP)
 
 # Never ask the ECS metadata service (100.100.100.200) for credentials, not even outside the namespace.
-test unit e2e bench bench-peer bench-fake demo: export ALIBABA_CLOUD_ECS_METADATA_DISABLED = true
+test unit e2e bench bench-peer bench-fake fault-run demo: export ALIBABA_CLOUD_ECS_METADATA_DISABLED = true
 
 # The zipapp test (tests/fake/test_fake_zipapp.py) needs dist/vkeci.pyz, whose build downloads dependencies;
 # the `kubectl top`/HPA test (tests/e2e/test_metrics_server.py) needs metrics-server. Both build out here.
@@ -79,6 +79,13 @@ bench-peer: dev
 # Only build (or report the cached) peer and floor binaries of bench-peer (~/.cache/vkeci/vk-peer-*, vk-floor-*).
 peer-build: dev
 	$(PY) -m e2e.peer_build
+
+# The final fault run of issue 12 (BENCHMARKS.md, "Fault run"): 300 pods while the fake drops, fails and throttles
+# replies and the daemon is killed -9 four times; about 5 min (at most 25: the ramp and the scale to 0 time out
+# at 15 and 10 min). A quick try: FAULT_RUN_ARGS="--replicas 30 --ramp-kills 0.5 --down-kills 0".
+fault-run: dev
+	$(PY) -m e2e.build
+	$(NETNS) $(PY) scripts/fault_run.py $(FAULT_RUN_ARGS)
 
 # Requests/s of the fake ECI through the real SDK, and the cost of thousands of simulated groups.
 bench-fake: dev
