@@ -169,6 +169,8 @@ def start_daemon(
     if memory:  # under tracemalloc: SIGUSR1 writes the top allocation sites
         argv = [sys.executable, str(ROOT / "scripts" / "bench_memory.py")]
         env["VKECI_TRACEMALLOC_OUT"] = str(run_dir / "memory.txt")
+    # Each daemon its own health port: several serve at once with --nodes (the default 10248 would collide).
+    argv.append(f"--health-port={free_port()}")
     return start_logged(argv, env, run_dir / log_name, cwd=src)
 
 
