@@ -16,6 +16,14 @@ matplotlib is installed (`pip install -e '.[bench]'`).
     make bench BENCH_ARGS="--sizes 100 --mode unlimited,limited --workload bare"
     make bench BENCH_ARGS="--sizes 5000 --mode unlimited --workload bare --steady 60"
 
+``--nodes 1,2`` (issue 16) compares node counts instead: per count that many virtual nodes, one `vkeci run`
+each, on one fake ECI (one account) and one namespace, the bare pods spread over the nodes round-robin by the
+same creator threads; the counts run interleaved (``--rounds``, order alternating), the daemons' CPU summed
+and their peak RSS kept one by one (scripts/bench_nodes_report.py); results in ``<out>/nodes/`` and the
+table between the bench-nodes markers of BENCHMARKS.md:
+
+    make bench BENCH_ARGS="--nodes 1,2 --sizes 5000 --rounds 2 --steady 0"
+
 `make bench` runs it in the private network namespace of the tests (e2e/netns.py); the harness (e2e/harness.py)
 starts the fake and the daemon.
 """
@@ -32,7 +40,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -43,13 +51,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-import bench_report as report  # noqa: E402  (scripts/ is sys.path[0] when run as a script)
+import bench_nodes_report as nodes_report  # noqa: E402  (scripts/ is sys.path[0] when run as a script)
+import bench_report as report  # noqa: E402
 
 from e2e.cluster import Cluster  # noqa: E402
 from e2e.harness import (  # noqa: E402
     daemon_env,
     fake_get,
     free_port,
+    nginx_deployment,
     placement,
     running,
     start_fake_process,
@@ -128,8 +138,10 @@ def start_daemon(
     extra_env: dict[str, str],
     src: Path = ROOT,
     memory: bool = False,
+    log_name: str = "vkeci.log",
 ) -> subprocess.Popen[bytes]:
-    """`vkeci run` with the production defaults, except what a local fake needs and a node big enough."""
+    """`vkeci run` with the production defaults, except what a local fake needs and a node big enough;
+    its output goes to ``run_dir/log_name``."""
     settings = {
         # Capacity the scheduler counts: 5,000 pods must fit on the one virtual node.
         "ECI_QUOTA_POD": "20000",
@@ -157,7 +169,9 @@ def start_daemon(
     if memory:  # under tracemalloc: SIGUSR1 writes the top allocation sites
         argv = [sys.executable, str(ROOT / "scripts" / "bench_memory.py")]
         env["VKECI_TRACEMALLOC_OUT"] = str(run_dir / "memory.txt")
-    return start_logged(argv, env, run_dir / "vkeci.log", cwd=src)
+    # Each daemon its own health port: several serve at once with --nodes (the default 10248 would collide).
+    argv.append(f"--health-port={free_port()}")
+    return start_logged(argv, env, run_dir / log_name, cwd=src)
 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -202,22 +216,6 @@ def bare_pod(name: str, node: str) -> JSON:
         "kind": "Pod",
         "metadata": {"name": name, "labels": {"app": "bench"}},
         "spec": {**placement(node), "nodeName": node, "containers": [CONTAINER]},
-    }
-
-
-def deployment(name: str, node: str, replicas: int) -> JSON:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": {"app": "bench"}},
-            "template": {
-                "metadata": {"labels": {"app": "bench"}},
-                "spec": {**placement(node), "containers": [CONTAINER]},
-            },
-        },
     }
 
 
@@ -345,62 +343,84 @@ def wait_node_ready(kube: KubeClient, node: str, daemon: subprocess.Popen[bytes]
 # ---- one run ---------------------------------------------------------------------------------------------
 
 
-def run_one(cluster: Cluster, args: argparse.Namespace, mode: str, workload: str, n: int, out: Path) -> JSON:
-    """One burst: fresh fake + daemon, N pods up, steady window, all down. Returns the summarized result."""
-    name = f"{mode}-{workload}-{n}"
+def run_one(
+    cluster: Cluster,
+    args: argparse.Namespace,
+    mode: str,
+    workload: str,
+    n: int,
+    out: Path,
+    nodes: int = 1,
+    rnd: int | None = None,
+) -> JSON:
+    """One burst: fresh fake + daemon, N pods up, steady window, all down. Returns the summarized result.
+
+    ``nodes`` > 1 (``--nodes``): that many virtual nodes, one daemon each, all on the one fake (one ECI account)
+    and the run's namespace, the pods spread over them by spec.nodeName; the daemons' CPU is summed, their
+    peak RSS kept one by one. ``rnd``: the run is a round of the ``--nodes`` comparison (its own directory)."""
+    name = f"{mode}-{workload}-{n}" + ("" if rnd is None else f"-{nodes}n-r{rnd}")
     run_dir = out / name
     run_dir.mkdir(parents=True, exist_ok=True)
-    for stale in ("fake-eci.log", "vkeci.log"):
+    node_names = nodes_report.node_names(name, nodes)
+    logs = ["vkeci.log"] if nodes == 1 else [f"vkeci-{node[-1]}.log" for node in node_names]
+    for stale in ("fake-eci.log", *logs):
         (run_dir / stale).unlink(missing_ok=True)
-    node, namespace = f"bench-{name}", f"bench-{name}-{int(time.time())}"
+    namespace = f"bench-{name}-{int(time.time())}"
     lifecycle = args.scheduling_delay + args.pending_delay
     raw = report.Raw(mode=mode, workload=workload, pods=n, lifecycle_delay_s=lifecycle)
-    raw.notes.append(f"load average at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    load_start = list(os.getloadavg())
+    raw.notes.append(f"load average at start {' '.join(f'{x:.2f}' for x in load_start)}")
     creds = load_credentials(str(cluster.kubeconfig))
     kube = KubeClient(creds, timeout=60)
     own = OwnRequests()
     fake, endpoint = start_fake(run_dir, mode, args.scheduling_delay, args.pending_delay)
-    daemon: subprocess.Popen[bytes] | None = None
+    daemons: dict[str, subprocess.Popen[bytes]] = {}  # process name (as machine_cpu reports it) -> daemon
     tracker: Tracker | None = None
+    peaks: list[float] = []
+    env = run_settings(args, mode)
+    if mode == "limited" and nodes > 1:
+        # ECI's per-minute limits are the account's: each daemon takes an equal share (README "High availability").
+        env = {"VKECI_ECI_RATE_SHARE": f"{1 / nodes:.6f}", **env}
     try:
-        daemon = start_daemon(
-            run_dir, cluster.kubeconfig, endpoint, node, run_settings(args, mode), Path(args.daemon_src), args.memory
-        )
-        wait_node_ready(kube, node, daemon, 60)
+        for node, log in zip(node_names, logs, strict=True):
+            key = "vkeci" if nodes == 1 else f"vkeci-{node[-1]}"
+            src = Path(args.daemon_src)
+            daemons[key] = start_daemon(run_dir, cluster.kubeconfig, endpoint, node, env, src, args.memory, log)
+        for node, daemon in zip(node_names, daemons.values(), strict=True):
+            wait_node_ready(kube, node, daemon, 60)
         kube.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
         wait_default_sa(kube, namespace)
         tracker = Tracker(KubeClient(creds, timeout=60), namespace, own).start()
         time.sleep(1.0)  # let the watch open before the first create
-        profiler = start_profiler(args, daemon.pid, run_dir)
+        first = next(iter(daemons.values()))
+        profiler = start_profiler(args, first.pid, run_dir)
 
         def snapshot(phase: str) -> None:
             raw.eci[phase] = fake_get(endpoint, "calls")
             raw.own_kube[phase] = own.snapshot()
             raw.kube[phase] = apiserver_totals(kube)
-            assert daemon is not None
-            raw.cpu_s[phase] = cpu_seconds(daemon.pid)
-            raw.rss_mb[phase] = memory_mb(daemon.pid, "VmRSS")
-            raw.proc_cpu_s[phase] = machine_cpu(cluster, {"vkeci": daemon.pid, "fake-eci": fake.pid})
+            raw.cpu_s[phase] = sum(cpu_seconds(d.pid) for d in daemons.values())
+            raw.rss_mb[phase] = sum(memory_mb(d.pid, "VmRSS") for d in daemons.values())
+            pids = {key: d.pid for key, d in daemons.items()}
+            raw.proc_cpu_s[phase] = machine_cpu(cluster, {**pids, "fake-eci": fake.pid})
 
         snapshot("start")
-        say(f"{name}: creating {n} pods ({workload})")
+        say(f"{name}: creating {n} pods ({workload}) on {', '.join(node_names)}")
         raw.t_start = time.monotonic()
         if workload == "bare":
-            create_bare(kube, own, namespace, node, n, args.create_threads, raw)
+            create_bare(kube, own, namespace, node_names, n, args.create_threads, raw)
         else:
             own.add("POST", "deployments")
-            kube.post(f"/apis/apps/v1/namespaces/{namespace}/deployments", deployment("bench", node, n))
+            kube.post(f"/apis/apps/v1/namespaces/{namespace}/deployments", nginx_deployment("bench", node_names[0], n))
         deadline = raw.t_start + args.timeout
-        last = -1
         while time.monotonic() < deadline:
             created, ready, _ = tracker.counts()
-            if ready != last:
-                last = ready
             if created >= n and ready >= n:
                 raw.t_all_running = time.monotonic()
                 break
-            if daemon.poll() is not None:
-                raw.notes.append(f"vkeci run exited with {daemon.returncode} during the burst")
+            exited = [key for key, d in daemons.items() if d.poll() is not None]
+            if exited:
+                raw.notes.append(f"{', '.join(exited)} (vkeci run) exited during the burst")
                 break
             time.sleep(0.1)
         with tracker.lock:
@@ -419,7 +439,7 @@ def run_one(cluster: Cluster, args: argparse.Namespace, mode: str, workload: str
         stop_profiler(profiler)
         group_times(endpoint, raw)
         if args.memory:
-            daemon.send_signal(signal.SIGUSR1)
+            first.send_signal(signal.SIGUSR1)
             time.sleep(10)  # the snapshot is taken on the daemon's main thread, within a second or so
         if args.steady > 0 and raw.t_all_running is not None:
             say(f"{name}: steady state for {args.steady:.0f} s")
@@ -449,15 +469,18 @@ def run_one(cluster: Cluster, args: argparse.Namespace, mode: str, workload: str
         say(f"{name}: ECI empty after {(raw.t_eci_empty or time.monotonic()) - raw.t_delete_start:.1f} s")
         raw.notes.append(f"events settled {wait_events_settle(kube):.1f} s after ECI was empty")
         snapshot("end")
-        raw.peak_rss_mb = memory_mb(daemon.pid)
+        peaks = [memory_mb(d.pid) for d in daemons.values()]
+        raw.peak_rss_mb = max(peaks, default=0.0)
         raw.notes.append(f"load average at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         if tracker is not None:
             tracker.stop.set()
-        stop_process(daemon)
+        for daemon in daemons.values():
+            stop_process(daemon)
         stop_process(fake)
-        with contextlib.suppress(KubeError):
-            kube.delete(f"/api/v1/nodes/{node}")
+        for node in node_names:
+            with contextlib.suppress(KubeError):
+                kube.delete(f"/api/v1/nodes/{node}")
         delete_namespace(kube, namespace)
     result = report.summarize(raw)
     result["curve"] = report.running_curve(raw.created, raw.running, raw.t_start)
@@ -465,10 +488,21 @@ def run_one(cluster: Cluster, args: argparse.Namespace, mode: str, workload: str
     result["settings"] = {
         "scheduling_delay_s": args.scheduling_delay,
         "pending_delay_s": args.pending_delay,
-        "daemon_env": run_settings(args, mode),
+        "daemon_env": env,
         "create_threads": args.create_threads,
         "daemon_src": args.daemon_src,
     }
+    whole_cpu = report.counter_delta(raw.proc_cpu_s.get("start", {}), raw.proc_cpu_s.get("end", {}))
+    create_cpu = report.counter_delta(raw.proc_cpu_s.get("start", {}), raw.proc_cpu_s.get("running", {}))
+    result.update(
+        subject=nodes_report.subject(mode, nodes),
+        nodes=nodes,
+        round=rnd,
+        load_start=load_start,
+        daemon_peak_rss_mb_each=[round(p, 1) for p in peaks],
+        apiserver_cpu_s_per_pod=round(whole_cpu.get("kube-apiserver", 0.0) / n, 5),
+        fake_cpu_s_per_pod=round(create_cpu.get("fake-eci", 0.0) / n, 5),
+    )
     result["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     (run_dir / "result.json").write_text(json.dumps(result, indent=1))
     plot(result, run_dir / "running.png")
@@ -530,13 +564,16 @@ def _retrying(call: Any, attempts: int = 5) -> Any:
     return None
 
 
-def create_bare(kube: KubeClient, own: OwnRequests, namespace: str, node: str, n: int, threads: int, raw: Any) -> None:
-    """POST n bound pods from ``threads`` threads; ``raw.t_last_create`` is when the last one returned."""
+def create_bare(
+    kube: KubeClient, own: OwnRequests, namespace: str, nodes: Sequence[str], n: int, threads: int, raw: Any
+) -> None:
+    """POST n pods bound to ``nodes`` (round-robin) from ``threads`` threads; ``raw.t_last_create`` is when
+    the last one returned."""
     path = pod_path(namespace)
 
     def one(i: int) -> None:
         own.add("POST", "pods")
-        _retrying(lambda: kube.post(path, bare_pod(f"bench-{i:05d}", node)))
+        _retrying(lambda: kube.post(path, bare_pod(f"bench-{i:05d}", nodes_report.node_of(i, nodes))))
 
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(one, range(n)))
@@ -639,8 +676,13 @@ def save(results_path: Path, result: JSON) -> dict[str, JSON]:
 
 def write_markdown(path: Path, runs: dict[str, JSON]) -> None:
     table = report.markdown_table([{k: v for k, v in r.items() if k != "curve"} for r in runs.values()])
+    write_table(path, table)
+
+
+def write_table(path: Path, table: str, begin: str = report.TABLE_BEGIN, end: str = report.TABLE_END) -> None:
+    """Put ``table`` between the markers of the Markdown file at ``path`` (created when missing)."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    path.write_text(report.replace_table(text, table))
+    path.write_text(report.replace_table(text, table, begin, end))
 
 
 @contextlib.contextmanager
@@ -668,9 +710,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100,1000,5000", help="comma-separated pod counts")
     parser.add_argument(
-        "--mode", default="unlimited,limited", help="unlimited and/or limited (ECI's per-minute limits)"
+        "--mode", help="unlimited and/or limited (ECI's per-minute limits); default both, with --nodes unlimited"
     )
-    parser.add_argument("--workload", default="bare,deployment", help="bare and/or deployment")
+    parser.add_argument("--workload", help="bare and/or deployment; default both, with --nodes bare (the only one)")
+    parser.add_argument(
+        "--nodes",
+        help="compare node counts, e.g. 1,2: per count that many virtual nodes, one daemon each, on one fake ECI "
+        "account, the bare pods spread over them; runs interleaved, results in <out>/nodes/, their own table",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="with --nodes: rounds (the table shows medians)")
     parser.add_argument(
         "--limited-max", type=int, default=1000, help="skip limited-mode runs above this N (they take N/1000 min)"
     )
@@ -705,8 +753,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     except ValueError:
         parser.error(f"--sizes {args.sizes!r}: expected comma-separated whole numbers such as 100,1000")
-    args.modes = [m.strip() for m in args.mode.split(",") if m.strip()]
-    args.workloads = [w.strip() for w in args.workload.split(",") if w.strip()]
+    try:
+        args.node_counts = [int(k) for k in (args.nodes or "").split(",") if k.strip()]
+    except ValueError:
+        parser.error(f"--nodes {args.nodes!r}: expected comma-separated node counts such as 1,2")
+    if args.nodes is not None:
+        if not args.node_counts or min(args.node_counts) < 1 or max(args.node_counts) > 26:
+            parser.error(f"--nodes {args.nodes!r}: expected node counts from 1 to 26")
+        if args.workload not in (None, "bare"):
+            parser.error("--nodes spreads bare pods by spec.nodeName: --workload bare only")
+        if args.memory or args.profile:
+            parser.error("--memory and --profile watch one daemon: not with --nodes")
+        if args.rounds < 1:
+            parser.error("--rounds: at least 1")
+    nodes = args.nodes is not None
+    args.modes = [m.strip() for m in (args.mode or ("unlimited" if nodes else "unlimited,limited")).split(",")]
+    args.workloads = [w.strip() for w in (args.workload or ("bare" if nodes else "bare,deployment")).split(",")]
+    args.modes, args.workloads = [m for m in args.modes if m], [w for w in args.workloads if w]
     if not set(args.modes) <= {"unlimited", "limited"}:
         parser.error(f"--mode {args.mode!r}: expected unlimited, limited or both")
     if not set(args.workloads) <= {"bare", "deployment"}:
@@ -719,6 +782,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.node_counts:
+        return compare_nodes(args, out)
     plan = [
         (mode, workload, n)
         for mode in args.modes
@@ -737,6 +802,34 @@ def main(argv: list[str] | None = None) -> int:
             }
             say(f"{mode}/{workload}/{n}: {json.dumps(brief)}")
     say(f"results in {out / 'results.json'}; table in {args.markdown}")
+    return 0
+
+
+def compare_nodes(args: argparse.Namespace, out: Path) -> int:
+    """``--nodes``: every mode, size and node count once per round, interleaved on one control plane; the
+    session's results (only this session's: one control plane) in <out>/nodes/results.json and their table."""
+    runs = [
+        (rnd, mode, n, k)
+        for mode in args.modes
+        for rnd, n, k in nodes_report.plan(args.node_counts, args.sizes, args.rounds)
+        if not (mode == "limited" and n > args.limited_max)
+    ]
+    say("plan: " + ", ".join(f"r{rnd}/{mode}/{n}/{k} node(s)" for rnd, mode, n, k in runs))
+    nodes_out = out / "nodes"
+    nodes_out.mkdir(parents=True, exist_ok=True)
+    results: list[JSON] = []
+    with control_plane(out) as cluster:
+        for rnd, mode, n, k in runs:
+            result = run_one(cluster, args, mode, "bare", n, nodes_out, nodes=k, rnd=rnd)
+            results.append({key: v for key, v in result.items() if key != "curve"})
+            (nodes_out / "results.json").write_text(json.dumps({"machine": machine(), "runs": results}, indent=1))
+            table = nodes_report.markdown(results)
+            write_table(Path(args.markdown), table, nodes_report.TABLE_BEGIN, nodes_report.TABLE_END)
+            brief = {key: result.get(key) for key in ("pods_per_s_running", "running_after_last_create_s", "latency_s")}
+            brief["cpu_s_per_pod"] = (result.get("daemon_cpu_s_per_pod") or {}).get("create_phase")
+            brief["rss_mb_each"] = result.get("daemon_peak_rss_mb_each")
+            say(f"r{rnd}/{mode}/{n}/{k} node(s): {json.dumps(brief)}")
+    say(f"results in {nodes_out / 'results.json'}; table in {args.markdown}")
     return 0
 
 

@@ -151,7 +151,7 @@ def run_one(cluster: Cluster, args: argparse.Namespace, daemon_name: str, n: int
         snapshot("start")
         say(f"{name}: creating {n} pods")
         raw.t_start = time.monotonic()
-        bench.create_bare(kube, own, namespace, node, n, args.create_threads, raw)
+        bench.create_bare(kube, own, namespace, [node], n, args.create_threads, raw)
         deadline = raw.t_start + args.timeout
         while time.monotonic() < deadline:
             created, ready, _ = tracker.counts()
