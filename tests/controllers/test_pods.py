@@ -406,11 +406,15 @@ def test_a_status_someone_else_overwrote_is_put_back_on_the_pods_next_sync(world
     kube.pods["web"]["status"] = {"phase": "Pending", "reason": "NodeNotReady"}
     load(ctl, kube)  # the watch delivers the overwritten pod
     ctl.sync("ns/web")
+    calls = len(eci.calls)
+    ctl.poll_status(full=False)  # the next tick describes the group again, though no listing changed
     assert kube.pods["web"]["status"]["phase"] == "Running"
-    writes = len(kube.writes)
+    assert eci.calls[calls:].count("DescribeContainerGroups") == 1
+    writes, calls = len(kube.writes), len(eci.calls)
     load(ctl, kube)
-    ctl.sync("ns/web")  # nothing differs now: nothing is written
-    assert kube.writes[writes:] == []
+    ctl.sync("ns/web")  # nothing differs now: nothing is described or written
+    ctl.poll_status(full=False)
+    assert kube.writes[writes:] == [] and "DescribeContainerGroups" not in eci.calls[calls:]
 
 
 def test_api_error_is_never_taken_for_a_lost_group(world):

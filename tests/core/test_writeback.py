@@ -66,3 +66,16 @@ def test_a_new_address_replaces_the_old_one_in_the_status_patch():
     assert patch["hostIPs"] == [{"ip": "10.1.0.11"}, {"ip": "10.1.0.10", "$patch": "delete"}]
     assert patch["podIP"] == "10.1.0.11" and patch["phase"] == "Running"
     assert with_stale_ips_deleted(new, new) == new
+
+
+def test_the_verdict_is_the_phase_and_the_ready_condition():
+    from vkeci.core.writeback import verdict
+
+    running = {
+        "phase": "Running",
+        "conditions": [{"type": "Initialized", "status": "True"}, {"type": "Ready", "status": "True"}],
+    }
+    assert verdict(running) == ("Running", "True")
+    marked = {**running, "conditions": [{"type": "Ready", "status": "False", "reason": "NodeNotReady"}]}
+    assert verdict(marked) == ("Running", "False") != verdict(running)
+    assert verdict({}) == ("", "")

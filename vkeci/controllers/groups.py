@@ -2,7 +2,7 @@
 
 ``GroupIndex`` owns one lock; it guards the index (which records exist), the UID sets and the
 pending restarts, never a record's fields: those belong to whoever writes them (pod sync:
-``annotated``; status sync: ``group``, ``pod_status``, ``finished_at`` and the listing marks; the
+``annotated``; status sync: ``group``, ``verdict``, ``finished_at`` and the listing marks; the
 event recorder: ``events``).
 
 A pod whose group was deleted outside vk-eci and is to get a new one has a ``Restart`` here from
@@ -18,7 +18,7 @@ from typing import Any
 
 from vkeci.core.restarts import BACKOFF_RESET, BackOff, next_restart
 from vkeci.core.status import group_settled, group_terminal
-from vkeci.core.writeback import write_back_annotations
+from vkeci.core.writeback import Verdict, write_back_annotations
 
 JSON = dict[str, Any]
 
@@ -35,10 +35,11 @@ class GroupRecord:
     attempt: int = 0  # which of the pod's groups this is (core.identity: attempt N, its ClientToken)
     token: str = ""  # the ClientToken it was created with ("" when adopted: the pod UID's of attempt 0)
     group: JSON | None = None  # a summary of the last describe (core.writeback.group_summary)
-    # The pod status the last describe gave (written, or already on the pod). Someone else may write
-    # over it (the node lifecycle controller marks every pod Ready=False while the node is NotReady,
-    # for example during a leader take-over); the pod's next sync writes it back.
-    pod_status: JSON | None = None
+    # The phase and Ready of the pod status the last describe gave (written, or already on the pod).
+    # Someone else may write over it (the node lifecycle controller marks every pod Ready=False while the
+    # node is NotReady, for example during a leader take-over); the pod's next sync then has the group
+    # described again, and the status written back.
+    verdict: Verdict | None = None
     annotated: bool = False
     finished_at: float = 0.0  # when ECI reported the group finished (clock of the controller)
     events: set[str] = field(default_factory=set)

@@ -42,7 +42,7 @@ from vkeci.core.problems import Missing, Rejected, TranslationError
 from vkeci.core.restarts import restart_policy
 from vkeci.core.status import DELETED_REASON, TERMINAL, deleted_message, env_error, restart_annotations
 from vkeci.core.translate import DAEMONSET_MESSAGE, DAEMONSET_REASON, is_daemonset_pod
-from vkeci.core.writeback import GROUP_ID_ANNOTATION, image_drift, missing_annotations
+from vkeci.core.writeback import GROUP_ID_ANNOTATION, image_drift, missing_annotations, verdict
 from vkeci.log import fields, get_logger
 
 log = get_logger("pods")
@@ -111,9 +111,8 @@ class PodSync(Part):
             return None
         record = self.groups.get(uid)
         if record is not None:
-            if record.pod_status is not None:
-                # Put back a status someone else wrote over (the write is skipped when nothing differs).
-                self.writer.write(pod, record.pod_status)
+            if record.verdict is not None and record.verdict != verdict(status):
+                self.status.describe_again(record.group_id)  # someone else wrote over our status
             if record.group is not None and not record.annotated:
                 self._annotate(pod, record)
             if record.group is not None:

@@ -51,7 +51,7 @@ from vkeci.core.identity import tag_map, uid_of
 from vkeci.core.restarts import restart_policy, restarts_after_loss
 from vkeci.core.status import DELETED_REASON, TERMINAL, deleted_message
 from vkeci.core.times import parse
-from vkeci.core.writeback import group_summary, missing_annotations, status_changed, with_stale_ips_deleted
+from vkeci.core.writeback import group_summary, missing_annotations, status_changed, verdict, with_stale_ips_deleted
 from vkeci.log import fields, get_logger
 from vkeci.metrics import Metrics
 
@@ -112,6 +112,13 @@ class StatusSync(Part):
         self._last_presence = 0.0
         self._wake = threading.Event()
         self._stop: threading.Event | None = None  # the status thread's, once it runs: a page retry ends with it
+
+    def describe_again(self, group_id: str) -> None:
+        """Someone else wrote over the status of this group's pod: describe it at the next tick (soon: a
+        backlog makes the ticks quick), and write the status back."""
+        with self._lock:
+            self.backlog.setdefault(group_id, (None, None))
+        self._wake.set()
 
     def wake(self) -> None:
         """A group was just created: the status loop ticks soon (batching the creates of a burst)."""
@@ -286,7 +293,7 @@ class StatusSync(Part):
         now = utcnow()
         annotations = {} if record.annotated else missing_annotations(pod, record.annotations())
         status = self.translator.pod_status(pod, group, now)
-        record.pod_status = status
+        record.verdict = verdict(status)
         written = self.writer.write(pod, status, annotations=annotations)
         if written or not annotations:
             record.annotated = True

@@ -1,6 +1,7 @@
 """What the daemon writes back onto a pod besides its status: Alibaba's ``k8s.aliyun.com/*``
-annotations, the summary of a group it keeps, the image-drift warning, and whether a status
-write would change anything. Pure functions of the pod and the described group.
+annotations, the summary of a group it keeps, the image-drift warning, whether a status
+write would change anything, and the verdict that tells whether someone else wrote over a status.
+Pure functions of the pod and the described group.
 """
 
 from __future__ import annotations
@@ -19,6 +20,17 @@ GROUP_ID_ANNOTATION = PREFIX + _GROUP_ID  # on a pod once its group was describe
 
 def _same_condition(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     return all(old.get(k) == v for k, v in new.items() if k not in _VOLATILE)
+
+
+Verdict = tuple[str, str]
+
+
+def verdict(status: Mapping[str, Any]) -> Verdict:
+    """A status's phase and Ready condition: what other writers change (the node lifecycle controller sets
+    Ready=False on every pod of a NotReady node). Kept per group instead of the whole status: 4.1 KB of
+    Python objects per pod, 20 MB at 5,000 pods, against a shared tuple."""
+    ready = next((c for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    return str(status.get("phase") or ""), str((ready or {}).get("status") or "")
 
 
 def status_changed(current: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
