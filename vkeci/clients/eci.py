@@ -306,7 +306,7 @@ class EciClient:
         action's ``Params``, then builds a response model that the callers turned back into a dict
         (``to_map``). The hot calls start here from the dict the model was built from, with the same
         flattening, Params, signing and transport, and keep the decoded body: the model round trips were
-        40-55 % of the client CPU of a status listing and 10-50 % of a describe (BENCHMARKS.md, issue 18).
+        60 % of a status listing's client CPU and a third of a describe's (BENCHMARKS.md, issue 18 cuts).
         The query is the one the model path sends (``tests/clients/test_eci.py`` checks it field by field
         for generated pods and every call below)."""
         params = self._params.get(action)
