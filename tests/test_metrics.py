@@ -111,10 +111,10 @@ class Sdk:
     def describe_regions(self, req):
         return SimpleNamespace(body=None)
 
-    def create_container_group(self, req):
-        raise ClientException(code="Throttling.User", message="slow down", status_code=400)
-
-    def delete_container_group(self, req):
+    def call_api(self, params, request, runtime):
+        if params.action == "CreateContainerGroup":
+            raise ClientException(code="Throttling.User", message="slow down", status_code=400)
+        assert params.action == "DeleteContainerGroup"
         raise ClientException(code="InvalidContainerGroup.NotFound", message="gone", status_code=404)
 
     def describe_container_log(self, req):

@@ -1,14 +1,18 @@
 """The ECI client: error classification, NoStock fallback, paging, id batching."""
 
+import copy
 import json
 import logging
 from types import SimpleNamespace
 
 import pytest
 from alibabacloud_tea_openapi.exceptions import ClientException, ServerException, ThrottlingException
+from hypothesis import HealthCheck, given, settings
 
+from tests.core.pod_strategies import scenarios
 from vkeci.clients.eci import EciClient, EciError, chunks, classify
 from vkeci.core.identity import tag_map
+from vkeci.core.translate import pod_to_request
 
 
 def test_classify_sdk_exceptions():
@@ -36,24 +40,29 @@ class Body:
 
 
 class StubClient:
+    """The SDK client as EciClient's calls use it: ``call_api`` with the action and the flattened query."""
+
     def __init__(self):
         self.creates = []
         self.describes = []
 
-    def create_container_group(self, req):
-        self.creates.append(req.v_switch_id)
-        if req.v_switch_id.startswith("vsw-a"):
-            raise ClientException(code="OperationDenied.NoStock", message="sold out", status_code=403)
-        return SimpleNamespace(body=Body({}, container_group_id="eci-1", request_id="R"))
+    def call_api(self, params, request, runtime):
+        return {"body": getattr(self, params.action)(request.query), "statusCode": 200}
 
-    def describe_container_groups(self, req):
-        self.describes.append(req)
-        if req.container_group_ids:
-            ids = json.loads(req.container_group_ids)
-            return SimpleNamespace(body=Body({"ContainerGroups": [{"ContainerGroupId": i} for i in ids]}))
-        page = int(req.next_token or 0)
+    def CreateContainerGroup(self, query):
+        self.creates.append(query["VSwitchId"])
+        if query["VSwitchId"].startswith("vsw-a"):
+            raise ClientException(code="OperationDenied.NoStock", message="sold out", status_code=403)
+        return {"ContainerGroupId": "eci-1", "RequestId": "R"}
+
+    def DescribeContainerGroups(self, query):
+        self.describes.append(query)
+        if query.get("ContainerGroupIds"):
+            ids = json.loads(query["ContainerGroupIds"])
+            return {"ContainerGroups": [{"ContainerGroupId": i} for i in ids]}
+        page = int(query.get("NextToken") or 0)
         token = str(page + 1) if page < 2 else ""
-        return SimpleNamespace(body=Body({"ContainerGroups": [{"ContainerGroupId": f"g{page}"}], "NextToken": token}))
+        return {"ContainerGroups": [{"ContainerGroupId": f"g{page}"}], "NextToken": token}
 
 
 def test_no_stock_moves_to_the_next_vswitch():
@@ -80,7 +89,7 @@ def test_list_pages_and_describe_batches_of_20():
     described = provider.describe([f"eci-{i}" for i in range(45)])
     assert len(described) == 45
     assert provider.calls["DescribeContainerGroups"] == 3 + 3
-    assert all(len(json.loads(r.container_group_ids)) <= 20 for r in client.describes[3:])
+    assert all(len(json.loads(r["ContainerGroupIds"])) <= 20 for r in client.describes[3:])
 
 
 def test_helpers():
@@ -215,15 +224,17 @@ class FlakyPages:
         self.calls = 0
         self.tokens = []
 
-    def describe_container_groups(self, req):
+    def call_api(self, params, request, runtime):
+        assert params.action == "DescribeContainerGroups"
         self.calls += 1
         if self.calls % 3 == 0:
             raise ServerException(code="ServiceUnavailable", message="try later", status_code=503)
-        self.tokens.append(req.next_token)
-        page = int(req.next_token or 0)
-        token = str(page + 1) if page < 14 else ""
+        token = request.query.get("NextToken")
+        self.tokens.append(token)
+        page = int(token or 0)
+        following = str(page + 1) if page < 14 else ""
         groups = [{"ContainerGroupId": f"g{page}-{i}"} for i in range(20)]
-        return SimpleNamespace(body=Body({"ContainerGroups": groups, "NextToken": token}))
+        return {"body": {"ContainerGroups": groups, "NextToken": following}}
 
 
 def test_the_client_never_retries_a_failed_page_on_its_own():
@@ -245,3 +256,118 @@ def test_a_listing_whose_pages_fail_a_third_of_the_time_completes_with_the_contr
     assert len(groups) == 300 and len({g["ContainerGroupId"] for g in groups}) == 300
     assert client.tokens == [None, *map(str, range(1, 15))]  # each page answered once, resumed at its NextToken
     assert provider.calls["DescribeContainerGroups"] == client.calls == 22  # 15 pages + 7 failed calls, each counted
+
+
+# ---- the calls send what the SDK's generated methods send ----------------------------------------------
+
+
+def recording_sdk():
+    """A real SDK client whose ``call_api`` (where every generated method ends) records what it is given."""
+    from vkeci.clients.eci import new_client
+    from vkeci.config import Config, Secret
+
+    config = Config(
+        region="cn-hangzhou",
+        access_key_id=Secret("a"),
+        access_key_secret=Secret("b"),
+        eci_endpoint="127.0.0.1:1",
+        eci_protocol="http",
+    )
+    sdk = new_client(config)
+    sent = []
+
+    def call_api(params, request, runtime):
+        sent.append((params.to_map(), dict(request.query), request.body, request.headers))
+        body = {"ContainerGroupId": "eci-1", "RequestId": "R", "ContainerGroups": [], "Data": [], "NextToken": ""}
+        return {"body": body, "headers": {}, "statusCode": 200}
+
+    sdk.call_api = call_api
+    return sdk, sent
+
+
+def via_models(request_map):
+    """What the SDK's generated method sends for a CreateContainerGroup built from ``request_map``."""
+    from alibabacloud_eci20180808 import models
+
+    sdk, sent = recording_sdk()
+    sdk.create_container_group(models.CreateContainerGroupRequest().from_map(copy.deepcopy(request_map)))
+    return sent
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_a_create_sends_the_query_the_sdks_model_would_send(scenario):
+    request = pod_to_request(scenario.pod, scenario.objects, scenario.defaults)
+    request["RegionId"] = "cn-hangzhou"
+    sdk, sent = recording_sdk()
+    assert EciClient(sdk, "cn-hangzhou").create(copy.deepcopy(request)) == ("eci-1", "R")
+    assert sent == via_models(request)
+
+
+def test_deletes_describes_and_listings_send_the_query_the_sdks_models_would_send():
+    from alibabacloud_eci20180808 import models as m
+
+    tags = [{"Key": "NodeName", "Value": "vk"}, {"Key": "Cluster", "Value": "c"}]
+    expected_sdk, expected = recording_sdk()
+    tag = m.DescribeContainerGroupsRequestTag
+    expected_sdk.delete_container_group(m.DeleteContainerGroupRequest(region_id="cn-hangzhou", container_group_id="g"))
+    for with_event in (True, False):
+        expected_sdk.describe_container_groups(
+            m.DescribeContainerGroupsRequest(
+                region_id="cn-hangzhou", container_group_ids='["a", "b"]', limit=20, with_event=with_event
+            )
+        )
+    for with_event in (None, True):
+        expected_sdk.describe_container_groups(
+            m.DescribeContainerGroupsRequest(
+                region_id="cn-hangzhou",
+                limit=20,
+                next_token=None,
+                tag=[tag(key=t["Key"], value=t["Value"]) for t in tags],
+                with_event=with_event,
+            )
+        )
+    for since in (None, 30):
+        expected_sdk.describe_container_group_status(
+            m.DescribeContainerGroupStatusRequest(
+                region_id="cn-hangzhou",
+                limit=200,
+                since_second=since,
+                tag=[m.DescribeContainerGroupStatusRequestTag(key=t["Key"], value=t["Value"]) for t in tags],
+            )
+        )
+    expected_sdk.describe_container_group_events(
+        m.DescribeContainerGroupEventsRequest(
+            region_id="cn-hangzhou",
+            limit=200,
+            since_second=30,
+            tag=[m.DescribeContainerGroupEventsRequestTag(key=t["Key"], value=t["Value"]) for t in tags],
+        )
+    )
+    sdk, sent = recording_sdk()
+    eci = EciClient(sdk, "cn-hangzhou")
+    eci.delete("g")
+    eci.describe(["b", "a", "a"])
+    eci.describe(["a", "b"], with_event=False)
+    eci.list_groups(tags)
+    eci.list_groups(tags, with_event=True)
+    eci.changed_since(tags, None)
+    eci.changed_since(tags, 30)
+    eci.events_since(tags, 30)
+    assert sent == expected
+
+
+def test_a_failed_call_keeps_the_codes_and_request_id_of_the_sdks_exception():
+    sdk, _ = recording_sdk()
+
+    def refuse(params, request, runtime):
+        raise ClientException(
+            code="InvalidParameter", message="bad vSwitch", status_code=400, request_id="RID-1", data={}
+        )
+
+    sdk.call_api = refuse
+    with pytest.raises(EciError) as info:
+        EciClient(sdk, "cn-hangzhou").create({"ContainerGroupName": "x"})
+    err = info.value
+    assert (err.code, err.status, err.request_id, err.transient) == ("InvalidParameter", 400, "RID-1", False)
+    assert "RequestId RID-1" in str(err)

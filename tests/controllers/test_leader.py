@@ -266,8 +266,8 @@ def test_eci_client_sends_no_group_change_when_the_gate_is_closed():
         def __init__(self) -> None:
             self.calls: list[str] = []
 
-        def delete_container_group(self, req):
-            self.calls.append("delete")
+        def call_api(self, params, request, runtime):
+            self.calls.append(params.action)
 
     sdk = Sdk()
     eci = EciClient(sdk, "cn-hangzhou", write_gate=lambda: False)
