@@ -97,18 +97,23 @@ def test_helpers():
     assert tag_map([{"Key": "UID", "Value": "u"}]) == {"UID": "u"}
 
 
-def test_no_answer_from_the_real_sdk_is_transient():
-    from vkeci.clients.eci import new_client
+def nobody_listening():
+    """A configuration whose ECI endpoint is 127.0.0.1:1, where nothing listens."""
     from vkeci.config import Config, Secret
 
-    config = Config(
+    return Config(
         region="cn-hangzhou",
         access_key_id=Secret("a"),
         access_key_secret=Secret("b"),
         eci_endpoint="127.0.0.1:1",
         eci_protocol="http",
     )
-    provider = EciClient(new_client(config, connect_timeout_ms=500, read_timeout_ms=500), "cn-hangzhou")
+
+
+def test_no_answer_from_the_real_sdk_is_transient():
+    from vkeci.clients.eci import new_client
+
+    provider = EciClient(new_client(nobody_listening(), connect_timeout_ms=500, read_timeout_ms=500), "cn-hangzhou")
     with pytest.raises(EciError) as info:
         provider.ping()
     assert info.value.transient and info.value.code == "NoResponse"
@@ -264,16 +269,8 @@ def test_a_listing_whose_pages_fail_a_third_of_the_time_completes_with_the_contr
 def recording_sdk():
     """A real SDK client whose ``call_api`` (where every generated method ends) records what it is given."""
     from vkeci.clients.eci import new_client
-    from vkeci.config import Config, Secret
 
-    config = Config(
-        region="cn-hangzhou",
-        access_key_id=Secret("a"),
-        access_key_secret=Secret("b"),
-        eci_endpoint="127.0.0.1:1",
-        eci_protocol="http",
-    )
-    sdk = new_client(config)
+    sdk = new_client(nobody_listening())
     sent = []
 
     def call_api(params, request, runtime):
