@@ -33,6 +33,22 @@ def test_errors_carry_status_and_reason():
     assert responses.calls[0].request.headers["Content-Type"] == "application/strategic-merge-patch+json"
 
 
+@responses.activate
+def test_a_403_says_where_the_permission_is_granted():
+    # The API server's message names the user, verb and resource; the admin at 3 a.m. needs where to fix it.
+    message = (
+        'pods "web" is forbidden: User "system:serviceaccount:vkeci-system:vkeci" cannot patch resource "pods/status"'
+    )
+    responses.patch(
+        HOST + "/api/v1/namespaces/ns/pods/web/status", status=403, json={"reason": "Forbidden", "message": message}
+    )
+    with pytest.raises(KubeError) as info:
+        client().patch("/api/v1/namespaces/ns/pods/web/status", {"status": {}})
+    text = str(info.value)
+    assert info.value.forbidden and message in text
+    assert "RBAC" in text and "deploy/" in text and "vkeci check" in text
+
+
 def test_unreachable_is_status_zero():
     kube = KubeClient(Credentials(host="http://127.0.0.1:1"), timeout=1, connect_timeout=0.5)
     with pytest.raises(KubeError) as info:

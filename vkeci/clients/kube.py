@@ -42,7 +42,14 @@ class KubeError(Exception):
         self.method = method
         self.path = path
         where = f"{method} {path}: " if method else ""
-        super().__init__(f"{where}{status} {reason}: {message}" if status else f"{where}{message}")
+        text = f"{where}{status} {reason}: {message}" if status else f"{where}{message}"
+        if status == 403:
+            # The API server names the user, verb and resource; what the admin needs next is where to fix it.
+            text += (
+                ' (RBAC does not allow this identity to do it: the Roles are in deploy/, see README "Install in a'
+                ' cluster", RBAC; for the daemon, `vkeci check` lists every permission it lacks)'
+            )
+        super().__init__(text)
 
     @property
     def not_found(self) -> bool:
@@ -55,6 +62,10 @@ class KubeError(Exception):
     @property
     def gone(self) -> bool:
         return self.status == 410
+
+    @property
+    def forbidden(self) -> bool:
+        return self.status == 403
 
 
 @dataclass(frozen=True)

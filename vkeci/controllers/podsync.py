@@ -77,8 +77,9 @@ class PodSync(Part):
                 self.metrics.queue_retries.labels(_error_class(exc)).inc()
                 # Expected failures (ECI or API errors, objects not there yet) need no traceback.
                 expected = isinstance(exc, (EciError, KubeError, TranslationError))
+                forbidden = isinstance(exc, KubeError) and exc.forbidden  # the admin must act: not just info
                 log.log(
-                    logging.INFO if expected else logging.ERROR,
+                    logging.WARNING if forbidden else logging.INFO if expected else logging.ERROR,
                     "pod sync failed, will retry",
                     extra=fields(pod=key, error=str(exc), retry_in=round(delay, 2)),
                     exc_info=not expected,
