@@ -262,19 +262,56 @@ def test_kube_client_sends_no_write_when_the_gate_is_closed_and_reads_still():
 
 
 def test_eci_client_sends_no_group_change_when_the_gate_is_closed():
-    class Sdk:
-        def __init__(self) -> None:
-            self.calls: list[str] = []
+    # The real SDK, to an endpoint where nothing listens: the gate is asked in the HTTP adapter, right before
+    # the send (``clients.sendgate``), so a closed gate is NotLeader, never a connection attempt (NoResponse).
+    from vkeci.clients.eci import new_client
+    from vkeci.config import Secret
 
-        def call_api(self, params, request, runtime):
-            self.calls.append(params.action)
+    config = Config(
+        region="cn-hangzhou",
+        access_key_id=Secret("a"),
+        access_key_secret=Secret("b"),
+        eci_endpoint="127.0.0.1:1",
+        eci_protocol="http",
+    )
+    asked: list[bool] = []
 
-    sdk = Sdk()
-    eci = EciClient(sdk, "cn-hangzhou", write_gate=lambda: False)
+    def gate() -> bool:
+        asked.append(True)
+        return False
+
+    eci = EciClient(new_client(config, connect_timeout_ms=500, read_timeout_ms=500), "cn-hangzhou", write_gate=gate)
     with pytest.raises(EciError) as err:
         eci.delete("eci-1")
     assert err.value.code == "NotLeader" and err.value.transient
-    assert sdk.calls == [] and eci.calls == {}
+    assert len(asked) == 1  # once per write, at the send
+    with pytest.raises(EciError) as read:
+        eci.describe(["eci-1"])  # reads are never gated: this one reaches the dead endpoint
+    assert read.value.code == "NoResponse" and len(asked) == 1
+
+
+def test_the_gate_is_asked_at_the_send_not_when_the_call_starts():
+    # A replica frozen between the start of a call and its send must not send when it resumes (test_ha found
+    # one ECI create 0.07 s after the resume): the gate closing during the call keeps the request unsent.
+    from vkeci.clients import sendgate
+
+    sent: list[str] = []
+
+    class Adapter:
+        def send(self, request: str) -> str:
+            sent.append(request)
+            return "ok"
+
+    adapter = sendgate.guard_adapter(Adapter())
+    assert sendgate.guard_adapter(adapter) is adapter  # once
+    is_open = [True]
+    with sendgate.gated(lambda: is_open[0]):
+        assert adapter.send("first") == "ok"
+        is_open[0] = False  # the lease ran out mid-call
+        with pytest.raises(sendgate.GateClosed):
+            adapter.send("second")
+    assert sendgate.refused() and sent == ["first"]
+    assert adapter.send("ungated") == "ok"  # outside a gated call (reads, standbys' GETs): no check
 
 
 # ---- the settings ------------------------------------------------------------------------------------

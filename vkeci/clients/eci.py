@@ -19,7 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from vkeci import metrics
-from vkeci.clients import urlescape
+from vkeci.clients import sendgate, urlescape
 from vkeci.clients.ratelimit import EciLimiter, RateLimitTimeout
 from vkeci.config import Config
 from vkeci.log import adopt_sdk_loggers, fields, get_logger
@@ -98,6 +98,12 @@ class EciError(Exception):
         if self.no_stock:
             return "no_stock"
         return "server_error" if self.status >= 500 or self.transient else "client_error"
+
+
+def _not_leader(action: str) -> EciError:
+    return EciError(
+        action, "NotLeader", "not sent: this replica is not (or no longer) the leader of its node", transient=True
+    )
 
 
 _NOT_JSON = "Failed to parse the value as json format"  # what the SDK says about a non-JSON answer
@@ -281,17 +287,15 @@ class EciClient:
                 status=429,
                 transient=True,
             ) from None
-        if self.write_gate is not None and action in WRITE_ACTIONS and not self.write_gate():
-            raise EciError(
-                action,
-                "NotLeader",
-                "not sent: this replica is not (or no longer) the leader of its node",
-                transient=True,
-            )
+        # The leader's gate is checked at the last moment, right before the request is sent (``clients.sendgate``).
+        gate = self.write_gate if action in WRITE_ACTIONS else None
         sent = time.perf_counter()
         try:
-            result = fn()
+            with sendgate.gated(gate):
+                result = fn()
         except Exception as exc:
+            if gate is not None and sendgate.refused():
+                raise _not_leader(action) from None
             err = classify(action, exc)
             self.metrics.eci_call(action, err.outcome, sent - started, time.perf_counter() - sent)
             raise err from None
@@ -521,6 +525,7 @@ def new_client(
     from alibabacloud_tea_openapi import models as open_api_models
 
     urlescape.install()  # the SDK's long, already-escaped URLs skip urllib3's byte-by-byte re-check
+    sendgate.guard_sdk_sessions()  # a write's leader gate is checked again right before it is sent
     sdk_config = open_api_models.Config(
         credential=credential_client(config),
         region_id=config.region or None,

@@ -25,6 +25,7 @@ from requests.models import PreparedRequest
 from requests.structures import CaseInsensitiveDict
 
 from vkeci import metrics
+from vkeci.clients import sendgate
 from vkeci.clients.ratelimit import RateLimitTimeout, TokenBucket
 
 JSON = dict[str, Any]
@@ -153,7 +154,7 @@ class KubeClient:
         self.session.proxies.update(requests.utils.get_environ_proxies(credentials.host))
         # The default pool keeps 10 connections; more threads than that (workers + status writers) would
         # open and TLS-handshake a new connection for every request beyond it.
-        adapter = _OnePoolAdapter(pool_connections=1, pool_maxsize=64)
+        adapter = sendgate.guard_adapter(_OnePoolAdapter(pool_connections=1, pool_maxsize=64))
         self.session.mount("https://", adapter)
         self.session.mount("http://", adapter)
         self.session.verify = credentials.verify
@@ -247,24 +248,17 @@ class KubeClient:
                 self.metrics.kube_request(method, resource, metrics.DROPPED, waited, None, priority=self.priority)
                 message = "client-side rate limit exhausted (raise VKECI_KUBE_QPS / VKECI_KUBE_BURST)"
                 raise KubeError(429, "TooManyRequests", message, method, path) from None
-        if self.write_gate is not None and method != "GET" and not self.write_gate():
-            message = "not sent: this replica is not (or no longer) the leader of its node"
-            raise KubeError(0, "NotLeader", message, method, path)
+        # The leader's gate is checked at the last moment, right before the request is sent (``clients.sendgate``).
+        gate = self.write_gate if method != "GET" else None
         data = None if body is None else json.dumps(body).encode()
         if data is not None and content_type is None:
             content_type = "application/json"
         sent = time.perf_counter()
         try:
-            resp = self.session.send(
-                self._prepare(method, path, params, data, content_type),
-                timeout=(self.connect_timeout, timeout or self.timeout),
-                stream=stream,
-                # Explicit, because requests lets $REQUESTS_CA_BUNDLE override a session's CA.
-                verify=self.credentials.verify,
-                cert=self.session.cert,
-                proxies=self.session.proxies,
-                allow_redirects=False,  # the API server answers our paths itself
-            )
+            with sendgate.gated(gate):  # checked again right before the send (``clients.sendgate``)
+                resp = self._send(method, path, params, data, content_type, timeout, stream)
+        except sendgate.GateClosed as closed:
+            raise KubeError(0, "NotLeader", str(closed), method, path) from None
         except requests.RequestException as exc:
             took = time.perf_counter() - sent
             self.metrics.kube_request(method, resource, metrics.NO_ANSWER, sent - started, took, priority=self.priority)
@@ -275,6 +269,27 @@ class KubeClient:
         if resp.status_code >= 400:
             raise _error(resp, method, path)
         return resp
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, Any] | None,
+        data: bytes | None,
+        content_type: str | None,
+        timeout: float | None,
+        stream: bool,
+    ) -> requests.Response:
+        return self.session.send(
+            self._prepare(method, path, params, data, content_type),
+            timeout=(self.connect_timeout, timeout or self.timeout),
+            stream=stream,
+            # Explicit, because requests lets $REQUESTS_CA_BUNDLE override a session's CA.
+            verify=self.credentials.verify,
+            cert=self.session.cert,
+            proxies=self.session.proxies,
+            allow_redirects=False,  # the API server answers our paths itself
+        )
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> JSON:
         """GET a JSON object."""
