@@ -100,12 +100,6 @@ class EciError(Exception):
         return "server_error" if self.status >= 500 or self.transient else "client_error"
 
 
-def _not_leader(action: str) -> EciError:
-    return EciError(
-        action, "NotLeader", "not sent: this replica is not (or no longer) the leader of its node", transient=True
-    )
-
-
 _NOT_JSON = "Failed to parse the value as json format"  # what the SDK says about a non-JSON answer
 
 
@@ -294,8 +288,8 @@ class EciClient:
             with sendgate.gated(gate):
                 result = fn()
         except Exception as exc:
-            if gate is not None and sendgate.refused():
-                raise _not_leader(action) from None
+            if gate is not None and sendgate.refused():  # the SDK wraps the adapter's GateClosed in its own error
+                raise EciError(action, "NotLeader", sendgate.NOT_LEADER, transient=True) from None
             err = classify(action, exc)
             self.metrics.eci_call(action, err.outcome, sent - started, time.perf_counter() - sent)
             raise err from None
@@ -525,7 +519,7 @@ def new_client(
     from alibabacloud_tea_openapi import models as open_api_models
 
     urlescape.install()  # the SDK's long, already-escaped URLs skip urllib3's byte-by-byte re-check
-    sendgate.guard_sdk_sessions()  # a write's leader gate is checked again right before it is sent
+    sendgate.guard_sdk_sessions()  # a write's leader gate is asked right before it is sent
     sdk_config = open_api_models.Config(
         credential=credential_client(config),
         region_id=config.region or None,

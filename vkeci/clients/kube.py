@@ -255,8 +255,17 @@ class KubeClient:
             content_type = "application/json"
         sent = time.perf_counter()
         try:
-            with sendgate.gated(gate):  # checked again right before the send (``clients.sendgate``)
-                resp = self._send(method, path, params, data, content_type, timeout, stream)
+            with sendgate.gated(gate):
+                resp = self.session.send(
+                    self._prepare(method, path, params, data, content_type),
+                    timeout=(self.connect_timeout, timeout or self.timeout),
+                    stream=stream,
+                    # Explicit, because requests lets $REQUESTS_CA_BUNDLE override a session's CA.
+                    verify=self.credentials.verify,
+                    cert=self.session.cert,
+                    proxies=self.session.proxies,
+                    allow_redirects=False,  # the API server answers our paths itself
+                )
         except sendgate.GateClosed as closed:
             raise KubeError(0, "NotLeader", str(closed), method, path) from None
         except requests.RequestException as exc:
@@ -269,27 +278,6 @@ class KubeClient:
         if resp.status_code >= 400:
             raise _error(resp, method, path)
         return resp
-
-    def _send(
-        self,
-        method: str,
-        path: str,
-        params: dict[str, Any] | None,
-        data: bytes | None,
-        content_type: str | None,
-        timeout: float | None,
-        stream: bool,
-    ) -> requests.Response:
-        return self.session.send(
-            self._prepare(method, path, params, data, content_type),
-            timeout=(self.connect_timeout, timeout or self.timeout),
-            stream=stream,
-            # Explicit, because requests lets $REQUESTS_CA_BUNDLE override a session's CA.
-            verify=self.credentials.verify,
-            cert=self.session.cert,
-            proxies=self.session.proxies,
-            allow_redirects=False,  # the API server answers our paths itself
-        )
 
     def get(self, path: str, params: dict[str, Any] | None = None) -> JSON:
         """GET a JSON object."""

@@ -25,6 +25,9 @@ from typing import Any
 _local = threading.local()
 
 
+NOT_LEADER = "not sent: this replica is not (or no longer) the leader of its node"
+
+
 class GateClosed(Exception):
     """The write gate closed between the start of a call and its send: nothing was sent."""
 
@@ -51,7 +54,7 @@ def check_before_send() -> None:
     check = getattr(_local, "check", None)
     if check is not None and not check():
         _local.refused = True
-        raise GateClosed("not sent: this replica is not (or no longer) the leader of its node")
+        raise GateClosed(NOT_LEADER)
 
 
 def guard_adapter(adapter: Any) -> Any:
